@@ -1,0 +1,144 @@
+//! Facteur's storage layer: one `Store` trait for everything that must survive a restart — the
+//! directory (domains, accounts, aliases), mailboxes and messages, content-addressed blobs, and the
+//! outbound queue — with one conformance suite that every backend passes.
+//!
+//! Durability contract: when a write method returns `Ok`, the change is on stable storage (it survives
+//! `kill -9` and power loss). Concurrent writes are group-committed by the backend.
+//!
+//! Nothing here assumes a single process: the SQLite backend is shared by the server and the CLI, and
+//! the PostgreSQL backend (later) by several nodes.
+
+pub mod conformance;
+mod error;
+mod model;
+pub mod sqlite;
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub use error::{Result, StoreError};
+pub use message::Analysis;
+pub use model::*;
+
+/// Records of the directory: domains, accounts (with credentials and quotas) and aliases.
+/// Addresses and names passed in are expected already normalised (lowercase) by the `directory` crate.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
+    async fn domain_create(&self, name: &str) -> Result<DomainRecord>;
+    async fn domain_get(&self, name: &str) -> Result<Option<DomainRecord>>;
+    async fn domain_list(&self) -> Result<Vec<DomainRecord>>;
+    /// Refuses with `Invalid` while accounts exist in the domain; removes its aliases.
+    async fn domain_delete(&self, name: &str) -> Result<()>;
+    async fn domain_set_catchall(&self, name: &str, target: Option<&str>) -> Result<()>;
+
+    /// Creates the account and its initial mailboxes in one transaction.
+    async fn account_create(&self, account: NewAccount) -> Result<AccountRecord>;
+    async fn account_get(&self, local_part: &str, domain: &str) -> Result<Option<AccountRecord>>;
+    async fn account_get_by_id(&self, id: AccountId) -> Result<Option<AccountRecord>>;
+    async fn account_list(&self, domain: Option<&str>) -> Result<Vec<AccountRecord>>;
+    async fn account_set_password(&self, id: AccountId, password_hash: &str) -> Result<()>;
+    async fn account_set_quota(&self, id: AccountId, bytes: Option<u64>, messages: Option<u64>) -> Result<()>;
+    async fn account_set_enabled(&self, id: AccountId, enabled: bool) -> Result<()>;
+    /// Removes the account, its mailboxes and messages; blobs lose their references.
+    async fn account_delete(&self, id: AccountId) -> Result<()>;
+    async fn quota_usage(&self, id: AccountId) -> Result<QuotaUsage>;
+
+    async fn alias_create(&self, domain_id: DomainId, local_part: &str, targets: &[String]) -> Result<AliasRecord>;
+    async fn alias_get(&self, local_part: &str, domain: &str) -> Result<Option<AliasRecord>>;
+    async fn alias_list(&self, domain: Option<&str>) -> Result<Vec<AliasRecord>>;
+    async fn alias_delete(&self, local_part: &str, domain: &str) -> Result<()>;
+}
+
+/// Mailboxes and messages of one account.
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    /// Creates a mailbox; missing parents of a hierarchical name are created too (RFC 9051 §6.3.4).
+    async fn mailbox_create(&self, account: AccountId, name: &str, special_use: Option<SpecialUse>) -> Result<MailboxRecord>;
+    async fn mailbox_get(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>>;
+    async fn mailbox_get_by_id(&self, id: MailboxId) -> Result<Option<MailboxRecord>>;
+    async fn mailbox_list(&self, account: AccountId) -> Result<Vec<MailboxRecord>>;
+    /// Renames a mailbox and its children, keeping their UIDVALIDITY. Renaming INBOX moves its messages
+    /// to a new mailbox and leaves INBOX empty (RFC 9051 §6.3.6).
+    async fn mailbox_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// Deletes a mailbox and its messages (not its children; INBOX cannot be deleted).
+    async fn mailbox_delete(&self, account: AccountId, name: &str) -> Result<()>;
+    async fn mailbox_set_special_use(&self, id: MailboxId, special_use: Option<SpecialUse>) -> Result<()>;
+    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
+
+    /// Subscriptions are names, and may name mailboxes that do not exist (RFC 9051 §6.3.7).
+    async fn subscribe(&self, account: AccountId, name: &str) -> Result<()>;
+    async fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()>;
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+
+    /// Appends and enqueues durably in one group-committed transaction; all or nothing.
+    async fn commit(&self, batch: WriteBatch) -> Result<BatchResult>;
+
+    /// Metadata of the messages whose UID is in `uids`, in UID order.
+    async fn messages(&self, mailbox: MailboxId, uids: RangeInclusive<Uid>) -> Result<Vec<MessageRecord>>;
+    /// Messages whose MODSEQ is above `modseq` (CONDSTORE CHANGEDSINCE), in UID order.
+    async fn messages_changed_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<Vec<MessageRecord>>;
+    /// The cached analysis (ENVELOPE, BODYSTRUCTURE, headers) of a blob.
+    async fn analysis(&self, blob: BlobId) -> Result<Arc<Analysis>>;
+    /// Raw bytes of a blob, or of `range` of it (clamped to its length).
+    async fn blob_read(&self, blob: BlobId, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>>;
+
+    /// Changes flags and keywords, bumping MODSEQ of each changed message. With `unchanged_since`
+    /// (CONDSTORE), messages whose MODSEQ is higher are left alone and reported in `modified`.
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<FlagUpdate>;
+    /// Copies messages (sharing their blobs) into `to`; new UIDs in source UID order.
+    async fn copy(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult>;
+    /// Moves messages atomically: copy, then expunge from the source (RFC 6851).
+    async fn move_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<(CopyResult, Expunged)>;
+    async fn expunge(&self, mailbox: MailboxId, filter: ExpungeFilter) -> Result<Expunged>;
+    /// UIDs expunged with a MODSEQ above `modseq` (QRESYNC VANISHED (EARLIER)).
+    async fn expunged_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<Vec<Uid>>;
+    /// UIDs of messages whose text contains `needle` (case-insensitive), from the full-text index.
+    /// `None` when the index cannot answer this needle (e.g. too short) and the caller must scan.
+    async fn search_text(&self, mailbox: MailboxId, field: TextField, needle: &str) -> Result<Option<Vec<Uid>>>;
+
+    /// Committed changes of every account, published once durable. Receivers filter by account.
+    fn changes(&self) -> broadcast::Receiver<Change>;
+}
+
+/// The outbound queue (worked by the queue crate in a later issue).
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    async fn queue_list(&self) -> Result<Vec<QueueEntry>>;
+    async fn queue_get(&self, id: QueueId) -> Result<Option<QueueEntry>>;
+    /// Entries whose next attempt is due at `now` (unix seconds), oldest first.
+    async fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>>;
+    /// Records an attempt: new recipient states, the next attempt time and the last error.
+    async fn queue_update(&self, entry: &QueueEntry) -> Result<()>;
+    async fn queue_delete(&self, id: QueueId) -> Result<()>;
+}
+
+/// Everything a backend provides.
+#[async_trait]
+pub trait Store: DirectoryStore + MailStore + QueueStore {
+    /// Checks the database and blob references; a healthy store reports no problems.
+    async fn check_integrity(&self) -> Result<IntegrityReport>;
+    /// Name of the backend, for logs ("sqlite", "postgres").
+    fn backend(&self) -> &'static str;
+}
+
+/// Shared handle used by protocols and the CLI.
+pub type DynStore = Arc<dyn Store>;
+
+/// Unix time now, in seconds.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

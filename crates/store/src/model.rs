@@ -1,0 +1,396 @@
+//! Backend-neutral records the `Store` trait takes and returns.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub type DomainId = i64;
+pub type AccountId = i64;
+pub type MailboxId = i64;
+pub type Uid = u32;
+pub type ModSeq = u64;
+pub type QueueId = i64;
+
+/// Content address of a blob: BLAKE3 of the raw message bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobId(pub [u8; 32]);
+
+impl BlobId {
+    pub fn of(bytes: &[u8]) -> BlobId {
+        BlobId(*blake3::hash(bytes).as_bytes())
+    }
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+    pub fn from_hex(s: &str) -> Option<BlobId> {
+        blake3::Hash::from_hex(s).ok().map(|h| BlobId(*h.as_bytes()))
+    }
+}
+
+impl fmt::Debug for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobId({})", &self.to_hex()[..16])
+    }
+}
+
+// ---------------------------------------------------------------- directory records
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRecord {
+    pub id: DomainId,
+    /// Lowercase ASCII (A-labels for IDNs).
+    pub name: String,
+    /// Address that receives mail for unknown local parts of this domain.
+    pub catchall: Option<String>,
+    pub created: i64,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub id: AccountId,
+    pub domain_id: DomainId,
+    /// Lowercase local part.
+    pub local_part: String,
+    pub domain: String,
+    pub display_name: String,
+    /// PHC string (Argon2id). Never logged: `Debug` redacts it.
+    pub password_hash: String,
+    /// Storage quota in bytes; `None` means unlimited.
+    pub quota_bytes: Option<u64>,
+    /// Message-count quota; `None` means unlimited.
+    pub quota_messages: Option<u64>,
+    pub enabled: bool,
+    pub created: i64,
+}
+
+impl AccountRecord {
+    pub fn address(&self) -> String {
+        format!("{}@{}", self.local_part, self.domain)
+    }
+}
+
+impl fmt::Debug for AccountRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountRecord")
+            .field("id", &self.id)
+            .field("address", &self.address())
+            .field("display_name", &self.display_name)
+            .field("password_hash", &"<redacted>")
+            .field("quota_bytes", &self.quota_bytes)
+            .field("quota_messages", &self.quota_messages)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+pub struct NewAccount {
+    pub domain_id: DomainId,
+    pub local_part: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub quota_bytes: Option<u64>,
+    pub quota_messages: Option<u64>,
+    /// Mailboxes created with the account, e.g. INBOX, Drafts (\Drafts), Sent (\Sent)...
+    pub mailboxes: Vec<(String, Option<SpecialUse>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub id: i64,
+    pub domain_id: DomainId,
+    pub domain: String,
+    /// Lowercase local part.
+    pub local_part: String,
+    /// Full addresses, local or external.
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    pub bytes: u64,
+    pub messages: u64,
+}
+
+// ---------------------------------------------------------------- mailboxes
+
+/// RFC 6154 special-use attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpecialUse {
+    All,
+    Archive,
+    Drafts,
+    Flagged,
+    Junk,
+    Sent,
+    Trash,
+    Important,
+}
+
+impl SpecialUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpecialUse::All => "\\All",
+            SpecialUse::Archive => "\\Archive",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Flagged => "\\Flagged",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+            SpecialUse::Important => "\\Important",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SpecialUse> {
+        let all = [
+            SpecialUse::All,
+            SpecialUse::Archive,
+            SpecialUse::Drafts,
+            SpecialUse::Flagged,
+            SpecialUse::Junk,
+            SpecialUse::Sent,
+            SpecialUse::Trash,
+            SpecialUse::Important,
+        ];
+        all.into_iter().find(|u| u.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Hierarchy delimiter of mailbox names (RFC 9051 §5.1: we use `/`).
+pub const MAILBOX_DELIMITER: char = '/';
+/// The name of the inbox; matched case-insensitively (RFC 9051 §5.1).
+pub const INBOX: &str = "INBOX";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxRecord {
+    pub id: MailboxId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: Uid,
+    pub highestmodseq: ModSeq,
+    pub special_use: Option<SpecialUse>,
+}
+
+/// Counters for STATUS / SELECT.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    pub size: u64,
+    pub uidnext: Uid,
+    pub uidvalidity: u32,
+    pub highestmodseq: ModSeq,
+}
+
+// ---------------------------------------------------------------- messages
+
+/// The five system flags of RFC 9051 §2.3.2 as a bit set (`\Recent` is not stored: IMAP4rev2 drops it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, Serialize, Deserialize)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+    pub const ALL: [(Flags, &'static str); 5] = [
+        (Flags::SEEN, "\\Seen"),
+        (Flags::ANSWERED, "\\Answered"),
+        (Flags::FLAGGED, "\\Flagged"),
+        (Flags::DELETED, "\\Deleted"),
+        (Flags::DRAFT, "\\Draft"),
+    ];
+
+    pub const fn empty() -> Flags {
+        Flags(0)
+    }
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub fn minus(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Parses a system flag name case-insensitively (`\Seen`).
+    pub fn from_name(name: &str) -> Option<Flags> {
+        Flags::ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(f, _)| *f)
+    }
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::ALL.into_iter().filter(move |(f, _)| self.contains(*f)).map(|(_, n)| n)
+    }
+}
+
+/// How a STORE changes flags (RFC 9051 §6.4.6: FLAGS, +FLAGS, -FLAGS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// A message to append. `raw` is shared so one message delivered to many mailboxes is held once.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub mailbox_id: MailboxId,
+    pub raw: Arc<[u8]>,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    /// Unix seconds (IMAP INTERNALDATE).
+    pub internal_date: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub mailbox_id: MailboxId,
+    pub uidvalidity: u32,
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub blob: BlobId,
+}
+
+/// Per-message metadata, as IMAP FETCH and SEARCH need it without reading the blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: i64,
+    pub size: u64,
+    pub blob: BlobId,
+}
+
+/// Which messages an expunge removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpungeFilter {
+    /// RFC 9051 EXPUNGE / CLOSE: every message with `\Deleted`.
+    AllDeleted,
+    /// UIDPLUS `UID EXPUNGE`: only these UIDs, and only if they have `\Deleted`.
+    DeletedIn(Vec<Uid>),
+    /// These UIDs whatever their flags (POP3 UPDATE state, MOVE).
+    Uids(Vec<Uid>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlagUpdate {
+    /// Messages whose flags changed, with their new state.
+    pub updated: Vec<MessageRecord>,
+    /// CONDSTORE (RFC 7162 §3.1.3): UIDs not changed because their MODSEQ was above UNCHANGEDSINCE.
+    pub modified: Vec<Uid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CopyResult {
+    pub uidvalidity: u32,
+    /// (source UID, destination UID) pairs in source UID order.
+    pub mapping: Vec<(Uid, Uid)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Expunged {
+    pub uids: Vec<Uid>,
+    pub modseq: ModSeq,
+}
+
+/// Where a full-text search looks (IMAP SEARCH BODY / TEXT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    Body,
+    /// Headers and body (IMAP TEXT).
+    Text,
+    Headers,
+}
+
+// ---------------------------------------------------------------- change feed
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    Appended(Vec<Uid>),
+    Flags(Vec<Uid>),
+    Expunged(Vec<Uid>),
+    MailboxCreated,
+    MailboxDeleted,
+    MailboxRenamed,
+}
+
+/// One committed change, published after its transaction is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub account_id: AccountId,
+    pub mailbox_id: MailboxId,
+    pub modseq: ModSeq,
+    pub kind: ChangeKind,
+}
+
+// ---------------------------------------------------------------- outbound queue
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecipient {
+    pub address: String,
+    /// RFC 3461 NOTIFY, as given (e.g. "SUCCESS,FAILURE"), if any.
+    pub notify: Option<String>,
+    /// RFC 3461 ORCPT, as given (addr-type;xtext), if any.
+    pub orcpt: Option<String>,
+    /// "pending", "delivered", "failed".
+    pub status: String,
+    pub last_reply: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewQueueEntry {
+    pub raw: Arc<[u8]>,
+    /// Envelope sender; empty for the null reverse-path.
+    pub sender: String,
+    pub recipients: Vec<QueueRecipient>,
+    /// RFC 3461 ENVID and RET (FULL / HDRS).
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub next_attempt: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: QueueId,
+    pub blob: BlobId,
+    pub size: u64,
+    pub sender: String,
+    pub recipients: Vec<QueueRecipient>,
+    pub envid: Option<String>,
+    pub ret: Option<String>,
+    pub created: i64,
+    pub next_attempt: i64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// One durable write: appends and queue entries committed together, so a message accepted for local
+/// and remote recipients is either wholly stored or not at all.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    pub appends: Vec<AppendRequest>,
+    pub enqueue: Vec<NewQueueEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchResult {
+    pub appended: Vec<Appended>,
+    pub queued: Vec<QueueId>,
+}
+
+/// What an integrity check found. `problems` is empty on a healthy store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IntegrityReport {
+    pub messages: u64,
+    pub blobs: u64,
+    pub problems: Vec<String>,
+    /// Blob files on disk that no row references (left by a crash between rename and commit).
+    pub orphan_files: u64,
+}

@@ -1,0 +1,228 @@
+//! The embedded backend: SQLite (WAL, `synchronous=FULL`) for metadata and small blobs, files for
+//! large blobs. One writer thread group-commits; readers use a small connection pool.
+
+mod blobs;
+mod directory;
+mod mailbox;
+mod messages;
+mod queue;
+pub mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::broadcast;
+
+use crate::{IntegrityReport, Result, Store, StoreError};
+use blobs::BlobDir;
+use writer::Writer;
+
+/// Default size up to which a blob is kept inside the database (see `blobs`).
+pub const DEFAULT_INLINE_BLOB_MAX: u64 = 64 * 1024;
+/// Default maximum number of jobs in one group commit.
+pub const DEFAULT_MAX_BATCH: usize = 256;
+/// How long a write waits for another process (the CLI) holding the database lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reader connections kept open.
+const READER_POOL: usize = 8;
+/// Capacity of the change feed; a slower subscriber sees `Lagged` and must resynchronise.
+const FEED_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Database file; default `<dir>/facteur.db`.
+    pub db_path: Option<PathBuf>,
+    /// Blob folder; default `<dir>/blobs`.
+    pub blobs_path: Option<PathBuf>,
+    pub inline_blob_max: u64,
+    pub max_batch: usize,
+    /// Options of MIME analysis done at append.
+    pub mime_limits: message::Limits,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            db_path: None,
+            blobs_path: None,
+            inline_blob_max: DEFAULT_INLINE_BLOB_MAX,
+            max_batch: DEFAULT_MAX_BATCH,
+            mime_limits: message::Limits::default(),
+        }
+    }
+}
+
+pub struct SqliteStore {
+    db_path: PathBuf,
+    blobs: BlobDir,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    feed: broadcast::Sender<crate::Change>,
+    mime_limits: message::Limits,
+}
+
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ffi::ErrorCode;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DiskFull => StoreError::Full(e.to_string()),
+            ErrorCode::SystemIoFailure | ErrorCode::CannotOpen | ErrorCode::ReadOnly => {
+                StoreError::Io(e.to_string())
+            }
+            ErrorCode::ConstraintViolation => StoreError::AlreadyExists(e.to_string()),
+            _ => StoreError::Backend(e.to_string()),
+        },
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
+    // FULL: the WAL is fsynced at every commit, so a committed transaction survives power loss.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+    Ok(())
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        StoreError::Io(format!("cannot open database {}: {e}", path.display()))
+    })?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`, migrating an older schema. A database from a
+    /// newer Facteur is refused before anything is written.
+    pub fn open(dir: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
+        Self::open_at(dir, opts, schema::SCHEMA_VERSION)
+    }
+
+    fn open_at(dir: &Path, opts: SqliteOptions, version: i64) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir)?;
+        let db_path = opts.db_path.clone().unwrap_or_else(|| dir.join("facteur.db"));
+        let blobs_path = opts.blobs_path.clone().unwrap_or_else(|| dir.join("blobs"));
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = open_conn(&db_path, flags)?;
+        let found = schema::version(&conn)?;
+        if found > schema::SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { found, supported: schema::SCHEMA_VERSION });
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!("could not enable WAL (got {mode})")));
+        }
+        schema::migrate_to(&mut conn, version)?;
+        let blobs = BlobDir::open(blobs_path, opts.inline_blob_max)?;
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let writer = Writer::start(conn, blobs.clone(), opts.max_batch, feed.clone())?;
+        Ok(SqliteStore {
+            db_path,
+            blobs,
+            writer,
+            readers: Mutex::new(Vec::new()),
+            feed,
+            mime_limits: opts.mime_limits,
+        })
+    }
+
+    /// Number of group commits and of jobs they carried (for benchmarks: fsyncs per message).
+    pub fn commit_stats(&self) -> (u64, u64) {
+        (
+            self.writer.stats.commits.load(Ordering::Relaxed),
+            self.writer.stats.jobs.load(Ordering::Relaxed),
+        )
+    }
+
+    fn take_reader(&self) -> Result<Connection> {
+        if let Some(c) = self.readers.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(c);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = open_conn(&self.db_path, flags)?;
+        conn.pragma_update(None, "query_only", "ON").map_err(db_err)?;
+        Ok(conn)
+    }
+
+    fn give_reader(&self, conn: Connection) {
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < READER_POOL {
+                pool.push(conn);
+            }
+        }
+    }
+
+    /// Runs a read on the blocking pool with a pooled connection.
+    pub(crate) async fn read<R, F>(self: &Arc<Self>, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &BlobDir) -> Result<R> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = this.take_reader()?;
+            let out = f(&conn, &this.blobs);
+            this.give_reader(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+/// The handle the rest of Facteur holds: cheap to clone, implements `Store`.
+#[derive(Clone)]
+pub struct Sqlite(pub(crate) Arc<SqliteStore>);
+
+impl Sqlite {
+    pub fn open(dir: &Path, opts: SqliteOptions) -> Result<Sqlite> {
+        Ok(Sqlite(Arc::new(SqliteStore::open(dir, opts)?)))
+    }
+    pub fn commit_stats(&self) -> (u64, u64) {
+        self.0.commit_stats()
+    }
+}
+
+#[async_trait]
+impl Store for Sqlite {
+    async fn check_integrity(&self) -> Result<IntegrityReport> {
+        self.0.read(messages::check_integrity).await
+    }
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+/// Hooks for the store's own tests (schema upgrades): not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// Creates a database at an older schema `version` in `dir`.
+    pub fn create_at_version(dir: &Path, version: i64) -> Result<()> {
+        let store = SqliteStore::open_at(dir, SqliteOptions::default(), version)?;
+        drop(store);
+        Ok(())
+    }
+
+    /// Runs raw SQL on the database of `dir` (to fill an old-version database with data).
+    pub fn exec(dir: &Path, sql: &str) -> Result<()> {
+        let conn = open_conn(&dir.join("facteur.db"), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch(sql).map_err(db_err)
+    }
+
+    pub fn version(dir: &Path) -> Result<i64> {
+        let conn = open_conn(&dir.join("facteur.db"), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        schema::version(&conn)
+    }
+}

@@ -1,0 +1,140 @@
+//! Versioned schema migrations, recorded in `PRAGMA user_version`.
+//!
+//! Each migration runs in its own transaction and is never edited once released: an upgrade applies
+//! the missing ones in order. A database from a newer Facteur is refused, never touched.
+
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+/// Migration N (1-based) brings the schema from version N-1 to N.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: directory, mailboxes, messages, content-addressed blobs, expunge records, full-text index.
+    r#"
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    -- UIDVALIDITY values come from one counter that never goes back, so a mailbox created again after
+    -- a delete or a rename never reuses an old value (RFC 9051 §2.3.1.1).
+    INSERT INTO meta(key, value) VALUES ('uidvalidity_next', CAST(strftime('%s','now') AS INTEGER));
+    CREATE TABLE domains(
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        catchall TEXT,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE accounts(
+        id INTEGER PRIMARY KEY,
+        domain_id INTEGER NOT NULL REFERENCES domains(id),
+        local_part TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        password_hash TEXT NOT NULL,
+        quota_bytes INTEGER,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        used_bytes INTEGER NOT NULL DEFAULT 0,
+        used_messages INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL,
+        UNIQUE(domain_id, local_part)
+    );
+    CREATE TABLE aliases(
+        id INTEGER PRIMARY KEY,
+        domain_id INTEGER NOT NULL REFERENCES domains(id),
+        local_part TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        UNIQUE(domain_id, local_part)
+    );
+    CREATE TABLE mailboxes(
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1,
+        special_use TEXT,
+        UNIQUE(account_id, name)
+    );
+    CREATE TABLE subscriptions(
+        account_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY(account_id, name)
+    ) WITHOUT ROWID;
+    -- data is NULL when the blob lives in a file of the blobs folder.
+    CREATE TABLE blobs(
+        id INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        refcount INTEGER NOT NULL,
+        data BLOB,
+        analysis TEXT NOT NULL
+    );
+    CREATE TABLE messages(
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        flags INTEGER NOT NULL,
+        keywords TEXT NOT NULL DEFAULT '',
+        internal_date INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        blob_id INTEGER NOT NULL REFERENCES blobs(id),
+        PRIMARY KEY(mailbox_id, uid)
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+    CREATE INDEX messages_blob ON messages(blob_id);
+    CREATE TABLE expunged(
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY(mailbox_id, uid)
+    ) WITHOUT ROWID;
+    -- Trigram tokens give substring matching, which is what IMAP SEARCH BODY/TEXT means.
+    CREATE VIRTUAL TABLE blob_text USING fts5(
+        headers, body, content='', contentless_delete=1, tokenize='trigram'
+    );
+    "#,
+    // 2: message-count quotas and the outbound queue.
+    r#"
+    ALTER TABLE accounts ADD COLUMN quota_messages INTEGER;
+    CREATE TABLE queue(
+        id INTEGER PRIMARY KEY,
+        blob_id INTEGER NOT NULL REFERENCES blobs(id),
+        sender TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        envid TEXT,
+        ret TEXT,
+        created INTEGER NOT NULL,
+        next_attempt INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+    );
+    CREATE INDEX queue_due ON queue(next_attempt);
+    "#,
+];
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(crate) fn version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(crate::sqlite::db_err)
+}
+
+/// Applies the migrations after the database's version, up to `target`.
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+    let current = version(conn)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema { found: current, supported: SCHEMA_VERSION });
+    }
+    for v in current..target.min(SCHEMA_VERSION) {
+        let sql = MIGRATIONS[v as usize];
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(crate::sqlite::db_err)?;
+        // Re-check inside the write lock: another process may have migrated meanwhile.
+        let now = version(&tx)?;
+        if now > v {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(crate::sqlite::db_err)?;
+        tx.pragma_update(None, "user_version", v + 1).map_err(crate::sqlite::db_err)?;
+        tx.commit().map_err(crate::sqlite::db_err)?;
+        tracing::info!(version = v + 1, "database schema migrated");
+    }
+    Ok(())
+}
