@@ -56,8 +56,6 @@ struct PreparedBlob {
     id: BlobId,
     size: u64,
     analysis_json: String,
-    search_headers: String,
-    search_body: String,
     inline: Option<Arc<[u8]>>,
     tmp: Option<TmpBlob>,
 }
@@ -72,7 +70,9 @@ fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>>
             continue;
         }
         let mut analysis = message::analyze(raw, &store.mime_limits);
-        let search = std::mem::take(&mut analysis.search);
+        // The search text is not cached with the analysis: the indexer derives it again off the
+        // commit path (see `fts`).
+        analysis.search = message::SearchText::default();
         let analysis_json = serde_json::to_string(&analysis).map_err(|e| StoreError::Backend(e.to_string()))?;
         let (inline, tmp) = if store.blobs.is_inline(raw.len()) {
             (Some(raw.clone()), None)
@@ -83,8 +83,6 @@ fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>>
             id,
             size: raw.len() as u64,
             analysis_json,
-            search_headers: search.headers,
-            search_body: search.body,
             inline,
             tmp,
         });
@@ -113,12 +111,7 @@ fn acquire(tx: &mut Tx<'_>, p: &PreparedBlob, n: i64) -> Result<i64> {
         )
         .map_err(db_err)?;
     let id = tx.conn.last_insert_rowid();
-    tx.conn
-        .execute(
-            "INSERT INTO blob_text(rowid, headers, body) VALUES (?1, ?2, ?3)",
-            params![id, p.search_headers, p.search_body],
-        )
-        .map_err(db_err)?;
+    tx.new_blobs += 1;
     Ok(id)
 }
 
@@ -132,7 +125,7 @@ fn release_blob(tx: &mut Tx<'_>, blob_row: i64, n: i64) -> Result<()> {
         })
         .map_err(db_err)?;
     if refcount <= 0 {
-        tx.conn.execute("DELETE FROM blob_text WHERE rowid = ?1", [blob_row]).map_err(db_err)?;
+        tx.released.push(blob_row);
         tx.conn.execute("DELETE FROM blobs WHERE id = ?1", [blob_row]).map_err(db_err)?;
         if is_file && hash.len() == 32 {
             let mut id = [0u8; 32];
@@ -491,17 +484,6 @@ fn store_flags_in(
     Ok(out)
 }
 
-fn fts_query(field: TextField, needle: &str) -> String {
-    // An FTS5 string is quoted with "", a quote inside doubled; with the trigram tokenizer a quoted
-    // string matches as a substring.
-    let quoted = format!("\"{}\"", needle.replace('"', "\"\""));
-    match field {
-        TextField::Body => format!("body : {quoted}"),
-        TextField::Headers => format!("headers : {quoted}"),
-        TextField::Text => format!("{{headers body}} : {quoted}"),
-    }
-}
-
 pub(crate) fn check_integrity(conn: &Connection, blobs: &BlobDir) -> Result<IntegrityReport> {
     let mut report = IntegrityReport::default();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(db_err)?;
@@ -739,18 +721,10 @@ impl MailStore for Sqlite {
         if needle.chars().count() < MIN_INDEXED_NEEDLE {
             return Ok(None);
         }
-        let query = fts_query(field, needle);
+        let needle = needle.to_string();
+        let store = self.0.clone();
         self.0
-            .read(move |c, _| {
-                let mut st = c
-                    .prepare_cached(
-                        "SELECT m.uid FROM messages m WHERE m.mailbox_id = ?1 AND m.blob_id IN \
-                         (SELECT rowid FROM blob_text WHERE blob_text MATCH ?2) ORDER BY m.uid",
-                    )
-                    .map_err(db_err)?;
-                let rows = st.query_map(params![mailbox, query], |r| r.get(0)).map_err(db_err)?;
-                rows.collect::<rusqlite::Result<Vec<Uid>>>().map(Some).map_err(db_err)
-            })
+            .read(move |c, blobs| super::fts::search(c, blobs, &store.mime_limits, mailbox, field, &needle).map(Some))
             .await
     }
 

@@ -3,6 +3,7 @@
 
 mod blobs;
 mod directory;
+mod fts;
 mod mailbox;
 mod messages;
 mod queue;
@@ -125,7 +126,8 @@ impl SqliteStore {
         schema::migrate_to(&mut conn, version)?;
         let blobs = BlobDir::open(blobs_path, opts.inline_blob_max)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        let writer = Writer::start(conn, blobs.clone(), opts.max_batch, feed.clone())?;
+        let indexer = fts::start(&db_path, blobs.clone(), opts.mime_limits.clone())?;
+        let writer = Writer::start(conn, blobs.clone(), opts.max_batch, feed.clone(), indexer)?;
         Ok(SqliteStore {
             db_path,
             blobs,
@@ -151,6 +153,8 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = open_conn(&self.db_path, flags)?;
         conn.pragma_update(None, "query_only", "ON").map_err(db_err)?;
+        let index = fts::fts_path(&self.db_path);
+        conn.execute("ATTACH DATABASE ?1 AS fts", [index.to_string_lossy()]).map_err(db_err)?;
         Ok(conn)
     }
 
@@ -219,6 +223,18 @@ pub mod testing {
     pub fn exec(dir: &Path, sql: &str) -> Result<()> {
         let conn = open_conn(&dir.join("facteur.db"), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(sql).map_err(db_err)
+    }
+
+    /// Highest blob id the full-text indexer has reached.
+    pub fn index_watermark(dir: &Path) -> Result<i64> {
+        let conn = open_conn(&fts::fts_path(&dir.join("facteur.db")), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.query_row("SELECT value FROM state WHERE key = 'watermark'", [], |r| r.get(0)).map_err(db_err)
+    }
+
+    /// Highest blob id in the store.
+    pub fn max_blob_id(dir: &Path) -> Result<i64> {
+        let conn = open_conn(&dir.join("facteur.db"), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.query_row("SELECT COALESCE(MAX(id), 0) FROM blobs", [], |r| r.get(0)).map_err(db_err)
     }
 
     pub fn version(dir: &Path) -> Result<i64> {

@@ -58,7 +58,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     -- data is NULL when the blob lives in a file of the blobs folder.
     CREATE TABLE blobs(
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         hash BLOB NOT NULL UNIQUE,
         size INTEGER NOT NULL,
         refcount INTEGER NOT NULL,
@@ -84,10 +84,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         modseq INTEGER NOT NULL,
         PRIMARY KEY(mailbox_id, uid)
     ) WITHOUT ROWID;
-    -- Trigram tokens give substring matching, which is what IMAP SEARCH BODY/TEXT means.
-    CREATE VIRTUAL TABLE blob_text USING fts5(
-        headers, body, content='', contentless_delete=1, tokenize='trigram'
-    );
     "#,
     // 2: message-count quotas and the outbound queue.
     r#"

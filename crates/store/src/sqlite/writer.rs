@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
 
 use super::blobs::BlobDir;
+use super::fts::IndexerHandle;
 use super::db_err;
 use crate::{Change, Result, StoreError};
 
@@ -28,6 +29,16 @@ pub(crate) struct Tx<'a> {
     pub sync_dirs: BTreeSet<PathBuf>,
     /// Blob files whose last reference went: removed after COMMIT if still unreferenced.
     pub unlink: Vec<(Vec<u8>, PathBuf)>,
+    /// Blob rows created (the indexer is woken for them after COMMIT).
+    pub new_blobs: usize,
+    /// Blob rows removed (their index entries are dropped after COMMIT).
+    pub released: Vec<i64>,
+}
+
+impl<'a> Tx<'a> {
+    fn new(conn: &'a Connection, blobs: &'a BlobDir) -> Tx<'a> {
+        Tx { conn, blobs, changes: vec![], sync_dirs: BTreeSet::new(), unlink: vec![], new_blobs: 0, released: vec![] }
+    }
 }
 
 type Completion = Box<dyn FnOnce(&Result<()>) + Send>;
@@ -52,13 +63,14 @@ impl Writer {
         blobs: BlobDir,
         max_batch: usize,
         feed: broadcast::Sender<Change>,
+        indexer: IndexerHandle,
     ) -> Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, blobs, rx, max_batch.max(1), feed, thread_stats))
+            .spawn(move || run(conn, blobs, rx, max_batch.max(1), feed, thread_stats, indexer))
             .map_err(StoreError::from)?;
         Ok(Writer { tx, stats })
     }
@@ -109,6 +121,7 @@ fn run(
     max_batch: usize,
     feed: broadcast::Sender<Change>,
     stats: Arc<WriterStats>,
+    indexer: IndexerHandle,
 ) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -120,15 +133,17 @@ fn run(
         }
         stats.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        run_batch(&conn, &blobs, jobs, &feed);
+        run_batch(&conn, &blobs, jobs, &feed, &indexer);
     }
 }
 
-fn run_batch(conn: &Connection, blobs: &BlobDir, jobs: Vec<Job>, feed: &broadcast::Sender<Change>) {
+fn run_batch(conn: &Connection, blobs: &BlobDir, jobs: Vec<Job>, feed: &broadcast::Sender<Change>, indexer: &IndexerHandle) {
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
     let mut changes = Vec::new();
     let mut sync_dirs = BTreeSet::new();
     let mut unlink = Vec::new();
+    let mut new_blobs = 0;
+    let mut released = Vec::new();
 
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err) {
         // Could not even start: every job fails without running.
@@ -142,7 +157,7 @@ fn run_batch(conn: &Connection, blobs: &BlobDir, jobs: Vec<Job>, feed: &broadcas
     }
 
     for job in jobs {
-        let mut tx = Tx { conn, blobs, changes: vec![], sync_dirs: BTreeSet::new(), unlink: vec![] };
+        let mut tx = Tx::new(conn, blobs);
         let started = conn.execute_batch("SAVEPOINT job").map_err(db_err);
         if let Err(e) = started {
             let fail: Result<()> = Err(e);
@@ -155,6 +170,8 @@ fn run_batch(conn: &Connection, blobs: &BlobDir, jobs: Vec<Job>, feed: &broadcas
             changes.append(&mut tx.changes);
             sync_dirs.append(&mut tx.sync_dirs);
             unlink.append(&mut tx.unlink);
+            new_blobs += tx.new_blobs;
+            released.append(&mut tx.released);
         } else {
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
         }
@@ -186,6 +203,9 @@ fn run_batch(conn: &Connection, blobs: &BlobDir, jobs: Vec<Job>, feed: &broadcas
         completion(&result);
     }
     if result.is_ok() {
+        if new_blobs > 0 || !released.is_empty() {
+            indexer.notify(released);
+        }
         if !unlink.is_empty() {
             remove_unreferenced(conn, unlink);
         }
