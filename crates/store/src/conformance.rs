@@ -64,7 +64,10 @@ macro_rules! conformance_tests {
 pub async fn account(store: &DynStore, local: &str) -> (AccountRecord, MailboxRecord) {
     let domain = match store.domain_get("example.test").await.expect("domain_get") {
         Some(d) => d,
-        None => store.domain_create("example.test").await.expect("domain_create"),
+        None => store
+            .domain_create("example.test")
+            .await
+            .expect("domain_create"),
     };
     let acc = store
         .account_create(NewAccount {
@@ -74,11 +77,18 @@ pub async fn account(store: &DynStore, local: &str) -> (AccountRecord, MailboxRe
             password_hash: "$argon2id$test".into(),
             quota_bytes: None,
             quota_messages: None,
-            mailboxes: vec![(INBOX.into(), None), ("Trash".into(), Some(SpecialUse::Trash))],
+            mailboxes: vec![
+                (INBOX.into(), None),
+                ("Trash".into(), Some(SpecialUse::Trash)),
+            ],
         })
         .await
         .expect("account_create");
-    let inbox = store.mailbox_get(acc.id, INBOX).await.expect("mailbox_get").expect("INBOX exists");
+    let inbox = store
+        .mailbox_get(acc.id, INBOX)
+        .await
+        .expect("mailbox_get")
+        .expect("INBOX exists");
     (acc, inbox)
 }
 
@@ -95,7 +105,13 @@ pub fn sample(n: usize, extra: &str) -> Arc<[u8]> {
 pub async fn append(store: &DynStore, mailbox: MailboxId, raw: Arc<[u8]>) -> Result<Appended> {
     let r = store
         .commit(WriteBatch {
-            appends: vec![AppendRequest { mailbox_id: mailbox, raw, flags: Flags::empty(), keywords: vec![], internal_date: 1_790_000_000 }],
+            appends: vec![AppendRequest {
+                mailbox_id: mailbox,
+                raw,
+                flags: Flags::empty(),
+                keywords: vec![],
+                internal_date: 1_790_000_000,
+            }],
             enqueue: vec![],
         })
         .await?;
@@ -104,12 +120,19 @@ pub async fn append(store: &DynStore, mailbox: MailboxId, raw: Arc<[u8]>) -> Res
 
 async fn assert_healthy(store: &DynStore) -> IntegrityReport {
     let report = store.check_integrity().await.expect("integrity check runs");
-    assert!(report.problems.is_empty(), "integrity problems: {:?}", report.problems);
+    assert!(
+        report.problems.is_empty(),
+        "integrity problems: {:?}",
+        report.problems
+    );
     report
 }
 
 async fn all(store: &DynStore, mailbox: MailboxId) -> Vec<MessageRecord> {
-    store.messages(mailbox, 1..=Uid::MAX).await.expect("messages")
+    store
+        .messages(mailbox, 1..=Uid::MAX)
+        .await
+        .expect("messages")
 }
 
 pub async fn uids_strictly_increase_and_are_never_reused(h: &dyn Harness) {
@@ -120,18 +143,39 @@ pub async fn uids_strictly_increase_and_are_never_reused(h: &dyn Harness) {
         let (_, inbox) = account(&store, "uids").await;
         inbox_id = inbox.id;
         for i in 0..10 {
-            seen.push(append(&store, inbox.id, sample(i, "a")).await.expect("append").uid);
+            seen.push(
+                append(&store, inbox.id, sample(i, "a"))
+                    .await
+                    .expect("append")
+                    .uid,
+            );
         }
         // Expunging the highest UIDs must not make them available again.
-        store.expunge(inbox.id, ExpungeFilter::Uids(vec![seen[8], seen[9]])).await.expect("expunge");
-        seen.push(append(&store, inbox.id, sample(10, "a")).await.expect("append").uid);
+        store
+            .expunge(inbox.id, ExpungeFilter::Uids(vec![seen[8], seen[9]]))
+            .await
+            .expect("expunge");
+        seen.push(
+            append(&store, inbox.id, sample(10, "a"))
+                .await
+                .expect("append")
+                .uid,
+        );
     }
     {
         let store = h.open().await;
         for i in 11..15 {
-            seen.push(append(&store, inbox_id, sample(i, "b")).await.expect("append after restart").uid);
+            seen.push(
+                append(&store, inbox_id, sample(i, "b"))
+                    .await
+                    .expect("append after restart")
+                    .uid,
+            );
         }
-        assert!(seen.windows(2).all(|w| w[0] < w[1]), "UIDs not strictly increasing: {seen:?}");
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "UIDs not strictly increasing: {seen:?}"
+        );
         let status = store.mailbox_status(inbox_id).await.expect("status");
         assert_eq!(status.uidnext, seen.last().copied().unwrap_or(0) + 1);
         assert_eq!(status.messages, 13);
@@ -146,15 +190,34 @@ pub async fn uidvalidity_is_stable_and_never_reused(h: &dyn Harness) {
         (acc, inbox)
     };
     let store = h.open().await;
-    let again = store.mailbox_get(acc.id, "inbox").await.expect("get").expect("INBOX by any case");
-    assert_eq!(again.uidvalidity, first.uidvalidity, "UIDVALIDITY changed across restart");
+    let again = store
+        .mailbox_get(acc.id, "inbox")
+        .await
+        .expect("get")
+        .expect("INBOX by any case");
+    assert_eq!(
+        again.uidvalidity, first.uidvalidity,
+        "UIDVALIDITY changed across restart"
+    );
     let mut values = HashSet::new();
     values.insert(first.uidvalidity);
-    let a = store.mailbox_create(acc.id, "Projects", None).await.expect("create");
+    let a = store
+        .mailbox_create(acc.id, "Projects", None)
+        .await
+        .expect("create");
     assert!(values.insert(a.uidvalidity), "UIDVALIDITY reused");
-    store.mailbox_delete(acc.id, "Projects").await.expect("delete");
-    let b = store.mailbox_create(acc.id, "Projects", None).await.expect("create again");
-    assert!(values.insert(b.uidvalidity), "a recreated mailbox reused an old UIDVALIDITY");
+    store
+        .mailbox_delete(acc.id, "Projects")
+        .await
+        .expect("delete");
+    let b = store
+        .mailbox_create(acc.id, "Projects", None)
+        .await
+        .expect("create again");
+    assert!(
+        values.insert(b.uidvalidity),
+        "a recreated mailbox reused an old UIDVALIDITY"
+    );
 }
 
 pub async fn modseqs_strictly_increase(h: &dyn Harness) {
@@ -165,20 +228,40 @@ pub async fn modseqs_strictly_increase(h: &dyn Harness) {
         assert!(m > last, "{what}: MODSEQ {m} not above {last}");
         last = m;
     };
-    let a = append(&store, inbox.id, sample(1, "m")).await.expect("append");
+    let a = append(&store, inbox.id, sample(1, "m"))
+        .await
+        .expect("append");
     step(a.modseq, "append");
-    let b = append(&store, inbox.id, sample(2, "m")).await.expect("append");
+    let b = append(&store, inbox.id, sample(2, "m"))
+        .await
+        .expect("append");
     step(b.modseq, "append");
-    let f = store.store_flags(inbox.id, &[a.uid], FlagOp::Add, Flags::SEEN, &[], None).await.expect("store");
+    let f = store
+        .store_flags(inbox.id, &[a.uid], FlagOp::Add, Flags::SEEN, &[], None)
+        .await
+        .expect("store");
     step(f.updated[0].modseq, "store flags");
-    let e = store.expunge(inbox.id, ExpungeFilter::Uids(vec![b.uid])).await.expect("expunge");
+    let e = store
+        .expunge(inbox.id, ExpungeFilter::Uids(vec![b.uid]))
+        .await
+        .expect("expunge");
     step(e.modseq, "expunge");
     let status = store.mailbox_status(inbox.id).await.expect("status");
     assert_eq!(status.highestmodseq, e.modseq);
     // A STORE that changes nothing does not bump MODSEQ.
-    let none = store.store_flags(inbox.id, &[a.uid], FlagOp::Add, Flags::SEEN, &[], None).await.expect("store");
+    let none = store
+        .store_flags(inbox.id, &[a.uid], FlagOp::Add, Flags::SEEN, &[], None)
+        .await
+        .expect("store");
     assert!(none.updated.is_empty());
-    assert_eq!(store.mailbox_status(inbox.id).await.expect("status").highestmodseq, e.modseq);
+    assert_eq!(
+        store
+            .mailbox_status(inbox.id)
+            .await
+            .expect("status")
+            .highestmodseq,
+        e.modseq
+    );
 }
 
 pub async fn concurrent_appends_get_unique_uids(h: &dyn Harness) {
@@ -192,7 +275,12 @@ pub async fn concurrent_appends_get_unique_uids(h: &dyn Harness) {
         handles.push(tokio::spawn(async move {
             let mut uids = Vec::new();
             for i in 0..EACH {
-                uids.push(append(&store, inbox.id, sample(t * EACH + i, "c")).await.expect("append").uid);
+                uids.push(
+                    append(&store, inbox.id, sample(t * EACH + i, "c"))
+                        .await
+                        .expect("append")
+                        .uid,
+                );
             }
             uids
         }));
@@ -214,18 +302,58 @@ pub async fn expunge_records_answer_vanished(h: &dyn Harness) {
     let (_, inbox) = account(&store, "vanished").await;
     let mut uids = Vec::new();
     for i in 0..6 {
-        uids.push(append(&store, inbox.id, sample(i, "v")).await.expect("append").uid);
+        uids.push(
+            append(&store, inbox.id, sample(i, "v"))
+                .await
+                .expect("append")
+                .uid,
+        );
     }
-    let before = store.mailbox_status(inbox.id).await.expect("status").highestmodseq;
-    store.store_flags(inbox.id, &uids[0..3], FlagOp::Add, Flags::DELETED, &[], None).await.expect("flag");
+    let before = store
+        .mailbox_status(inbox.id)
+        .await
+        .expect("status")
+        .highestmodseq;
+    store
+        .store_flags(
+            inbox.id,
+            &uids[0..3],
+            FlagOp::Add,
+            Flags::DELETED,
+            &[],
+            None,
+        )
+        .await
+        .expect("flag");
     // UID EXPUNGE only removes listed messages that have \Deleted.
-    let e = store.expunge(inbox.id, ExpungeFilter::DeletedIn(vec![uids[0], uids[4]])).await.expect("uid expunge");
+    let e = store
+        .expunge(inbox.id, ExpungeFilter::DeletedIn(vec![uids[0], uids[4]]))
+        .await
+        .expect("uid expunge");
     assert_eq!(e.uids, vec![uids[0]]);
-    let e2 = store.expunge(inbox.id, ExpungeFilter::AllDeleted).await.expect("expunge");
+    let e2 = store
+        .expunge(inbox.id, ExpungeFilter::AllDeleted)
+        .await
+        .expect("expunge");
     assert_eq!(e2.uids, vec![uids[1], uids[2]]);
-    assert_eq!(store.expunged_since(inbox.id, before).await.expect("since"), vec![uids[0], uids[1], uids[2]]);
-    assert_eq!(store.expunged_since(inbox.id, e.modseq).await.expect("since"), vec![uids[1], uids[2]]);
-    assert!(store.expunged_since(inbox.id, e2.modseq).await.expect("since").is_empty());
+    assert_eq!(
+        store.expunged_since(inbox.id, before).await.expect("since"),
+        vec![uids[0], uids[1], uids[2]]
+    );
+    assert_eq!(
+        store
+            .expunged_since(inbox.id, e.modseq)
+            .await
+            .expect("since"),
+        vec![uids[1], uids[2]]
+    );
+    assert!(
+        store
+            .expunged_since(inbox.id, e2.modseq)
+            .await
+            .expect("since")
+            .is_empty()
+    );
     let left: Vec<Uid> = all(&store, inbox.id).await.iter().map(|m| m.uid).collect();
     assert_eq!(left, uids[3..].to_vec());
 }
@@ -233,25 +361,56 @@ pub async fn expunge_records_answer_vanished(h: &dyn Harness) {
 pub async fn copy_shares_the_blob_and_release_removes_it(h: &dyn Harness) {
     let store = h.open().await;
     let (acc, inbox) = account(&store, "copy").await;
-    let other = store.mailbox_create(acc.id, "Archive", Some(SpecialUse::Archive)).await.expect("create");
+    let other = store
+        .mailbox_create(acc.id, "Archive", Some(SpecialUse::Archive))
+        .await
+        .expect("create");
     let raw = sample(1, "shared");
     let a = append(&store, inbox.id, raw.clone()).await.expect("append");
     let before = assert_healthy(&store).await.blobs;
-    let c = store.copy(inbox.id, &[a.uid], other.id).await.expect("copy");
+    let c = store
+        .copy(inbox.id, &[a.uid], other.id)
+        .await
+        .expect("copy");
     assert_eq!(c.uidvalidity, other.uidvalidity);
     assert_eq!(c.mapping.len(), 1);
     let copied = all(&store, other.id).await;
     assert_eq!(copied[0].blob, a.blob, "copy did not share the blob");
-    assert_eq!(assert_healthy(&store).await.blobs, before, "copy stored the bytes twice");
+    assert_eq!(
+        assert_healthy(&store).await.blobs,
+        before,
+        "copy stored the bytes twice"
+    );
     // The same bytes appended again are stored once too.
-    append(&store, other.id, raw.clone()).await.expect("append same bytes");
+    append(&store, other.id, raw.clone())
+        .await
+        .expect("append same bytes");
     assert_eq!(assert_healthy(&store).await.blobs, before);
-    store.expunge(inbox.id, ExpungeFilter::Uids(vec![a.uid])).await.expect("expunge");
-    assert_eq!(&store.blob_read(a.blob, None).await.expect("still referenced")[..], &raw[..]);
+    store
+        .expunge(inbox.id, ExpungeFilter::Uids(vec![a.uid]))
+        .await
+        .expect("expunge");
+    assert_eq!(
+        &store
+            .blob_read(a.blob, None)
+            .await
+            .expect("still referenced")[..],
+        &raw[..]
+    );
     let uids: Vec<Uid> = all(&store, other.id).await.iter().map(|m| m.uid).collect();
-    store.expunge(other.id, ExpungeFilter::Uids(uids)).await.expect("expunge");
-    assert_eq!(assert_healthy(&store).await.blobs, before - 1, "last reference gone but blob kept");
-    assert!(matches!(store.blob_read(a.blob, None).await, Err(StoreError::NotFound(_))));
+    store
+        .expunge(other.id, ExpungeFilter::Uids(uids))
+        .await
+        .expect("expunge");
+    assert_eq!(
+        assert_healthy(&store).await.blobs,
+        before - 1,
+        "last reference gone but blob kept"
+    );
+    assert!(matches!(
+        store.blob_read(a.blob, None).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 pub async fn quota_is_accounted_and_enforced(h: &dyn Harness) {
@@ -260,18 +419,57 @@ pub async fn quota_is_accounted_and_enforced(h: &dyn Harness) {
     let raw = sample(1, "q");
     let size = raw.len() as u64;
     let a = append(&store, inbox.id, raw).await.expect("append");
-    assert_eq!(store.quota_usage(acc.id).await.expect("usage"), QuotaUsage { bytes: size, messages: 1 });
-    let trash = store.mailbox_get(acc.id, "Trash").await.expect("get").expect("Trash");
-    store.copy(inbox.id, &[a.uid], trash.id).await.expect("copy");
-    assert_eq!(store.quota_usage(acc.id).await.expect("usage"), QuotaUsage { bytes: 2 * size, messages: 2 });
-    store.account_set_quota(acc.id, Some(2 * size + 10), None).await.expect("set quota");
-    let err = append(&store, inbox.id, sample(2, "q")).await.expect_err("over quota must fail");
+    assert_eq!(
+        store.quota_usage(acc.id).await.expect("usage"),
+        QuotaUsage {
+            bytes: size,
+            messages: 1
+        }
+    );
+    let trash = store
+        .mailbox_get(acc.id, "Trash")
+        .await
+        .expect("get")
+        .expect("Trash");
+    store
+        .copy(inbox.id, &[a.uid], trash.id)
+        .await
+        .expect("copy");
+    assert_eq!(
+        store.quota_usage(acc.id).await.expect("usage"),
+        QuotaUsage {
+            bytes: 2 * size,
+            messages: 2
+        }
+    );
+    store
+        .account_set_quota(acc.id, Some(2 * size + 10), None)
+        .await
+        .expect("set quota");
+    let err = append(&store, inbox.id, sample(2, "q"))
+        .await
+        .expect_err("over quota must fail");
     assert!(matches!(err, StoreError::OverQuota { .. }), "got {err:?}");
-    assert_eq!(all(&store, inbox.id).await.len(), 1, "a refused append left a message");
-    store.account_set_quota(acc.id, None, Some(3)).await.expect("message quota");
-    append(&store, inbox.id, sample(3, "q")).await.expect("third message fits");
-    assert!(matches!(append(&store, inbox.id, sample(4, "q")).await, Err(StoreError::OverQuota { .. })));
-    store.mailbox_delete(acc.id, "Trash").await.expect("delete Trash");
+    assert_eq!(
+        all(&store, inbox.id).await.len(),
+        1,
+        "a refused append left a message"
+    );
+    store
+        .account_set_quota(acc.id, None, Some(3))
+        .await
+        .expect("message quota");
+    append(&store, inbox.id, sample(3, "q"))
+        .await
+        .expect("third message fits");
+    assert!(matches!(
+        append(&store, inbox.id, sample(4, "q")).await,
+        Err(StoreError::OverQuota { .. })
+    ));
+    store
+        .mailbox_delete(acc.id, "Trash")
+        .await
+        .expect("delete Trash");
     let after = store.quota_usage(acc.id).await.expect("usage");
     assert_eq!(after.messages, 2);
     assert_healthy(&store).await;
@@ -280,39 +478,104 @@ pub async fn quota_is_accounted_and_enforced(h: &dyn Harness) {
 pub async fn rename_keeps_uidvalidity_rules(h: &dyn Harness) {
     let store = h.open().await;
     let (acc, _) = account(&store, "rename").await;
-    let work = store.mailbox_create(acc.id, "Work", None).await.expect("create");
-    let child = store.mailbox_create(acc.id, "Work/2026", None).await.expect("create child");
-    let a = append(&store, child.id, sample(1, "r")).await.expect("append");
-    store.mailbox_rename(acc.id, "Work", "Old/Work").await.expect("rename");
-    let moved = store.mailbox_get(acc.id, "Old/Work").await.expect("get").expect("renamed exists");
-    let moved_child = store.mailbox_get(acc.id, "Old/Work/2026").await.expect("get").expect("child renamed");
-    assert!(store.mailbox_get(acc.id, "Old").await.expect("get").is_some(), "parent of the new name created");
-    assert!(store.mailbox_get(acc.id, "Work").await.expect("get").is_none());
+    let work = store
+        .mailbox_create(acc.id, "Work", None)
+        .await
+        .expect("create");
+    let child = store
+        .mailbox_create(acc.id, "Work/2026", None)
+        .await
+        .expect("create child");
+    let a = append(&store, child.id, sample(1, "r"))
+        .await
+        .expect("append");
+    store
+        .mailbox_rename(acc.id, "Work", "Old/Work")
+        .await
+        .expect("rename");
+    let moved = store
+        .mailbox_get(acc.id, "Old/Work")
+        .await
+        .expect("get")
+        .expect("renamed exists");
+    let moved_child = store
+        .mailbox_get(acc.id, "Old/Work/2026")
+        .await
+        .expect("get")
+        .expect("child renamed");
+    assert!(
+        store
+            .mailbox_get(acc.id, "Old")
+            .await
+            .expect("get")
+            .is_some(),
+        "parent of the new name created"
+    );
+    assert!(
+        store
+            .mailbox_get(acc.id, "Work")
+            .await
+            .expect("get")
+            .is_none()
+    );
     // RFC 9051: the renamed mailbox keeps its UIDVALIDITY and its messages keep their UIDs.
     assert_eq!(moved.uidvalidity, work.uidvalidity);
     assert_eq!(moved_child.uidvalidity, child.uidvalidity);
     assert_eq!(all(&store, moved_child.id).await[0].uid, a.uid);
     // A new mailbox at the old name must not reuse the UIDVALIDITY that clients cached for it.
-    let again = store.mailbox_create(acc.id, "Work", None).await.expect("recreate");
+    let again = store
+        .mailbox_create(acc.id, "Work", None)
+        .await
+        .expect("recreate");
     assert_ne!(again.uidvalidity, work.uidvalidity);
-    assert!(matches!(store.mailbox_rename(acc.id, "Work", "Old/Work").await, Err(StoreError::AlreadyExists(_))));
-    assert!(matches!(store.mailbox_rename(acc.id, "Nope", "X").await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.mailbox_rename(acc.id, "Old", "Old/Inside").await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.mailbox_rename(acc.id, "Work", "Old/Work").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.mailbox_rename(acc.id, "Nope", "X").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.mailbox_rename(acc.id, "Old", "Old/Inside").await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 pub async fn rename_inbox_moves_messages(h: &dyn Harness) {
     let store = h.open().await;
     let (acc, inbox) = account(&store, "inboxrename").await;
-    let a = append(&store, inbox.id, sample(1, "i")).await.expect("append");
-    store.mailbox_rename(acc.id, "INBOX", "Saved").await.expect("rename INBOX");
-    let saved = store.mailbox_get(acc.id, "Saved").await.expect("get").expect("exists");
+    let a = append(&store, inbox.id, sample(1, "i"))
+        .await
+        .expect("append");
+    store
+        .mailbox_rename(acc.id, "INBOX", "Saved")
+        .await
+        .expect("rename INBOX");
+    let saved = store
+        .mailbox_get(acc.id, "Saved")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_ne!(saved.uidvalidity, inbox.uidvalidity);
     assert_eq!(all(&store, saved.id).await.len(), 1);
-    let inbox_now = store.mailbox_get(acc.id, "INBOX").await.expect("get").expect("INBOX stays");
+    let inbox_now = store
+        .mailbox_get(acc.id, "INBOX")
+        .await
+        .expect("get")
+        .expect("INBOX stays");
     assert_eq!(inbox_now.uidvalidity, inbox.uidvalidity);
     assert!(all(&store, inbox.id).await.is_empty());
-    assert_eq!(store.expunged_since(inbox.id, a.modseq).await.expect("since"), vec![a.uid]);
-    let b = append(&store, inbox.id, sample(2, "i")).await.expect("append");
+    assert_eq!(
+        store
+            .expunged_since(inbox.id, a.modseq)
+            .await
+            .expect("since"),
+        vec![a.uid]
+    );
+    let b = append(&store, inbox.id, sample(2, "i"))
+        .await
+        .expect("append");
     assert!(b.uid > a.uid, "INBOX reused a UID after rename");
     assert_healthy(&store).await;
 }
@@ -320,20 +583,59 @@ pub async fn rename_inbox_moves_messages(h: &dyn Harness) {
 pub async fn flags_and_keywords_bump_modseq(h: &dyn Harness) {
     let store = h.open().await;
     let (_, inbox) = account(&store, "flags").await;
-    let a = append(&store, inbox.id, sample(1, "f")).await.expect("append");
+    let a = append(&store, inbox.id, sample(1, "f"))
+        .await
+        .expect("append");
     let kw = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let r = store.store_flags(inbox.id, &[a.uid], FlagOp::Add, Flags::SEEN.union(Flags::FLAGGED), &kw(&["$Label1", "Work"]), None).await.expect("add");
+    let r = store
+        .store_flags(
+            inbox.id,
+            &[a.uid],
+            FlagOp::Add,
+            Flags::SEEN.union(Flags::FLAGGED),
+            &kw(&["$Label1", "Work"]),
+            None,
+        )
+        .await
+        .expect("add");
     assert_eq!(r.updated[0].flags, Flags::SEEN.union(Flags::FLAGGED));
     assert_eq!(r.updated[0].keywords, kw(&["$Label1", "Work"]));
-    let r = store.store_flags(inbox.id, &[a.uid], FlagOp::Remove, Flags::FLAGGED, &kw(&["work"]), None).await.expect("remove");
+    let r = store
+        .store_flags(
+            inbox.id,
+            &[a.uid],
+            FlagOp::Remove,
+            Flags::FLAGGED,
+            &kw(&["work"]),
+            None,
+        )
+        .await
+        .expect("remove");
     assert_eq!(r.updated[0].flags, Flags::SEEN);
     assert_eq!(r.updated[0].keywords, kw(&["$Label1"]));
-    let r = store.store_flags(inbox.id, &[a.uid], FlagOp::Replace, Flags::ANSWERED, &kw(&["Done"]), None).await.expect("replace");
+    let r = store
+        .store_flags(
+            inbox.id,
+            &[a.uid],
+            FlagOp::Replace,
+            Flags::ANSWERED,
+            &kw(&["Done"]),
+            None,
+        )
+        .await
+        .expect("replace");
     assert_eq!(r.updated[0].flags, Flags::ANSWERED);
     let stored = &all(&store, inbox.id).await[0];
     assert_eq!(stored.flags, Flags::ANSWERED);
     assert_eq!(stored.keywords, kw(&["Done"]));
-    assert_eq!(store.messages_changed_since(inbox.id, a.modseq).await.expect("changed").len(), 1);
+    assert_eq!(
+        store
+            .messages_changed_since(inbox.id, a.modseq)
+            .await
+            .expect("changed")
+            .len(),
+        1
+    );
     let st = store.mailbox_status(inbox.id).await.expect("status");
     assert_eq!((st.messages, st.unseen), (1, 1));
 }
@@ -341,12 +643,29 @@ pub async fn flags_and_keywords_bump_modseq(h: &dyn Harness) {
 pub async fn unchanged_since_reports_modified(h: &dyn Harness) {
     let store = h.open().await;
     let (_, inbox) = account(&store, "condstore").await;
-    let a = append(&store, inbox.id, sample(1, "u")).await.expect("append");
-    let b = append(&store, inbox.id, sample(2, "u")).await.expect("append");
+    let a = append(&store, inbox.id, sample(1, "u"))
+        .await
+        .expect("append");
+    let b = append(&store, inbox.id, sample(2, "u"))
+        .await
+        .expect("append");
     // b's MODSEQ is above a's: STORE (UNCHANGEDSINCE a.modseq) must leave b alone.
-    let r = store.store_flags(inbox.id, &[a.uid, b.uid], FlagOp::Add, Flags::SEEN, &[], Some(a.modseq)).await.expect("store");
+    let r = store
+        .store_flags(
+            inbox.id,
+            &[a.uid, b.uid],
+            FlagOp::Add,
+            Flags::SEEN,
+            &[],
+            Some(a.modseq),
+        )
+        .await
+        .expect("store");
     assert_eq!(r.modified, vec![b.uid]);
-    assert_eq!(r.updated.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![a.uid]);
+    assert_eq!(
+        r.updated.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![a.uid]
+    );
     let msgs = all(&store, inbox.id).await;
     assert!(msgs[0].flags.contains(Flags::SEEN) && !msgs[1].flags.contains(Flags::SEEN));
 }
@@ -355,18 +674,43 @@ pub async fn blob_read_by_range_inline_and_large(h: &dyn Harness) {
     let store = h.open().await;
     let (_, inbox) = account(&store, "blobs").await;
     let small = sample(1, "small");
-    let a = append(&store, inbox.id, small.clone()).await.expect("append");
-    assert_eq!(&store.blob_read(a.blob, None).await.expect("read")[..], &small[..]);
-    assert_eq!(&store.blob_read(a.blob, Some(6..11)).await.expect("range")[..], &small[6..11]);
-    assert!(store.blob_read(a.blob, Some(10_000..20_000)).await.expect("past end").is_empty());
+    let a = append(&store, inbox.id, small.clone())
+        .await
+        .expect("append");
+    assert_eq!(
+        &store.blob_read(a.blob, None).await.expect("read")[..],
+        &small[..]
+    );
+    assert_eq!(
+        &store.blob_read(a.blob, Some(6..11)).await.expect("range")[..],
+        &small[6..11]
+    );
+    assert!(
+        store
+            .blob_read(a.blob, Some(10_000..20_000))
+            .await
+            .expect("past end")
+            .is_empty()
+    );
     let mut big = b"Subject: big\r\n\r\n".to_vec();
     while big.len() < h.large_blob_size() + 1000 {
         big.extend_from_slice(format!("line {} of a large message\r\n", big.len()).as_bytes());
     }
     let big: Arc<[u8]> = big.into();
-    let b = append(&store, inbox.id, big.clone()).await.expect("append large");
-    assert_eq!(&store.blob_read(b.blob, None).await.expect("read large")[..], &big[..]);
-    assert_eq!(&store.blob_read(b.blob, Some(60_000..60_100)).await.expect("range")[..], &big[60_000..60_100]);
+    let b = append(&store, inbox.id, big.clone())
+        .await
+        .expect("append large");
+    assert_eq!(
+        &store.blob_read(b.blob, None).await.expect("read large")[..],
+        &big[..]
+    );
+    assert_eq!(
+        &store
+            .blob_read(b.blob, Some(60_000..60_100))
+            .await
+            .expect("range")[..],
+        &big[60_000..60_100]
+    );
     let msgs = all(&store, inbox.id).await;
     assert_eq!(msgs[1].size, big.len() as u64);
     let analysis = store.analysis(b.blob).await.expect("analysis");
@@ -378,7 +722,9 @@ pub async fn change_feed_reports_committed_changes(h: &dyn Harness) {
     let store = h.open().await;
     let (acc, inbox) = account(&store, "feed").await;
     let mut rx = store.changes();
-    let a = append(&store, inbox.id, sample(1, "feed")).await.expect("append");
+    let a = append(&store, inbox.id, sample(1, "feed"))
+        .await
+        .expect("append");
     let change = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             let c = rx.recv().await.expect("feed open");
@@ -392,43 +738,118 @@ pub async fn change_feed_reports_committed_changes(h: &dyn Harness) {
     assert_eq!(change.account_id, acc.id);
     assert_eq!(change.kind, ChangeKind::Appended(vec![a.uid]));
     assert_eq!(change.modseq, a.modseq);
-    store.store_flags(inbox.id, &[a.uid], FlagOp::Add, Flags::SEEN, &[], None).await.expect("store");
-    let c = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.expect("published").expect("open");
+    store
+        .store_flags(inbox.id, &[a.uid], FlagOp::Add, Flags::SEEN, &[], None)
+        .await
+        .expect("store");
+    let c = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+        .await
+        .expect("published")
+        .expect("open");
     assert_eq!(c.kind, ChangeKind::Flags(vec![a.uid]));
 }
 
 pub async fn mailbox_hierarchy_and_subscriptions(h: &dyn Harness) {
     let store = h.open().await;
     let (acc, _) = account(&store, "hier").await;
-    store.mailbox_create(acc.id, "Clients/ACME/2026", None).await.expect("create deep");
-    let names: Vec<String> = store.mailbox_list(acc.id).await.expect("list").into_iter().map(|m| m.name).collect();
-    for n in ["Clients", "Clients/ACME", "Clients/ACME/2026", "INBOX", "Trash"] {
+    store
+        .mailbox_create(acc.id, "Clients/ACME/2026", None)
+        .await
+        .expect("create deep");
+    let names: Vec<String> = store
+        .mailbox_list(acc.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    for n in [
+        "Clients",
+        "Clients/ACME",
+        "Clients/ACME/2026",
+        "INBOX",
+        "Trash",
+    ] {
         assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
     }
-    assert!(matches!(store.mailbox_create(acc.id, "Clients", None).await, Err(StoreError::AlreadyExists(_))));
-    assert!(matches!(store.mailbox_create(acc.id, "inbox", None).await, Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(
+        store.mailbox_create(acc.id, "Clients", None).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.mailbox_create(acc.id, "inbox", None).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
     for bad in ["", "/x", "x/", "a//b", "a\u{7}b"] {
-        assert!(matches!(store.mailbox_create(acc.id, bad, None).await, Err(StoreError::Invalid(_))), "{bad:?} accepted");
+        assert!(
+            matches!(
+                store.mailbox_create(acc.id, bad, None).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?} accepted"
+        );
     }
-    assert!(matches!(store.mailbox_delete(acc.id, "INBOX").await, Err(StoreError::Invalid(_))));
-    let trash = store.mailbox_get(acc.id, "Trash").await.expect("get").expect("Trash");
+    assert!(matches!(
+        store.mailbox_delete(acc.id, "INBOX").await,
+        Err(StoreError::Invalid(_))
+    ));
+    let trash = store
+        .mailbox_get(acc.id, "Trash")
+        .await
+        .expect("get")
+        .expect("Trash");
     assert_eq!(trash.special_use, Some(SpecialUse::Trash));
-    store.mailbox_set_special_use(trash.id, Some(SpecialUse::Junk)).await.expect("set special use");
-    assert_eq!(store.mailbox_get_by_id(trash.id).await.expect("get").expect("exists").special_use, Some(SpecialUse::Junk));
-    store.subscribe(acc.id, "Clients/ACME").await.expect("subscribe");
-    store.subscribe(acc.id, "Does/Not/Exist").await.expect("subscribe to a missing name");
-    store.unsubscribe(acc.id, "Trash").await.expect("unsubscribe");
+    store
+        .mailbox_set_special_use(trash.id, Some(SpecialUse::Junk))
+        .await
+        .expect("set special use");
+    assert_eq!(
+        store
+            .mailbox_get_by_id(trash.id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .special_use,
+        Some(SpecialUse::Junk)
+    );
+    store
+        .subscribe(acc.id, "Clients/ACME")
+        .await
+        .expect("subscribe");
+    store
+        .subscribe(acc.id, "Does/Not/Exist")
+        .await
+        .expect("subscribe to a missing name");
+    store
+        .unsubscribe(acc.id, "Trash")
+        .await
+        .expect("unsubscribe");
     let subs = store.subscriptions(acc.id).await.expect("subscriptions");
-    assert!(subs.contains(&"Clients/ACME".to_string()) && subs.contains(&"Does/Not/Exist".to_string()));
+    assert!(
+        subs.contains(&"Clients/ACME".to_string()) && subs.contains(&"Does/Not/Exist".to_string())
+    );
     assert!(subs.contains(&"INBOX".to_string()) && !subs.contains(&"Trash".to_string()));
-    store.mailbox_delete(acc.id, "Clients/ACME").await.expect("delete");
-    assert!(store.mailbox_get(acc.id, "Clients/ACME/2026").await.expect("get").is_some(), "children survive");
+    store
+        .mailbox_delete(acc.id, "Clients/ACME")
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .mailbox_get(acc.id, "Clients/ACME/2026")
+            .await
+            .expect("get")
+            .is_some(),
+        "children survive"
+    );
 }
 
 pub async fn directory_records_lifecycle(h: &dyn Harness) {
     let store = h.open().await;
     let d = store.domain_create("records.test").await.expect("domain");
-    assert!(matches!(store.domain_create("records.test").await, Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(
+        store.domain_create("records.test").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
     let acc = store
         .account_create(NewAccount {
             domain_id: d.id,
@@ -452,23 +873,90 @@ pub async fn directory_records_lifecycle(h: &dyn Harness) {
         quota_messages: None,
         mailboxes: vec![],
     };
-    assert!(matches!(store.account_create(dup).await, Err(StoreError::AlreadyExists(_))));
-    store.account_set_password(acc.id, "h2").await.expect("passwd");
-    store.account_set_enabled(acc.id, false).await.expect("disable");
-    let got = store.account_get("alice", "records.test").await.expect("get").expect("exists");
-    assert_eq!((got.password_hash.as_str(), got.enabled, got.quota_bytes), ("h2", false, Some(1000)));
-    let al = store.alias_create(d.id, "sales", &["alice@records.test".into(), "bob@elsewhere.test".into()]).await.expect("alias");
+    assert!(matches!(
+        store.account_create(dup).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    store
+        .account_set_password(acc.id, "h2")
+        .await
+        .expect("passwd");
+    store
+        .account_set_enabled(acc.id, false)
+        .await
+        .expect("disable");
+    let got = store
+        .account_get("alice", "records.test")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (got.password_hash.as_str(), got.enabled, got.quota_bytes),
+        ("h2", false, Some(1000))
+    );
+    let al = store
+        .alias_create(
+            d.id,
+            "sales",
+            &["alice@records.test".into(), "bob@elsewhere.test".into()],
+        )
+        .await
+        .expect("alias");
     assert_eq!(al.targets.len(), 2);
-    assert_eq!(store.alias_get("sales", "records.test").await.expect("get").expect("exists"), al);
-    assert_eq!(store.alias_list(Some("records.test")).await.expect("list").len(), 1);
-    store.domain_set_catchall("records.test", Some("alice@records.test")).await.expect("catchall");
-    assert_eq!(store.domain_get("records.test").await.expect("get").expect("exists").catchall.as_deref(), Some("alice@records.test"));
-    assert!(matches!(store.domain_delete("records.test").await, Err(StoreError::Invalid(_))));
-    store.alias_delete("sales", "records.test").await.expect("alias delete");
-    assert!(matches!(store.alias_delete("sales", "records.test").await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        store
+            .alias_get("sales", "records.test")
+            .await
+            .expect("get")
+            .expect("exists"),
+        al
+    );
+    assert_eq!(
+        store
+            .alias_list(Some("records.test"))
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    store
+        .domain_set_catchall("records.test", Some("alice@records.test"))
+        .await
+        .expect("catchall");
+    assert_eq!(
+        store
+            .domain_get("records.test")
+            .await
+            .expect("get")
+            .expect("exists")
+            .catchall
+            .as_deref(),
+        Some("alice@records.test")
+    );
+    assert!(matches!(
+        store.domain_delete("records.test").await,
+        Err(StoreError::Invalid(_))
+    ));
+    store
+        .alias_delete("sales", "records.test")
+        .await
+        .expect("alias delete");
+    assert!(matches!(
+        store.alias_delete("sales", "records.test").await,
+        Err(StoreError::NotFound(_))
+    ));
     store.account_delete(acc.id).await.expect("account delete");
-    store.domain_delete("records.test").await.expect("domain delete");
-    assert!(store.domain_get("records.test").await.expect("get").is_none());
+    store
+        .domain_delete("records.test")
+        .await
+        .expect("domain delete");
+    assert!(
+        store
+            .domain_get("records.test")
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 pub async fn queue_entries_hold_their_blob(h: &dyn Harness) {
@@ -477,7 +965,13 @@ pub async fn queue_entries_hold_their_blob(h: &dyn Harness) {
     let raw = sample(1, "outbound");
     let r = store
         .commit(WriteBatch {
-            appends: vec![AppendRequest { mailbox_id: inbox.id, raw: raw.clone(), flags: Flags::SEEN, keywords: vec![], internal_date: 0 }],
+            appends: vec![AppendRequest {
+                mailbox_id: inbox.id,
+                raw: raw.clone(),
+                flags: Flags::SEEN,
+                keywords: vec![],
+                internal_date: 0,
+            }],
             enqueue: vec![NewQueueEntry {
                 raw: raw.clone(),
                 sender: "queue@example.test".into(),
@@ -496,57 +990,160 @@ pub async fn queue_entries_hold_their_blob(h: &dyn Harness) {
         .await
         .expect("commit");
     let id = r.queued[0];
-    assert!(store.queue_due(99, 10).await.expect("due").iter().all(|e| e.id != id));
-    let mut entry = store.queue_due(100, 10).await.expect("due").into_iter().find(|e| e.id == id).expect("due at 100");
-    assert_eq!(entry.blob, r.appended[0].blob, "local copy and queue entry share one blob");
+    assert!(
+        store
+            .queue_due(99, 10)
+            .await
+            .expect("due")
+            .iter()
+            .all(|e| e.id != id)
+    );
+    let mut entry = store
+        .queue_due(100, 10)
+        .await
+        .expect("due")
+        .into_iter()
+        .find(|e| e.id == id)
+        .expect("due at 100");
+    assert_eq!(
+        entry.blob, r.appended[0].blob,
+        "local copy and queue entry share one blob"
+    );
     assert_eq!(entry.envid.as_deref(), Some("ENV1"));
     entry.attempts = 1;
     entry.next_attempt = 500;
     entry.last_error = Some("451 4.7.0 try later".into());
     entry.recipients[0].last_reply = entry.last_error.clone();
     store.queue_update(&entry).await.expect("update");
-    assert_eq!(store.queue_get(id).await.expect("get").expect("exists"), entry);
+    assert_eq!(
+        store.queue_get(id).await.expect("get").expect("exists"),
+        entry
+    );
     let uid = r.appended[0].uid;
-    store.expunge(inbox.id, ExpungeFilter::Uids(vec![uid])).await.expect("expunge");
-    assert_eq!(&store.blob_read(entry.blob, None).await.expect("queue keeps blob")[..], &raw[..]);
+    store
+        .expunge(inbox.id, ExpungeFilter::Uids(vec![uid]))
+        .await
+        .expect("expunge");
+    assert_eq!(
+        &store
+            .blob_read(entry.blob, None)
+            .await
+            .expect("queue keeps blob")[..],
+        &raw[..]
+    );
     store.queue_delete(id).await.expect("delete");
     assert!(store.queue_get(id).await.expect("get").is_none());
-    assert!(matches!(store.blob_read(entry.blob, None).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.blob_read(entry.blob, None).await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_healthy(&store).await;
 }
 
 pub async fn full_text_search_matches_substrings(h: &dyn Harness) {
     let store = h.open().await;
     let (_, inbox) = account(&store, "fts").await;
-    let a = append(&store, inbox.id, sample(1, "The quarterly Zanzibar report")).await.expect("append");
-    append(&store, inbox.id, sample(2, "nothing to see")).await.expect("append");
-    let hit = store.search_text(inbox.id, TextField::Body, "zanzib").await.expect("search");
-    assert_eq!(hit, Some(vec![a.uid]), "case-insensitive substring of the body");
-    assert_eq!(store.search_text(inbox.id, TextField::Body, "message 1").await.expect("search"), Some(vec![]), "subject is not body");
-    assert_eq!(store.search_text(inbox.id, TextField::Text, "message 1").await.expect("search"), Some(vec![a.uid]));
-    assert_eq!(store.search_text(inbox.id, TextField::Body, "ab").await.expect("search"), None, "too short for the index");
-    assert_eq!(store.search_text(inbox.id, TextField::Body, "a \"quoted\" needle").await.expect("search"), Some(vec![]));
+    let a = append(&store, inbox.id, sample(1, "The quarterly Zanzibar report"))
+        .await
+        .expect("append");
+    append(&store, inbox.id, sample(2, "nothing to see"))
+        .await
+        .expect("append");
+    let hit = store
+        .search_text(inbox.id, TextField::Body, "zanzib")
+        .await
+        .expect("search");
+    assert_eq!(
+        hit,
+        Some(vec![a.uid]),
+        "case-insensitive substring of the body"
+    );
+    assert_eq!(
+        store
+            .search_text(inbox.id, TextField::Body, "message 1")
+            .await
+            .expect("search"),
+        Some(vec![]),
+        "subject is not body"
+    );
+    assert_eq!(
+        store
+            .search_text(inbox.id, TextField::Text, "message 1")
+            .await
+            .expect("search"),
+        Some(vec![a.uid])
+    );
+    assert_eq!(
+        store
+            .search_text(inbox.id, TextField::Body, "ab")
+            .await
+            .expect("search"),
+        None,
+        "too short for the index"
+    );
+    assert_eq!(
+        store
+            .search_text(inbox.id, TextField::Body, "a \"quoted\" needle")
+            .await
+            .expect("search"),
+        Some(vec![])
+    );
 }
 
 pub async fn batch_is_all_or_nothing(h: &dyn Harness) {
     let store = h.open().await;
     let (_, inbox) = account(&store, "atomic").await;
-    let req = |mailbox_id, n| AppendRequest { mailbox_id, raw: sample(n, "atomic"), flags: Flags::empty(), keywords: vec![], internal_date: 0 };
-    let err = store.commit(WriteBatch { appends: vec![req(inbox.id, 1), req(i64::MAX, 2)], enqueue: vec![] }).await;
+    let req = |mailbox_id, n| AppendRequest {
+        mailbox_id,
+        raw: sample(n, "atomic"),
+        flags: Flags::empty(),
+        keywords: vec![],
+        internal_date: 0,
+    };
+    let err = store
+        .commit(WriteBatch {
+            appends: vec![req(inbox.id, 1), req(i64::MAX, 2)],
+            enqueue: vec![],
+        })
+        .await;
     assert!(matches!(err, Err(StoreError::NotFound(_))), "got {err:?}");
-    assert!(all(&store, inbox.id).await.is_empty(), "part of a failed batch was stored");
-    assert_eq!(store.mailbox_status(inbox.id).await.expect("status").uidnext, 1);
+    assert!(
+        all(&store, inbox.id).await.is_empty(),
+        "part of a failed batch was stored"
+    );
+    assert_eq!(
+        store
+            .mailbox_status(inbox.id)
+            .await
+            .expect("status")
+            .uidnext,
+        1
+    );
     assert_healthy(&store).await;
 }
 
 pub async fn move_is_atomic(h: &dyn Harness) {
     let store = h.open().await;
     let (acc, inbox) = account(&store, "move").await;
-    let trash = store.mailbox_get(acc.id, "Trash").await.expect("get").expect("Trash");
-    let a = append(&store, inbox.id, sample(1, "mv")).await.expect("append");
-    let b = append(&store, inbox.id, sample(2, "mv")).await.expect("append");
-    let (copied, expunged) = store.move_messages(inbox.id, &[b.uid, a.uid, 999], trash.id).await.expect("move");
-    assert_eq!(copied.mapping.iter().map(|m| m.0).collect::<Vec<_>>(), vec![a.uid, b.uid]);
+    let trash = store
+        .mailbox_get(acc.id, "Trash")
+        .await
+        .expect("get")
+        .expect("Trash");
+    let a = append(&store, inbox.id, sample(1, "mv"))
+        .await
+        .expect("append");
+    let b = append(&store, inbox.id, sample(2, "mv"))
+        .await
+        .expect("append");
+    let (copied, expunged) = store
+        .move_messages(inbox.id, &[b.uid, a.uid, 999], trash.id)
+        .await
+        .expect("move");
+    assert_eq!(
+        copied.mapping.iter().map(|m| m.0).collect::<Vec<_>>(),
+        vec![a.uid, b.uid]
+    );
     assert_eq!(expunged.uids, vec![a.uid, b.uid]);
     assert!(all(&store, inbox.id).await.is_empty());
     assert_eq!(all(&store, trash.id).await.len(), 2);
@@ -558,9 +1155,23 @@ pub async fn account_delete_releases_everything(h: &dyn Harness) {
     let store = h.open().await;
     let (acc, inbox) = account(&store, "gone").await;
     let before = assert_healthy(&store).await.blobs;
-    append(&store, inbox.id, sample(1, "gone-unique")).await.expect("append");
+    append(&store, inbox.id, sample(1, "gone-unique"))
+        .await
+        .expect("append");
     store.account_delete(acc.id).await.expect("delete");
-    assert!(store.account_get_by_id(acc.id).await.expect("get").is_none());
-    assert!(store.mailbox_get_by_id(inbox.id).await.expect("get").is_none());
+    assert!(
+        store
+            .account_get_by_id(acc.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .mailbox_get_by_id(inbox.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
     assert_eq!(assert_healthy(&store).await.blobs, before);
 }

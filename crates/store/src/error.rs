@@ -13,7 +13,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("quota exceeded for account {account}")]
     OverQuota { account: i64 },
-    #[error("the database has schema version {found}, newer than this Facteur supports ({supported}); upgrade Facteur")]
+    #[error(
+        "the database has schema version {found}, newer than this Facteur supports ({supported}); upgrade Facteur"
+    )]
     NewerSchema { found: i64, supported: i64 },
     #[error("storage is full: {0}")]
     Full(String),
@@ -40,7 +42,9 @@ impl From<io::Error> for StoreError {
         // ENOSPC and EDQUOT: the disk is full. Kept distinct so protocols can say 452 / NO [OVERQUOTA]-less
         // "try later" and operators see the real cause in the log.
         match e.raw_os_error() {
-            Some(code) if code == libc::ENOSPC || code == libc::EDQUOT => StoreError::Full(e.to_string()),
+            Some(code) if code == libc::ENOSPC || code == libc::EDQUOT => {
+                StoreError::Full(e.to_string())
+            }
             _ => StoreError::Io(e.to_string()),
         }
     }

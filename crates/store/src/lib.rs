@@ -40,13 +40,23 @@ pub trait DirectoryStore: Send + Sync {
     async fn account_get_by_id(&self, id: AccountId) -> Result<Option<AccountRecord>>;
     async fn account_list(&self, domain: Option<&str>) -> Result<Vec<AccountRecord>>;
     async fn account_set_password(&self, id: AccountId, password_hash: &str) -> Result<()>;
-    async fn account_set_quota(&self, id: AccountId, bytes: Option<u64>, messages: Option<u64>) -> Result<()>;
+    async fn account_set_quota(
+        &self,
+        id: AccountId,
+        bytes: Option<u64>,
+        messages: Option<u64>,
+    ) -> Result<()>;
     async fn account_set_enabled(&self, id: AccountId, enabled: bool) -> Result<()>;
     /// Removes the account, its mailboxes and messages; blobs lose their references.
     async fn account_delete(&self, id: AccountId) -> Result<()>;
     async fn quota_usage(&self, id: AccountId) -> Result<QuotaUsage>;
 
-    async fn alias_create(&self, domain_id: DomainId, local_part: &str, targets: &[String]) -> Result<AliasRecord>;
+    async fn alias_create(
+        &self,
+        domain_id: DomainId,
+        local_part: &str,
+        targets: &[String],
+    ) -> Result<AliasRecord>;
     async fn alias_get(&self, local_part: &str, domain: &str) -> Result<Option<AliasRecord>>;
     async fn alias_list(&self, domain: Option<&str>) -> Result<Vec<AliasRecord>>;
     async fn alias_delete(&self, local_part: &str, domain: &str) -> Result<()>;
@@ -56,7 +66,12 @@ pub trait DirectoryStore: Send + Sync {
 #[async_trait]
 pub trait MailStore: Send + Sync {
     /// Creates a mailbox; missing parents of a hierarchical name are created too (RFC 9051 §6.3.4).
-    async fn mailbox_create(&self, account: AccountId, name: &str, special_use: Option<SpecialUse>) -> Result<MailboxRecord>;
+    async fn mailbox_create(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<MailboxRecord>;
     async fn mailbox_get(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>>;
     async fn mailbox_get_by_id(&self, id: MailboxId) -> Result<Option<MailboxRecord>>;
     async fn mailbox_list(&self, account: AccountId) -> Result<Vec<MailboxRecord>>;
@@ -65,7 +80,11 @@ pub trait MailStore: Send + Sync {
     async fn mailbox_rename(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
     /// Deletes a mailbox and its messages (not its children; INBOX cannot be deleted).
     async fn mailbox_delete(&self, account: AccountId, name: &str) -> Result<()>;
-    async fn mailbox_set_special_use(&self, id: MailboxId, special_use: Option<SpecialUse>) -> Result<()>;
+    async fn mailbox_set_special_use(
+        &self,
+        id: MailboxId,
+        special_use: Option<SpecialUse>,
+    ) -> Result<()>;
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
 
     /// Subscriptions are names, and may name mailboxes that do not exist (RFC 9051 §6.3.7).
@@ -77,13 +96,22 @@ pub trait MailStore: Send + Sync {
     async fn commit(&self, batch: WriteBatch) -> Result<BatchResult>;
 
     /// Metadata of the messages whose UID is in `uids`, in UID order.
-    async fn messages(&self, mailbox: MailboxId, uids: RangeInclusive<Uid>) -> Result<Vec<MessageRecord>>;
+    async fn messages(
+        &self,
+        mailbox: MailboxId,
+        uids: RangeInclusive<Uid>,
+    ) -> Result<Vec<MessageRecord>>;
     /// Messages whose MODSEQ is above `modseq` (CONDSTORE CHANGEDSINCE), in UID order.
-    async fn messages_changed_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<Vec<MessageRecord>>;
+    async fn messages_changed_since(
+        &self,
+        mailbox: MailboxId,
+        modseq: ModSeq,
+    ) -> Result<Vec<MessageRecord>>;
     /// The cached analysis (ENVELOPE, BODYSTRUCTURE, headers) of a blob.
     async fn analysis(&self, blob: BlobId) -> Result<Arc<Analysis>>;
     /// Raw bytes of a blob, or of `range` of it (clamped to its length).
-    async fn blob_read(&self, blob: BlobId, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>>;
+    async fn blob_read(&self, blob: BlobId, range: Option<std::ops::Range<u64>>)
+    -> Result<Vec<u8>>;
 
     /// Changes flags and keywords, bumping MODSEQ of each changed message. With `unchanged_since`
     /// (CONDSTORE), messages whose MODSEQ is higher are left alone and reported in `modified`.
@@ -99,13 +127,23 @@ pub trait MailStore: Send + Sync {
     /// Copies messages (sharing their blobs) into `to`; new UIDs in source UID order.
     async fn copy(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult>;
     /// Moves messages atomically: copy, then expunge from the source (RFC 6851).
-    async fn move_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<(CopyResult, Expunged)>;
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<(CopyResult, Expunged)>;
     async fn expunge(&self, mailbox: MailboxId, filter: ExpungeFilter) -> Result<Expunged>;
     /// UIDs expunged with a MODSEQ above `modseq` (QRESYNC VANISHED (EARLIER)).
     async fn expunged_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<Vec<Uid>>;
     /// UIDs of messages whose text contains `needle` (case-insensitive), from the full-text index.
     /// `None` when the index cannot answer this needle (e.g. too short) and the caller must scan.
-    async fn search_text(&self, mailbox: MailboxId, field: TextField, needle: &str) -> Result<Option<Vec<Uid>>>;
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Option<Vec<Uid>>>;
 
     /// Committed changes of every account, published once durable. Receivers filter by account.
     fn changes(&self) -> broadcast::Receiver<Change>;

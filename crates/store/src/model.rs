@@ -24,7 +24,9 @@ impl BlobId {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
     pub fn from_hex(s: &str) -> Option<BlobId> {
-        blake3::Hash::from_hex(s).ok().map(|h| BlobId(*h.as_bytes()))
+        blake3::Hash::from_hex(s)
+            .ok()
+            .map(|h| BlobId(*h.as_bytes()))
     }
 }
 
@@ -221,10 +223,16 @@ impl Flags {
     }
     /// Parses a system flag name case-insensitively (`\Seen`).
     pub fn from_name(name: &str) -> Option<Flags> {
-        Flags::ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(f, _)| *f)
+        Flags::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(f, _)| *f)
     }
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Flags::ALL.into_iter().filter(move |(f, _)| self.contains(*f)).map(|(_, n)| n)
+        Flags::ALL
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
     }
 }
 

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
+use store::DynStore;
 use store::conformance::Harness;
 use store::sqlite::{Sqlite, SqliteOptions};
-use store::DynStore;
 
 struct SqliteHarness {
     _dir: tempfile::TempDir,
@@ -22,7 +22,10 @@ fn harness() -> SqliteHarness {
 impl Harness for SqliteHarness {
     async fn open(&self) -> DynStore {
         // A small inline threshold so the suite exercises file blobs too.
-        let opts = SqliteOptions { inline_blob_max: 64 * 1024, ..SqliteOptions::default() };
+        let opts = SqliteOptions {
+            inline_blob_max: 64 * 1024,
+            ..SqliteOptions::default()
+        };
         std::sync::Arc::new(Sqlite::open(&self.path, opts).expect("open sqlite store"))
     }
     fn large_blob_size(&self) -> usize {

@@ -15,7 +15,11 @@ const WRITERS: usize = 8;
 
 fn body(round: usize, n: usize) -> Arc<[u8]> {
     // Every seventh message is large, so blob files are exercised as well as inline blobs.
-    let filler = if n % 7 == 0 { "x".repeat(80 * 1024) } else { String::new() };
+    let filler = if n.is_multiple_of(7) {
+        "x".repeat(80 * 1024)
+    } else {
+        String::new()
+    };
     format!("Subject: crash {round}-{n}\r\nMessage-ID: <{round}.{n}@crash.test>\r\n\r\nround {round} message {n}\r\n{filler}\r\n")
         .into_bytes()
         .into()
@@ -29,7 +33,9 @@ fn open(dir: &std::path::Path) -> DynStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "child process of kill9_during_appends_loses_no_acknowledged_message"]
 async fn crash_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let mut parts = spec.splitn(3, ':');
     let round: usize = parts.next().and_then(|s| s.parse().ok()).expect("round");
     let mailbox: i64 = parts.next().and_then(|s| s.parse().ok()).expect("mailbox");
@@ -41,7 +47,9 @@ async fn crash_child() {
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
                 let n = i * WRITERS + w;
-                let a = conformance::append(&store, mailbox, body(round, n)).await.expect("append");
+                let a = conformance::append(&store, mailbox, body(round, n))
+                    .await
+                    .expect("append");
                 // Printed only after the store said the message is durable.
                 println!("ACK {} {}", a.uid, n);
             }
@@ -63,8 +71,17 @@ async fn kill9_during_appends_loses_no_acknowledged_message() {
     let mut acked_total = 0usize;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, format!("{round}:{mailbox}:{}", dir.path().display()))
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                CHILD_ENV,
+                format!("{round}:{mailbox}:{}", dir.path().display()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -91,17 +108,34 @@ async fn kill9_during_appends_loses_no_acknowledged_message() {
         acked_total += acked.len();
 
         let store = open(dir.path());
-        let msgs = store.messages(mailbox, 1..=u32::MAX).await.expect("messages");
+        let msgs = store
+            .messages(mailbox, 1..=u32::MAX)
+            .await
+            .expect("messages");
         for (uid, n) in &acked {
-            let m = msgs.iter().find(|m| m.uid == *uid).unwrap_or_else(|| panic!("acknowledged UID {uid} lost in round {round}"));
-            let bytes = store.blob_read(m.blob, None).await.expect("blob of an acknowledged message");
-            assert_eq!(&bytes[..], &body(round, *n)[..], "acknowledged UID {uid} corrupt");
+            let m = msgs
+                .iter()
+                .find(|m| m.uid == *uid)
+                .unwrap_or_else(|| panic!("acknowledged UID {uid} lost in round {round}"));
+            let bytes = store
+                .blob_read(m.blob, None)
+                .await
+                .expect("blob of an acknowledged message");
+            assert_eq!(
+                &bytes[..],
+                &body(round, *n)[..],
+                "acknowledged UID {uid} corrupt"
+            );
             assert_eq!(m.size as usize, bytes.len());
         }
         let uids: Vec<u32> = msgs.iter().map(|m| m.uid).collect();
         assert!(uids.windows(2).all(|w| w[0] < w[1]));
         let report = store.check_integrity().await.expect("integrity");
-        assert!(report.problems.is_empty(), "round {round}: {:?}", report.problems);
+        assert!(
+            report.problems.is_empty(),
+            "round {round}: {:?}",
+            report.problems
+        );
         let status = store.mailbox_status(mailbox).await.expect("status");
         assert!(status.uidnext > uids.last().copied().unwrap_or(0));
     }

@@ -12,7 +12,9 @@ const RAW: &str = "From: Old <old@example.test>\r\nTo: bob@example.test\r\nSubje
 fn fill_v1(dir: &std::path::Path) {
     let mut analysis = message::analyze(RAW.as_bytes(), &message::Limits::default());
     analysis.search = message::SearchText::default();
-    let json = serde_json::to_string(&analysis).expect("json").replace('\'', "''");
+    let json = serde_json::to_string(&analysis)
+        .expect("json")
+        .replace('\'', "''");
     let hash: String = blake3::hash(RAW.as_bytes()).to_hex().to_string();
     let sql = format!(
         "INSERT INTO domains(id, name, created) VALUES (1, 'example.test', 1);
@@ -38,30 +40,104 @@ async fn version_one_database_upgrades_with_its_data() {
     assert_eq!(testing::version(dir.path()).expect("version"), 1);
     fill_v1(dir.path());
 
-    let store: DynStore = Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open upgrades"));
-    assert_eq!(testing::version(dir.path()).expect("version"), schema::SCHEMA_VERSION);
+    let store: DynStore =
+        Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open upgrades"));
+    assert_eq!(
+        testing::version(dir.path()).expect("version"),
+        schema::SCHEMA_VERSION
+    );
 
-    let acc = store.account_get("bob", "example.test").await.expect("get").expect("account kept");
-    assert_eq!((acc.display_name.as_str(), acc.quota_bytes, acc.quota_messages), ("Bob", Some(5_000_000), None));
-    assert_eq!(store.alias_get("info", "example.test").await.expect("get").expect("alias kept").targets, vec!["bob@example.test"]);
-    let inbox = store.mailbox_get(acc.id, "INBOX").await.expect("get").expect("INBOX kept");
-    assert_eq!((inbox.uidvalidity, inbox.uidnext, inbox.highestmodseq), (1_234_567, 8, 20));
-    let sent = store.mailbox_get(acc.id, "Sent").await.expect("get").expect("Sent kept");
+    let acc = store
+        .account_get("bob", "example.test")
+        .await
+        .expect("get")
+        .expect("account kept");
+    assert_eq!(
+        (
+            acc.display_name.as_str(),
+            acc.quota_bytes,
+            acc.quota_messages
+        ),
+        ("Bob", Some(5_000_000), None)
+    );
+    assert_eq!(
+        store
+            .alias_get("info", "example.test")
+            .await
+            .expect("get")
+            .expect("alias kept")
+            .targets,
+        vec!["bob@example.test"]
+    );
+    let inbox = store
+        .mailbox_get(acc.id, "INBOX")
+        .await
+        .expect("get")
+        .expect("INBOX kept");
+    assert_eq!(
+        (inbox.uidvalidity, inbox.uidnext, inbox.highestmodseq),
+        (1_234_567, 8, 20)
+    );
+    let sent = store
+        .mailbox_get(acc.id, "Sent")
+        .await
+        .expect("get")
+        .expect("Sent kept");
     assert_eq!(sent.special_use, Some(SpecialUse::Sent));
-    let msgs = store.messages(inbox.id, 1..=u32::MAX).await.expect("messages");
+    let msgs = store
+        .messages(inbox.id, 1..=u32::MAX)
+        .await
+        .expect("messages");
     assert_eq!(msgs.len(), 1);
-    assert_eq!((msgs[0].uid, msgs[0].modseq, msgs[0].flags, msgs[0].keywords.clone()), (7, 19, Flags::SEEN, vec!["OldKeyword".to_string()]));
-    assert_eq!(store.blob_read(msgs[0].blob, None).await.expect("blob"), RAW.as_bytes());
-    assert_eq!(store.analysis(msgs[0].blob).await.expect("analysis").envelope.subject.as_deref(), Some("from schema one"));
-    assert_eq!(store.search_text(inbox.id, TextField::Body, "pelican").await.expect("search"), Some(vec![7]));
-    assert_eq!(store.expunged_since(inbox.id, 17).await.expect("vanished"), vec![3]);
-    assert_eq!(store.subscriptions(acc.id).await.expect("subs"), vec!["INBOX".to_string()]);
+    assert_eq!(
+        (
+            msgs[0].uid,
+            msgs[0].modseq,
+            msgs[0].flags,
+            msgs[0].keywords.clone()
+        ),
+        (7, 19, Flags::SEEN, vec!["OldKeyword".to_string()])
+    );
+    assert_eq!(
+        store.blob_read(msgs[0].blob, None).await.expect("blob"),
+        RAW.as_bytes()
+    );
+    assert_eq!(
+        store
+            .analysis(msgs[0].blob)
+            .await
+            .expect("analysis")
+            .envelope
+            .subject
+            .as_deref(),
+        Some("from schema one")
+    );
+    assert_eq!(
+        store
+            .search_text(inbox.id, TextField::Body, "pelican")
+            .await
+            .expect("search"),
+        Some(vec![7])
+    );
+    assert_eq!(
+        store.expunged_since(inbox.id, 17).await.expect("vanished"),
+        vec![3]
+    );
+    assert_eq!(
+        store.subscriptions(acc.id).await.expect("subs"),
+        vec!["INBOX".to_string()]
+    );
 
     // New features work on the upgraded data, and UIDs continue where they were.
-    let new = conformance::append(&store, inbox.id, conformance::sample(1, "after")).await.expect("append");
+    let new = conformance::append(&store, inbox.id, conformance::sample(1, "after"))
+        .await
+        .expect("append");
     assert_eq!(new.uid, 8);
     assert!(new.modseq > 20);
-    store.account_set_quota(acc.id, Some(5_000_000), Some(10)).await.expect("message quota (v2 column)");
+    store
+        .account_set_quota(acc.id, Some(5_000_000), Some(10))
+        .await
+        .expect("message quota (v2 column)");
     let q = store
         .commit(WriteBatch {
             appends: vec![],
@@ -88,10 +164,19 @@ async fn newer_database_is_refused_and_left_alone() {
     let future = schema::SCHEMA_VERSION + 5;
     testing::exec(dir.path(), &format!("PRAGMA user_version = {future}")).expect("set version");
     let before = std::fs::read(dir.path().join("facteur.db")).expect("read db");
-    let err = Sqlite::open(dir.path(), SqliteOptions::default()).err().expect("must refuse");
-    assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == future), "got {err}");
+    let err = Sqlite::open(dir.path(), SqliteOptions::default())
+        .err()
+        .expect("must refuse");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found, .. } if found == future),
+        "got {err}"
+    );
     assert!(err.to_string().contains("newer"), "message: {err}");
-    assert_eq!(std::fs::read(dir.path().join("facteur.db")).expect("read db"), before, "refused database was modified");
+    assert_eq!(
+        std::fs::read(dir.path().join("facteur.db")).expect("read db"),
+        before,
+        "refused database was modified"
+    );
 }
 
 #[tokio::test]
@@ -99,6 +184,8 @@ async fn unwritable_folder_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").expect("write");
-    let err = Sqlite::open(&file.join("data"), SqliteOptions::default()).err().expect("must fail");
+    let err = Sqlite::open(&file.join("data"), SqliteOptions::default())
+        .err()
+        .expect("must fail");
     assert!(matches!(err, StoreError::Io(_)), "got {err:?}");
 }

@@ -7,10 +7,23 @@ use std::time::Duration;
 use store::sqlite::{Sqlite, SqliteOptions, testing};
 use store::*;
 
-const WORDS: &[&str] = &["apple", "Banana", "cherry", "Dürer", "elderberry", "fig", "grape", "ÉCOLE", "kiwi", "lemon"];
+const WORDS: &[&str] = &[
+    "apple",
+    "Banana",
+    "cherry",
+    "Dürer",
+    "elderberry",
+    "fig",
+    "grape",
+    "ÉCOLE",
+    "kiwi",
+    "lemon",
+];
 
 fn message(i: usize) -> (Arc<[u8]>, String) {
-    let body: Vec<&str> = (0..4).map(|k| WORDS[(i * 7 + k * 3) % WORDS.len()]).collect();
+    let body: Vec<&str> = (0..4)
+        .map(|k| WORDS[(i * 7 + k * 3) % WORDS.len()])
+        .collect();
     let body = body.join(" ");
     let raw = format!(
         "Subject: note {i}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
@@ -20,25 +33,49 @@ fn message(i: usize) -> (Arc<[u8]>, String) {
 
 fn expected(bodies: &[(Uid, String)], needle: &str) -> Vec<Uid> {
     let n = needle.to_lowercase();
-    bodies.iter().filter(|(_, b)| b.to_lowercase().contains(&n)).map(|(u, _)| *u).collect()
+    bodies
+        .iter()
+        .filter(|(_, b)| b.to_lowercase().contains(&n))
+        .map(|(u, _)| *u)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_and_scan_agree() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: DynStore = Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open"));
+    let store: DynStore =
+        Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open"));
     let (_, inbox) = conformance::account(&store, "search").await;
     let mut bodies = Vec::new();
     for i in 0..60 {
         let (raw, body) = message(i);
-        let a = conformance::append(&store, inbox.id, raw).await.expect("append");
+        let a = conformance::append(&store, inbox.id, raw)
+            .await
+            .expect("append");
         bodies.push((a.uid, body));
     }
-    let needles = ["APPLE", "anan", "dürer", "école", "err", "kiwi lemon", "zzz", "rape"];
+    let needles = [
+        "APPLE",
+        "anan",
+        "dürer",
+        "école",
+        "err",
+        "kiwi lemon",
+        "zzz",
+        "rape",
+    ];
     // Straight away: some messages may not be indexed yet; results must already be exact.
     for n in needles {
-        let got = store.search_text(inbox.id, TextField::Body, n).await.expect("search").expect("indexable");
-        assert_eq!(got, expected(&bodies, n), "before indexing caught up, needle {n:?}");
+        let got = store
+            .search_text(inbox.id, TextField::Body, n)
+            .await
+            .expect("search")
+            .expect("indexable");
+        assert_eq!(
+            got,
+            expected(&bodies, n),
+            "before indexing caught up, needle {n:?}"
+        );
     }
     let target = testing::max_blob_id(dir.path()).expect("max id");
     let mut waited = 0;
@@ -48,16 +85,40 @@ async fn index_and_scan_agree() {
         assert!(waited < 400, "indexer did not catch up");
     }
     for n in needles {
-        let got = store.search_text(inbox.id, TextField::Body, n).await.expect("search").expect("indexable");
+        let got = store
+            .search_text(inbox.id, TextField::Body, n)
+            .await
+            .expect("search")
+            .expect("indexable");
         assert_eq!(got, expected(&bodies, n), "from the index, needle {n:?}");
     }
     let gone: Vec<Uid> = bodies.iter().take(20).map(|b| b.0).collect();
-    store.expunge(inbox.id, ExpungeFilter::Uids(gone)).await.expect("expunge");
+    store
+        .expunge(inbox.id, ExpungeFilter::Uids(gone))
+        .await
+        .expect("expunge");
     bodies.drain(..20);
     for n in needles {
-        let got = store.search_text(inbox.id, TextField::Body, n).await.expect("search").expect("indexable");
+        let got = store
+            .search_text(inbox.id, TextField::Body, n)
+            .await
+            .expect("search")
+            .expect("indexable");
         assert_eq!(got, expected(&bodies, n), "after expunge, needle {n:?}");
     }
-    let subject = store.search_text(inbox.id, TextField::Text, "note 45").await.expect("search").expect("indexable");
-    assert_eq!(subject, vec![bodies.iter().find(|b| b.0 == 46).map(|b| b.0).expect("uid 46")]);
+    let subject = store
+        .search_text(inbox.id, TextField::Text, "note 45")
+        .await
+        .expect("search")
+        .expect("indexable");
+    assert_eq!(
+        subject,
+        vec![
+            bodies
+                .iter()
+                .find(|b| b.0 == 46)
+                .map(|b| b.0)
+                .expect("uid 46")
+        ]
+    );
 }

@@ -55,10 +55,8 @@ impl BlobDir {
             let _ = fs::remove_file(entry.path());
         }
         fsync_dir(&root)?;
-        if created {
-            if let Some(parent) = root.parent() {
-                fsync_dir(parent)?;
-            }
+        if created && let Some(parent) = root.parent() {
+            fsync_dir(parent)?;
         }
         Ok(BlobDir { root, inline_max })
     }
@@ -75,16 +73,27 @@ impl BlobDir {
     /// Writes and fsyncs `raw` under tmp/ (run off the async runtime).
     pub fn write_tmp(&self, raw: &[u8]) -> Result<TmpBlob> {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = self.root.join("tmp").join(format!("{}-{n}.tmp", std::process::id()));
+        let path = self
+            .root
+            .join("tmp")
+            .join(format!("{}-{n}.tmp", std::process::id()));
         let tmp = TmpBlob { path };
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp.path)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp.path)?;
         f.write_all(raw)?;
         f.sync_all()?;
         Ok(tmp)
     }
 
     /// Moves a written blob into place (writer thread, inside the transaction).
-    pub fn install(&self, tmp: &TmpBlob, id: &BlobId, sync_dirs: &mut BTreeSet<PathBuf>) -> Result<()> {
+    pub fn install(
+        &self,
+        tmp: &TmpBlob,
+        id: &BlobId,
+        sync_dirs: &mut BTreeSet<PathBuf>,
+    ) -> Result<()> {
         let dest = self.path_of(id);
         fs::rename(&tmp.path, &dest)?;
         if let Some(dir) = dest.parent() {
@@ -118,7 +127,9 @@ impl BlobDir {
         let mut out = Vec::new();
         for i in 0..=255u8 {
             let sub = self.root.join(format!("{i:02x}"));
-            let Ok(entries) = fs::read_dir(&sub) else { continue };
+            let Ok(entries) = fs::read_dir(&sub) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 if let Some(id) = entry.file_name().to_str().and_then(BlobId::from_hex) {
                     out.push(id);

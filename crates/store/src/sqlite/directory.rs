@@ -26,7 +26,12 @@ fn account_from_row(r: &Row<'_>) -> rusqlite::Result<AccountRecord> {
 }
 
 fn domain_from_row(r: &Row<'_>) -> rusqlite::Result<DomainRecord> {
-    Ok(DomainRecord { id: r.get(0)?, name: r.get(1)?, catchall: r.get(2)?, created: r.get(3)? })
+    Ok(DomainRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        catchall: r.get(2)?,
+        created: r.get(3)?,
+    })
 }
 
 fn alias_from_row(r: &Row<'_>) -> rusqlite::Result<AliasRecord> {
@@ -36,7 +41,11 @@ fn alias_from_row(r: &Row<'_>) -> rusqlite::Result<AliasRecord> {
         domain_id: r.get(1)?,
         domain: r.get(2)?,
         local_part: r.get(3)?,
-        targets: targets.split('\n').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        targets: targets
+            .split('\n')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -70,9 +79,17 @@ impl DirectoryStore for Sqlite {
             .write(move |tx| {
                 let created = now_unix();
                 tx.conn
-                    .execute("INSERT INTO domains(name, created) VALUES (?1, ?2)", params![name, created])
+                    .execute(
+                        "INSERT INTO domains(name, created) VALUES (?1, ?2)",
+                        params![name, created],
+                    )
                     .map_err(|e| exists_err(e, &format!("domain {name}")))?;
-                Ok(DomainRecord { id: tx.conn.last_insert_rowid(), name, catchall: None, created })
+                Ok(DomainRecord {
+                    id: tx.conn.last_insert_rowid(),
+                    name,
+                    catchall: None,
+                    created,
+                })
             })
             .await
     }
@@ -81,9 +98,13 @@ impl DirectoryStore for Sqlite {
         let name = name.to_string();
         self.0
             .read(move |c, _| {
-                c.query_row("SELECT id, name, catchall, created FROM domains WHERE name = ?1", [name], domain_from_row)
-                    .optional()
-                    .map_err(db_err)
+                c.query_row(
+                    "SELECT id, name, catchall, created FROM domains WHERE name = ?1",
+                    [name],
+                    domain_from_row,
+                )
+                .optional()
+                .map_err(db_err)
             })
             .await
     }
@@ -91,7 +112,9 @@ impl DirectoryStore for Sqlite {
     async fn domain_list(&self) -> Result<Vec<DomainRecord>> {
         self.0
             .read(|c, _| {
-                let mut st = c.prepare("SELECT id, name, catchall, created FROM domains ORDER BY name").map_err(db_err)?;
+                let mut st = c
+                    .prepare("SELECT id, name, catchall, created FROM domains ORDER BY name")
+                    .map_err(db_err)?;
                 let rows = st.query_map([], domain_from_row).map_err(db_err)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
             })
@@ -105,19 +128,31 @@ impl DirectoryStore for Sqlite {
             .write(move |tx| {
                 let id: i64 = tx
                     .conn
-                    .query_row("SELECT id FROM domains WHERE name = ?1", [&name], |r| r.get(0))
+                    .query_row("SELECT id FROM domains WHERE name = ?1", [&name], |r| {
+                        r.get(0)
+                    })
                     .optional()
                     .map_err(db_err)?
                     .ok_or_else(|| not_found(format!("domain {name}")))?;
                 let accounts: i64 = tx
                     .conn
-                    .query_row("SELECT COUNT(*) FROM accounts WHERE domain_id = ?1", [id], |r| r.get(0))
+                    .query_row(
+                        "SELECT COUNT(*) FROM accounts WHERE domain_id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
                     .map_err(db_err)?;
                 if accounts > 0 {
-                    return Err(StoreError::Invalid(format!("domain {name} still has {accounts} account(s)")));
+                    return Err(StoreError::Invalid(format!(
+                        "domain {name} still has {accounts} account(s)"
+                    )));
                 }
-                tx.conn.execute("DELETE FROM aliases WHERE domain_id = ?1", [id]).map_err(db_err)?;
-                tx.conn.execute("DELETE FROM domains WHERE id = ?1", [id]).map_err(db_err)?;
+                tx.conn
+                    .execute("DELETE FROM aliases WHERE domain_id = ?1", [id])
+                    .map_err(db_err)?;
+                tx.conn
+                    .execute("DELETE FROM domains WHERE id = ?1", [id])
+                    .map_err(db_err)?;
                 Ok(())
             })
             .await
@@ -131,9 +166,16 @@ impl DirectoryStore for Sqlite {
             .write(move |tx| {
                 let n = tx
                     .conn
-                    .execute("UPDATE domains SET catchall = ?1 WHERE name = ?2", params![target, name])
+                    .execute(
+                        "UPDATE domains SET catchall = ?1 WHERE name = ?2",
+                        params![target, name],
+                    )
                     .map_err(db_err)?;
-                if n == 0 { Err(not_found(format!("domain {name}"))) } else { Ok(()) }
+                if n == 0 {
+                    Err(not_found(format!("domain {name}")))
+                } else {
+                    Ok(())
+                }
             })
             .await
     }
@@ -213,11 +255,21 @@ impl DirectoryStore for Sqlite {
 
     async fn account_set_password(&self, id: AccountId, password_hash: &str) -> Result<()> {
         let h = password_hash.to_string();
-        update_account(self, id, move |c| c.execute("UPDATE accounts SET password_hash = ?1 WHERE id = ?2", params![h, id]))
-            .await
+        update_account(self, id, move |c| {
+            c.execute(
+                "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
+                params![h, id],
+            )
+        })
+        .await
     }
 
-    async fn account_set_quota(&self, id: AccountId, bytes: Option<u64>, messages: Option<u64>) -> Result<()> {
+    async fn account_set_quota(
+        &self,
+        id: AccountId,
+        bytes: Option<u64>,
+        messages: Option<u64>,
+    ) -> Result<()> {
         update_account(self, id, move |c| {
             c.execute(
                 "UPDATE accounts SET quota_bytes = ?1, quota_messages = ?2 WHERE id = ?3",
@@ -228,8 +280,13 @@ impl DirectoryStore for Sqlite {
     }
 
     async fn account_set_enabled(&self, id: AccountId, enabled: bool) -> Result<()> {
-        update_account(self, id, move |c| c.execute("UPDATE accounts SET enabled = ?1 WHERE id = ?2", params![enabled, id]))
-            .await
+        update_account(self, id, move |c| {
+            c.execute(
+                "UPDATE accounts SET enabled = ?1 WHERE id = ?2",
+                params![enabled, id],
+            )
+        })
+        .await
     }
 
     async fn account_delete(&self, id: AccountId) -> Result<()> {
@@ -240,14 +297,24 @@ impl DirectoryStore for Sqlite {
                     return Err(not_found(format!("account {id}")));
                 }
                 let ids: Vec<i64> = {
-                    let mut st = tx.conn.prepare("SELECT id FROM mailboxes WHERE account_id = ?1").map_err(db_err)?;
-                    st.query_map([id], |r| r.get(0)).map_err(db_err)?.collect::<rusqlite::Result<_>>().map_err(db_err)?
+                    let mut st = tx
+                        .conn
+                        .prepare("SELECT id FROM mailboxes WHERE account_id = ?1")
+                        .map_err(db_err)?;
+                    st.query_map([id], |r| r.get(0))
+                        .map_err(db_err)?
+                        .collect::<rusqlite::Result<_>>()
+                        .map_err(db_err)?
                 };
                 for mb in ids {
                     delete_mailbox_in(tx, mb)?;
                 }
-                tx.conn.execute("DELETE FROM subscriptions WHERE account_id = ?1", [id]).map_err(db_err)?;
-                tx.conn.execute("DELETE FROM accounts WHERE id = ?1", [id]).map_err(db_err)?;
+                tx.conn
+                    .execute("DELETE FROM subscriptions WHERE account_id = ?1", [id])
+                    .map_err(db_err)?;
+                tx.conn
+                    .execute("DELETE FROM accounts WHERE id = ?1", [id])
+                    .map_err(db_err)?;
                 Ok(())
             })
             .await
@@ -256,9 +323,16 @@ impl DirectoryStore for Sqlite {
     async fn quota_usage(&self, id: AccountId) -> Result<QuotaUsage> {
         self.0
             .read(move |c, _| {
-                c.query_row("SELECT used_bytes, used_messages FROM accounts WHERE id = ?1", [id], |r| {
-                    Ok(QuotaUsage { bytes: r.get::<_, i64>(0)? as u64, messages: r.get::<_, i64>(1)? as u64 })
-                })
+                c.query_row(
+                    "SELECT used_bytes, used_messages FROM accounts WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok(QuotaUsage {
+                            bytes: r.get::<_, i64>(0)? as u64,
+                            messages: r.get::<_, i64>(1)? as u64,
+                        })
+                    },
+                )
                 .optional()
                 .map_err(db_err)?
                 .ok_or_else(|| not_found(format!("account {id}")))
@@ -266,7 +340,12 @@ impl DirectoryStore for Sqlite {
             .await
     }
 
-    async fn alias_create(&self, domain_id: DomainId, local_part: &str, targets: &[String]) -> Result<AliasRecord> {
+    async fn alias_create(
+        &self,
+        domain_id: DomainId,
+        local_part: &str,
+        targets: &[String],
+    ) -> Result<AliasRecord> {
         let local = local_part.to_string();
         let targets = targets.to_vec();
         self.0
@@ -351,7 +430,11 @@ where
         .writer
         .write(move |tx| {
             let n = f(tx.conn).map_err(db_err)?;
-            if n == 0 { Err(not_found(format!("account {id}"))) } else { Ok(()) }
+            if n == 0 {
+                Err(not_found(format!("account {id}")))
+            } else {
+                Ok(())
+            }
         })
         .await
 }

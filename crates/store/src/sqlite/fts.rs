@@ -57,15 +57,27 @@ pub(crate) fn fts_path(db_path: &Path) -> PathBuf {
 }
 
 /// Creates the index database if needed and starts the indexer thread.
-pub(crate) fn start(db_path: &Path, blobs: BlobDir, limits: message::Limits) -> Result<IndexerHandle> {
+pub(crate) fn start(
+    db_path: &Path,
+    blobs: BlobDir,
+    limits: message::Limits,
+) -> Result<IndexerHandle> {
     let index_path = fts_path(db_path);
-    let index = open_conn(&index_path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
-    let _: String = index.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(db_err)?;
+    let index = open_conn(
+        &index_path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )?;
+    let _: String = index
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(db_err)?;
     // Derived data: a crash may lose the last index writes, and the watermark with them.
-    index.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
+    index
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db_err)?;
     index.execute_batch(SCHEMA).map_err(db_err)?;
     let main = open_conn(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    main.pragma_update(None, "query_only", "ON").map_err(db_err)?;
+    main.pragma_update(None, "query_only", "ON")
+        .map_err(db_err)?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("store-indexer".into())
@@ -76,7 +88,13 @@ pub(crate) fn start(db_path: &Path, blobs: BlobDir, limits: message::Limits) -> 
     Ok(handle)
 }
 
-fn run(index: Connection, main: Connection, blobs: BlobDir, limits: message::Limits, rx: mpsc::Receiver<Msg>) {
+fn run(
+    index: Connection,
+    main: Connection,
+    blobs: BlobDir,
+    limits: message::Limits,
+    rx: mpsc::Receiver<Msg>,
+) {
     loop {
         let mut forget = Vec::new();
         let mut wake = false;
@@ -93,16 +111,14 @@ fn run(index: Connection, main: Connection, blobs: BlobDir, limits: message::Lim
                 Msg::Forget(ids) => forget.extend(ids),
             }
         }
-        if !forget.is_empty() {
-            if let Err(e) = drop_entries(&index, &forget) {
-                tracing::warn!(error = %e, "could not drop index entries of removed messages");
-            }
+        if !forget.is_empty()
+            && let Err(e) = drop_entries(&index, &forget)
+        {
+            tracing::warn!(error = %e, "could not drop index entries of removed messages");
         }
-        if wake {
-            if let Err(e) = catch_up(&index, &main, &blobs, &limits) {
-                tracing::warn!(error = %e, "full-text indexing failed; searches scan unindexed messages");
-                std::thread::sleep(Duration::from_secs(1));
-            }
+        if wake && let Err(e) = catch_up(&index, &main, &blobs, &limits) {
+            tracing::warn!(error = %e, "full-text indexing failed; searches scan unindexed messages");
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
 }
@@ -110,41 +126,73 @@ fn run(index: Connection, main: Connection, blobs: BlobDir, limits: message::Lim
 fn drop_entries(index: &Connection, ids: &[i64]) -> Result<()> {
     index.execute_batch("BEGIN").map_err(db_err)?;
     for id in ids {
-        index.execute("DELETE FROM blob_text WHERE rowid = ?1", [id]).map_err(db_err)?;
+        index
+            .execute("DELETE FROM blob_text WHERE rowid = ?1", [id])
+            .map_err(db_err)?;
     }
     index.execute_batch("COMMIT").map_err(db_err)
 }
 
 fn watermark(index: &Connection) -> Result<i64> {
-    index.query_row("SELECT value FROM state WHERE key = 'watermark'", [], |r| r.get(0)).map_err(db_err)
+    index
+        .query_row("SELECT value FROM state WHERE key = 'watermark'", [], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)
 }
 
-fn catch_up(index: &Connection, main: &Connection, blobs: &BlobDir, limits: &message::Limits) -> Result<()> {
+fn catch_up(
+    index: &Connection,
+    main: &Connection,
+    blobs: &BlobDir,
+    limits: &message::Limits,
+) -> Result<()> {
     loop {
         let mark = watermark(index)?;
         let rows: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = {
             let mut st = main
-                .prepare_cached("SELECT id, hash, data FROM blobs WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .prepare_cached(
+                    "SELECT id, hash, data FROM blobs WHERE id > ?1 ORDER BY id LIMIT ?2",
+                )
                 .map_err(db_err)?;
-            st.query_map(params![mark, INDEX_CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(db_err)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(db_err)?
+            st.query_map(params![mark, INDEX_CHUNK], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)?
         };
-        let Some(last) = rows.last().map(|r| r.0) else { return Ok(()) };
+        let Some(last) = rows.last().map(|r| r.0) else {
+            return Ok(());
+        };
         index.execute_batch("BEGIN").map_err(db_err)?;
         for (id, hash, data) in rows {
-            let Some(text) = search_text_of(blobs, &hash, data, limits) else { continue };
+            let Some(text) = search_text_of(blobs, &hash, data, limits) else {
+                continue;
+            };
             index
-                .execute("INSERT OR REPLACE INTO blob_text(rowid, headers, body) VALUES (?1, ?2, ?3)", params![id, text.headers, text.body])
+                .execute(
+                    "INSERT OR REPLACE INTO blob_text(rowid, headers, body) VALUES (?1, ?2, ?3)",
+                    params![id, text.headers, text.body],
+                )
                 .map_err(db_err)?;
         }
-        index.execute("UPDATE state SET value = ?1 WHERE key = 'watermark'", [last]).map_err(db_err)?;
+        index
+            .execute(
+                "UPDATE state SET value = ?1 WHERE key = 'watermark'",
+                [last],
+            )
+            .map_err(db_err)?;
         index.execute_batch("COMMIT").map_err(db_err)?;
     }
 }
 
-fn search_text_of(blobs: &BlobDir, hash: &[u8], data: Option<Vec<u8>>, limits: &message::Limits) -> Option<message::SearchText> {
+fn search_text_of(
+    blobs: &BlobDir,
+    hash: &[u8],
+    data: Option<Vec<u8>>,
+    limits: &message::Limits,
+) -> Option<message::SearchText> {
     let raw = match data {
         Some(d) => d,
         None => {
@@ -206,7 +254,11 @@ fn search_in_snapshot(
     needle: &str,
 ) -> Result<Vec<Uid>> {
     let mark: i64 = conn
-        .query_row("SELECT value FROM fts.state WHERE key = 'watermark'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM fts.state WHERE key = 'watermark'",
+            [],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db_err)?
         .unwrap_or(0);
@@ -217,10 +269,12 @@ fn search_in_snapshot(
                  (SELECT rowid FROM fts.blob_text WHERE blob_text MATCH ?2)",
             )
             .map_err(db_err)?;
-        st.query_map(params![mailbox, fts_query(field, needle), mark], |r| r.get(0))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db_err)?
+        st.query_map(params![mailbox, fts_query(field, needle), mark], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?
     };
     let pending: Vec<(Uid, Vec<u8>, Option<Vec<u8>>)> = {
         let mut st = conn
@@ -229,10 +283,12 @@ fn search_in_snapshot(
                  WHERE m.mailbox_id = ?1 AND m.blob_id > ?2",
             )
             .map_err(db_err)?;
-        st.query_map(params![mailbox, mark], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db_err)?
+        st.query_map(params![mailbox, mark], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?
     };
     let lower = needle.to_lowercase();
     for (uid, hash, data) in pending {

@@ -66,7 +66,11 @@ fn next_uidvalidity(conn: &Connection) -> Result<u32> {
     u32::try_from(v).map_err(|_| StoreError::Backend("UIDVALIDITY counter exhausted".into()))
 }
 
-pub(crate) fn get_by_name(conn: &Connection, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
+pub(crate) fn get_by_name(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<MailboxRecord>> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"),
         params![account, name],
@@ -77,9 +81,13 @@ pub(crate) fn get_by_name(conn: &Connection, account: AccountId, name: &str) -> 
 }
 
 pub(crate) fn get_by_id(conn: &Connection, id: MailboxId) -> Result<Option<MailboxRecord>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM mailboxes WHERE id = ?1"), [id], from_row)
-        .optional()
-        .map_err(db_err)
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM mailboxes WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
+    .map_err(db_err)
 }
 
 pub(crate) fn require(conn: &Connection, id: MailboxId) -> Result<MailboxRecord> {
@@ -112,7 +120,12 @@ pub(crate) fn create_mailbox_in(
     insert_mailbox(tx, account, &name, special)
 }
 
-fn insert_mailbox(tx: &mut Tx<'_>, account: AccountId, name: &str, special: Option<SpecialUse>) -> Result<MailboxRecord> {
+fn insert_mailbox(
+    tx: &mut Tx<'_>,
+    account: AccountId,
+    name: &str,
+    special: Option<SpecialUse>,
+) -> Result<MailboxRecord> {
     let uidvalidity = next_uidvalidity(tx.conn)?;
     tx.conn
         .execute(
@@ -121,7 +134,12 @@ fn insert_mailbox(tx: &mut Tx<'_>, account: AccountId, name: &str, special: Opti
         )
         .map_err(db_err)?;
     let id = tx.conn.last_insert_rowid();
-    tx.changes.push(Change { account_id: account, mailbox_id: id, modseq: 1, kind: ChangeKind::MailboxCreated });
+    tx.changes.push(Change {
+        account_id: account,
+        mailbox_id: id,
+        modseq: 1,
+        kind: ChangeKind::MailboxCreated,
+    });
     require(tx.conn, id)
 }
 
@@ -129,12 +147,22 @@ fn insert_mailbox(tx: &mut Tx<'_>, account: AccountId, name: &str, special: Opti
 pub(crate) fn delete_mailbox_in(tx: &mut Tx<'_>, id: MailboxId) -> Result<()> {
     let mb = require(tx.conn, id)?;
     let uids: Vec<Uid> = {
-        let mut st = tx.conn.prepare("SELECT uid FROM messages WHERE mailbox_id = ?1").map_err(db_err)?;
-        st.query_map([id], |r| r.get(0)).map_err(db_err)?.collect::<rusqlite::Result<_>>().map_err(db_err)?
+        let mut st = tx
+            .conn
+            .prepare("SELECT uid FROM messages WHERE mailbox_id = ?1")
+            .map_err(db_err)?;
+        st.query_map([id], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)?
     };
     release_messages(tx, &mb, &uids)?;
-    tx.conn.execute("DELETE FROM expunged WHERE mailbox_id = ?1", [id]).map_err(db_err)?;
-    tx.conn.execute("DELETE FROM mailboxes WHERE id = ?1", [id]).map_err(db_err)?;
+    tx.conn
+        .execute("DELETE FROM expunged WHERE mailbox_id = ?1", [id])
+        .map_err(db_err)?;
+    tx.conn
+        .execute("DELETE FROM mailboxes WHERE id = ?1", [id])
+        .map_err(db_err)?;
     tx.changes.push(Change {
         account_id: mb.account_id,
         mailbox_id: id,
@@ -147,13 +175,16 @@ pub(crate) fn delete_mailbox_in(tx: &mut Tx<'_>, id: MailboxId) -> Result<()> {
 fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Result<()> {
     let from = normalize_name(from)?;
     let to = normalize_name(to)?;
-    let src = get_by_name(tx.conn, account, &from)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
+    let src = get_by_name(tx.conn, account, &from)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
     if get_by_name(tx.conn, account, &to)?.is_some() {
         return Err(StoreError::AlreadyExists(format!("mailbox {to}")));
     }
     let child_prefix = format!("{from}{MAILBOX_DELIMITER}");
     if to.starts_with(&child_prefix) {
-        return Err(StoreError::Invalid(format!("cannot rename {from} into its own child {to}")));
+        return Err(StoreError::Invalid(format!(
+            "cannot rename {from} into its own child {to}"
+        )));
     }
     if from == INBOX {
         // RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox and leaves INBOX empty
@@ -161,11 +192,20 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
         let dest = create_mailbox_in(tx, account, &to, None)?;
         let modseq = src.highestmodseq + 1;
         let moved: Vec<Uid> = {
-            let mut st = tx.conn.prepare("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid").map_err(db_err)?;
-            st.query_map([src.id], |r| r.get(0)).map_err(db_err)?.collect::<rusqlite::Result<_>>().map_err(db_err)?
+            let mut st = tx
+                .conn
+                .prepare("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid")
+                .map_err(db_err)?;
+            st.query_map([src.id], |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db_err)?
         };
         tx.conn
-            .execute("UPDATE messages SET mailbox_id = ?1 WHERE mailbox_id = ?2", params![dest.id, src.id])
+            .execute(
+                "UPDATE messages SET mailbox_id = ?1 WHERE mailbox_id = ?2",
+                params![dest.id, src.id],
+            )
             .map_err(db_err)?;
         tx.conn
             .execute(
@@ -182,10 +222,18 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
                 .map_err(db_err)?;
         }
         tx.conn
-            .execute("UPDATE mailboxes SET highestmodseq = ?1 WHERE id = ?2", params![modseq as i64, src.id])
+            .execute(
+                "UPDATE mailboxes SET highestmodseq = ?1 WHERE id = ?2",
+                params![modseq as i64, src.id],
+            )
             .map_err(db_err)?;
         if !moved.is_empty() {
-            tx.changes.push(Change { account_id: account, mailbox_id: src.id, modseq, kind: ChangeKind::Expunged(moved) });
+            tx.changes.push(Change {
+                account_id: account,
+                mailbox_id: src.id,
+                modseq,
+                kind: ChangeKind::Expunged(moved),
+            });
         }
         return Ok(());
     }
@@ -193,12 +241,17 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
     let children: Vec<(MailboxId, String)> = {
         let mut st = tx
             .conn
-            .prepare("SELECT id, name FROM mailboxes WHERE account_id = ?1 AND substr(name, 1, ?2) = ?3")
+            .prepare(
+                "SELECT id, name FROM mailboxes WHERE account_id = ?1 AND substr(name, 1, ?2) = ?3",
+            )
             .map_err(db_err)?;
-        st.query_map(params![account, child_prefix.len() as i64, child_prefix], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db_err)?
+        st.query_map(
+            params![account, child_prefix.len() as i64, child_prefix],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?
     };
     let mut renames = vec![(src.id, to.clone())];
     for (id, name) in children {
@@ -211,8 +264,18 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
         }
     }
     for (id, new_name) in &renames {
-        tx.conn.execute("UPDATE mailboxes SET name = ?1 WHERE id = ?2", params![new_name, id]).map_err(db_err)?;
-        tx.changes.push(Change { account_id: account, mailbox_id: *id, modseq: 0, kind: ChangeKind::MailboxRenamed });
+        tx.conn
+            .execute(
+                "UPDATE mailboxes SET name = ?1 WHERE id = ?2",
+                params![new_name, id],
+            )
+            .map_err(db_err)?;
+        tx.changes.push(Change {
+            account_id: account,
+            mailbox_id: *id,
+            modseq: 0,
+            kind: ChangeKind::MailboxRenamed,
+        });
     }
     // Superiors of the new name that do not exist yet are created, as for CREATE.
     let parts: Vec<&str> = to.split(MAILBOX_DELIMITER).collect();
@@ -250,14 +313,30 @@ pub(crate) fn status(conn: &Connection, id: MailboxId) -> Result<MailboxStatus> 
     })
 }
 
-pub(crate) async fn create(store: &Sqlite, account: AccountId, name: &str, special: Option<SpecialUse>) -> Result<MailboxRecord> {
+pub(crate) async fn create(
+    store: &Sqlite,
+    account: AccountId,
+    name: &str,
+    special: Option<SpecialUse>,
+) -> Result<MailboxRecord> {
     let name = name.to_string();
-    store.0.writer.write(move |tx| create_mailbox_in(tx, account, &name, special)).await
+    store
+        .0
+        .writer
+        .write(move |tx| create_mailbox_in(tx, account, &name, special))
+        .await
 }
 
-pub(crate) async fn get(store: &Sqlite, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
+pub(crate) async fn get(
+    store: &Sqlite,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<MailboxRecord>> {
     let name = normalize_name(name)?;
-    store.0.read(move |c, _| get_by_name(c, account, &name)).await
+    store
+        .0
+        .read(move |c, _| get_by_name(c, account, &name))
+        .await
 }
 
 pub(crate) async fn list(store: &Sqlite, account: AccountId) -> Result<Vec<MailboxRecord>> {
@@ -265,7 +344,9 @@ pub(crate) async fn list(store: &Sqlite, account: AccountId) -> Result<Vec<Mailb
         .0
         .read(move |c, _| {
             let mut st = c
-                .prepare(&format!("SELECT {COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"))
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM mailboxes WHERE account_id = ?1 ORDER BY name"
+                ))
                 .map_err(db_err)?;
             let rows = st.query_map([account], from_row).map_err(db_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
@@ -275,7 +356,11 @@ pub(crate) async fn list(store: &Sqlite, account: AccountId) -> Result<Vec<Mailb
 
 pub(crate) async fn rename(store: &Sqlite, account: AccountId, from: &str, to: &str) -> Result<()> {
     let (from, to) = (from.to_string(), to.to_string());
-    store.0.writer.write(move |tx| rename_in(tx, account, &from, &to)).await
+    store
+        .0
+        .writer
+        .write(move |tx| rename_in(tx, account, &from, &to))
+        .await
 }
 
 pub(crate) async fn delete(store: &Sqlite, account: AccountId, name: &str) -> Result<()> {
@@ -287,27 +372,44 @@ pub(crate) async fn delete(store: &Sqlite, account: AccountId, name: &str) -> Re
         .0
         .writer
         .write(move |tx| {
-            let mb = get_by_name(tx.conn, account, &name)?.ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
+            let mb = get_by_name(tx.conn, account, &name)?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {name}")))?;
             delete_mailbox_in(tx, mb.id)
         })
         .await
 }
 
-pub(crate) async fn set_special_use(store: &Sqlite, id: MailboxId, special: Option<SpecialUse>) -> Result<()> {
+pub(crate) async fn set_special_use(
+    store: &Sqlite,
+    id: MailboxId,
+    special: Option<SpecialUse>,
+) -> Result<()> {
     store
         .0
         .writer
         .write(move |tx| {
             let n = tx
                 .conn
-                .execute("UPDATE mailboxes SET special_use = ?1 WHERE id = ?2", params![special.map(|s| s.as_str()), id])
+                .execute(
+                    "UPDATE mailboxes SET special_use = ?1 WHERE id = ?2",
+                    params![special.map(|s| s.as_str()), id],
+                )
                 .map_err(db_err)?;
-            if n == 0 { Err(StoreError::NotFound(format!("mailbox {id}"))) } else { Ok(()) }
+            if n == 0 {
+                Err(StoreError::NotFound(format!("mailbox {id}")))
+            } else {
+                Ok(())
+            }
         })
         .await
 }
 
-pub(crate) async fn subscription(store: &Sqlite, account: AccountId, name: &str, on: bool) -> Result<()> {
+pub(crate) async fn subscription(
+    store: &Sqlite,
+    account: AccountId,
+    name: &str,
+    on: bool,
+) -> Result<()> {
     let name = normalize_name(name)?;
     store
         .0
@@ -318,7 +420,9 @@ pub(crate) async fn subscription(store: &Sqlite, account: AccountId, name: &str,
             } else {
                 "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2"
             };
-            tx.conn.execute(sql, params![account, name]).map_err(db_err)?;
+            tx.conn
+                .execute(sql, params![account, name])
+                .map_err(db_err)?;
             Ok(())
         })
         .await
@@ -328,9 +432,12 @@ pub(crate) async fn subscriptions(store: &Sqlite, account: AccountId) -> Result<
     store
         .0
         .read(move |c, _| {
-            let mut st = c.prepare("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name").map_err(db_err)?;
+            let mut st = c
+                .prepare("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")
+                .map_err(db_err)?;
             let rows = st.query_map([account], |r| r.get(0)).map_err(db_err)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(db_err)
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(db_err)
         })
         .await
 }

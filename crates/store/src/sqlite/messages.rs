@@ -37,14 +37,20 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
 }
 
 fn split_keywords(s: &str) -> Vec<String> {
-    s.split(' ').filter(|k| !k.is_empty()).map(str::to_string).collect()
+    s.split(' ')
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn join_keywords(k: &[String]) -> String {
     let mut out: Vec<&str> = Vec::with_capacity(k.len());
     for kw in k {
         // Keywords are IMAP atoms; anything with a space or control char would corrupt the list.
-        if !kw.is_empty() && !kw.chars().any(|c| c == ' ' || c.is_control()) && !out.iter().any(|o| o.eq_ignore_ascii_case(kw)) {
+        if !kw.is_empty()
+            && !kw.chars().any(|c| c == ' ' || c.is_control())
+            && !out.iter().any(|o| o.eq_ignore_ascii_case(kw))
+        {
             out.push(kw);
         }
     }
@@ -63,7 +69,11 @@ struct PreparedBlob {
 fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>> {
     let mut seen: HashMap<BlobId, ()> = HashMap::new();
     let mut out = Vec::new();
-    let raws = batch.appends.iter().map(|a| &a.raw).chain(batch.enqueue.iter().map(|q| &q.raw));
+    let raws = batch
+        .appends
+        .iter()
+        .map(|a| &a.raw)
+        .chain(batch.enqueue.iter().map(|q| &q.raw));
     for raw in raws {
         let id = BlobId::of(raw);
         if seen.insert(id, ()).is_some() {
@@ -73,7 +83,8 @@ fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>>
         // The search text is not cached with the analysis: the indexer derives it again off the
         // commit path (see `fts`).
         analysis.search = message::SearchText::default();
-        let analysis_json = serde_json::to_string(&analysis).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let analysis_json =
+            serde_json::to_string(&analysis).map_err(|e| StoreError::Backend(e.to_string()))?;
         let (inline, tmp) = if store.blobs.is_inline(raw.len()) {
             (Some(raw.clone()), None)
         } else {
@@ -94,11 +105,18 @@ fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>>
 fn acquire(tx: &mut Tx<'_>, p: &PreparedBlob, n: i64) -> Result<i64> {
     let existing: Option<i64> = tx
         .conn
-        .query_row("SELECT id FROM blobs WHERE hash = ?1", [&p.id.0[..]], |r| r.get(0))
+        .query_row("SELECT id FROM blobs WHERE hash = ?1", [&p.id.0[..]], |r| {
+            r.get(0)
+        })
         .optional()
         .map_err(db_err)?;
     if let Some(id) = existing {
-        tx.conn.execute("UPDATE blobs SET refcount = refcount + ?1 WHERE id = ?2", params![n, id]).map_err(db_err)?;
+        tx.conn
+            .execute(
+                "UPDATE blobs SET refcount = refcount + ?1 WHERE id = ?2",
+                params![n, id],
+            )
+            .map_err(db_err)?;
         return Ok(id);
     }
     if let Some(tmp) = &p.tmp {
@@ -107,7 +125,13 @@ fn acquire(tx: &mut Tx<'_>, p: &PreparedBlob, n: i64) -> Result<i64> {
     tx.conn
         .execute(
             "INSERT INTO blobs(hash, size, refcount, data, analysis) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![&p.id.0[..], p.size as i64, n, p.inline.as_deref(), p.analysis_json],
+            params![
+                &p.id.0[..],
+                p.size as i64,
+                n,
+                p.inline.as_deref(),
+                p.analysis_json
+            ],
         )
         .map_err(db_err)?;
     let id = tx.conn.last_insert_rowid();
@@ -117,16 +141,25 @@ fn acquire(tx: &mut Tx<'_>, p: &PreparedBlob, n: i64) -> Result<i64> {
 
 /// Drops `n` references; the last one removes the row, its index entry, and (after commit) its file.
 fn release_blob(tx: &mut Tx<'_>, blob_row: i64, n: i64) -> Result<()> {
-    tx.conn.execute("UPDATE blobs SET refcount = refcount - ?1 WHERE id = ?2", params![n, blob_row]).map_err(db_err)?;
+    tx.conn
+        .execute(
+            "UPDATE blobs SET refcount = refcount - ?1 WHERE id = ?2",
+            params![n, blob_row],
+        )
+        .map_err(db_err)?;
     let (refcount, hash, is_file): (i64, Vec<u8>, bool) = tx
         .conn
-        .query_row("SELECT refcount, hash, data IS NULL FROM blobs WHERE id = ?1", [blob_row], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT refcount, hash, data IS NULL FROM blobs WHERE id = ?1",
+            [blob_row],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .map_err(db_err)?;
     if refcount <= 0 {
         tx.released.push(blob_row);
-        tx.conn.execute("DELETE FROM blobs WHERE id = ?1", [blob_row]).map_err(db_err)?;
+        tx.conn
+            .execute("DELETE FROM blobs WHERE id = ?1", [blob_row])
+            .map_err(db_err)?;
         if is_file && hash.len() == 32 {
             let mut id = [0u8; 32];
             id.copy_from_slice(&hash);
@@ -171,7 +204,9 @@ impl QuotaState {
     fn add(&mut self, account: AccountId, size: i64) -> Result<()> {
         let bytes = self.used_bytes + self.delta_bytes + size;
         let messages = self.used_messages + self.delta_messages + 1;
-        if self.quota_bytes.is_some_and(|q| bytes > q) || self.quota_messages.is_some_and(|q| messages > q) {
+        if self.quota_bytes.is_some_and(|q| bytes > q)
+            || self.quota_messages.is_some_and(|q| messages > q)
+        {
             return Err(StoreError::OverQuota { account });
         }
         self.delta_bytes += size;
@@ -192,7 +227,9 @@ impl QuotaState {
 fn next_uid(mb: &mut MailboxRecord) -> Result<Uid> {
     let uid = mb.uidnext;
     // RFC 9051 §2.3.1.1: UIDs are 32-bit and never reused; a full mailbox needs a new UIDVALIDITY.
-    mb.uidnext = uid.checked_add(1).ok_or_else(|| StoreError::Invalid(format!("mailbox {} has no UIDs left", mb.name)))?;
+    mb.uidnext = uid
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Invalid(format!("mailbox {} has no UIDs left", mb.name)))?;
     Ok(uid)
 }
 
@@ -207,7 +244,12 @@ fn save_mailbox(conn: &Connection, mb: &MailboxRecord) -> Result<()> {
 
 fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Result<BatchResult> {
     let mut refs: HashMap<BlobId, i64> = HashMap::new();
-    for raw in batch.appends.iter().map(|a| &a.raw).chain(batch.enqueue.iter().map(|q| &q.raw)) {
+    for raw in batch
+        .appends
+        .iter()
+        .map(|a| &a.raw)
+        .chain(batch.enqueue.iter().map(|q| &q.raw))
+    {
         *refs.entry(BlobId::of(raw)).or_default() += 1;
     }
     let mut rows: HashMap<BlobId, i64> = HashMap::new();
@@ -220,15 +262,21 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
     let mut result = BatchResult::default();
     for req in &batch.appends {
         let blob = BlobId::of(&req.raw);
-        let row = *rows.get(&blob).ok_or_else(|| StoreError::Backend("blob not prepared".into()))?;
-        if !mailboxes.contains_key(&req.mailbox_id) {
+        let row = *rows
+            .get(&blob)
+            .ok_or_else(|| StoreError::Backend("blob not prepared".into()))?;
+        if let std::collections::btree_map::Entry::Vacant(e) = mailboxes.entry(req.mailbox_id) {
             let mb = mailbox::require(tx.conn, req.mailbox_id)?;
-            mailboxes.insert(req.mailbox_id, (mb, Vec::new()));
+            e.insert((mb, Vec::new()));
         }
-        let Some((mb, uids)) = mailboxes.get_mut(&req.mailbox_id) else { continue };
+        let Some((mb, uids)) = mailboxes.get_mut(&req.mailbox_id) else {
+            continue;
+        };
         let quota = match quotas.entry(mb.account_id) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(QuotaState::load(tx.conn, mb.account_id)?),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(QuotaState::load(tx.conn, mb.account_id)?)
+            }
         };
         quota.add(mb.account_id, req.raw.len() as i64)?;
         let uid = next_uid(mb)?;
@@ -250,7 +298,13 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
             )
             .map_err(db_err)?;
         uids.push(uid);
-        result.appended.push(Appended { mailbox_id: mb.id, uidvalidity: mb.uidvalidity, uid, modseq: mb.highestmodseq, blob });
+        result.appended.push(Appended {
+            mailbox_id: mb.id,
+            uidvalidity: mb.uidvalidity,
+            uid,
+            modseq: mb.highestmodseq,
+            blob,
+        });
     }
     for (mb, uids) in mailboxes.values() {
         save_mailbox(tx.conn, mb)?;
@@ -265,13 +319,24 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
         q.save(tx.conn, *account)?;
     }
     for q in &batch.enqueue {
-        let row = *rows.get(&BlobId::of(&q.raw)).ok_or_else(|| StoreError::Backend("blob not prepared".into()))?;
-        let recipients = serde_json::to_string(&q.recipients).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let row = *rows
+            .get(&BlobId::of(&q.raw))
+            .ok_or_else(|| StoreError::Backend("blob not prepared".into()))?;
+        let recipients =
+            serde_json::to_string(&q.recipients).map_err(|e| StoreError::Backend(e.to_string()))?;
         tx.conn
             .execute(
                 "INSERT INTO queue(blob_id, sender, recipients, envid, ret, created, next_attempt) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![row, q.sender, recipients, q.envid, q.ret, now_unix(), q.next_attempt],
+                params![
+                    row,
+                    q.sender,
+                    recipients,
+                    q.envid,
+                    q.ret,
+                    now_unix(),
+                    q.next_attempt
+                ],
             )
             .map_err(db_err)?;
         result.queued.push(tx.conn.last_insert_rowid());
@@ -286,13 +351,22 @@ pub(crate) fn release_messages(tx: &mut Tx<'_>, mb: &MailboxRecord, uids: &[Uid]
     for uid in uids {
         let row: Option<(i64, i64)> = tx
             .conn
-            .query_row("SELECT blob_id, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2", params![mb.id, uid], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT blob_id, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                params![mb.id, uid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(db_err)?;
-        let Some((blob_row, size)) = row else { continue };
-        tx.conn.execute("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2", params![mb.id, uid]).map_err(db_err)?;
+        let Some((blob_row, size)) = row else {
+            continue;
+        };
+        tx.conn
+            .execute(
+                "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                params![mb.id, uid],
+            )
+            .map_err(db_err)?;
         release_blob(tx, blob_row, 1)?;
         bytes += size;
         count += 1;
@@ -315,7 +389,10 @@ fn expunge_in(tx: &mut Tx<'_>, mailbox: MailboxId, filter: ExpungeFilter) -> Res
                 .conn
                 .prepare("SELECT uid FROM messages WHERE mailbox_id = ?1 AND (flags & ?2) != 0 ORDER BY uid")
                 .map_err(db_err)?;
-            st.query_map(params![mailbox, deleted], |r| r.get(0)).map_err(db_err)?.collect::<rusqlite::Result<_>>().map_err(db_err)?
+            st.query_map(params![mailbox, deleted], |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db_err)?
         }
         ExpungeFilter::DeletedIn(list) | ExpungeFilter::Uids(list) => {
             let need_deleted = matches!(filter, ExpungeFilter::DeletedIn(_));
@@ -326,20 +403,27 @@ fn expunge_in(tx: &mut Tx<'_>, mailbox: MailboxId, filter: ExpungeFilter) -> Res
             for uid in sorted {
                 let flags: Option<i64> = tx
                     .conn
-                    .query_row("SELECT flags FROM messages WHERE mailbox_id = ?1 AND uid = ?2", params![mailbox, uid], |r| r.get(0))
+                    .query_row(
+                        "SELECT flags FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                        params![mailbox, uid],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(db_err)?;
-                if let Some(f) = flags {
-                    if !need_deleted || (f as u8) & deleted != 0 {
-                        out.push(uid);
-                    }
+                if let Some(f) = flags
+                    && (!need_deleted || (f as u8) & deleted != 0)
+                {
+                    out.push(uid);
                 }
             }
             out
         }
     };
     if uids.is_empty() {
-        return Ok(Expunged { uids, modseq: mb.highestmodseq });
+        return Ok(Expunged {
+            uids,
+            modseq: mb.highestmodseq,
+        });
     }
     release_messages(tx, &mb, &uids)?;
     mb.highestmodseq += 1;
@@ -358,7 +442,10 @@ fn expunge_in(tx: &mut Tx<'_>, mailbox: MailboxId, filter: ExpungeFilter) -> Res
         modseq: mb.highestmodseq,
         kind: ChangeKind::Expunged(uids.clone()),
     });
-    Ok(Expunged { uids, modseq: mb.highestmodseq })
+    Ok(Expunged {
+        uids,
+        modseq: mb.highestmodseq,
+    })
 }
 
 fn copy_in(tx: &mut Tx<'_>, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult> {
@@ -382,7 +469,9 @@ fn copy_in(tx: &mut Tx<'_>, from: MailboxId, uids: &[Uid], to: MailboxId) -> Res
             )
             .optional()
             .map_err(db_err)?;
-        let Some((flags, keywords, date, size, blob_row)) = row else { continue };
+        let Some((flags, keywords, date, size, blob_row)) = row else {
+            continue;
+        };
         quota.add(dst.account_id, size)?;
         let new_uid = next_uid(&mut dst)?;
         dst.highestmodseq += 1;
@@ -393,7 +482,12 @@ fn copy_in(tx: &mut Tx<'_>, from: MailboxId, uids: &[Uid], to: MailboxId) -> Res
                 params![to, new_uid, dst.highestmodseq as i64, flags, keywords, date, size, blob_row],
             )
             .map_err(db_err)?;
-        tx.conn.execute("UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1", [blob_row]).map_err(db_err)?;
+        tx.conn
+            .execute(
+                "UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1",
+                [blob_row],
+            )
+            .map_err(db_err)?;
         mapping.push((uid, new_uid));
     }
     if !mapping.is_empty() {
@@ -406,7 +500,10 @@ fn copy_in(tx: &mut Tx<'_>, from: MailboxId, uids: &[Uid], to: MailboxId) -> Res
             kind: ChangeKind::Appended(mapping.iter().map(|m| m.1).collect()),
         });
     }
-    Ok(CopyResult { uidvalidity: dst.uidvalidity, mapping })
+    Ok(CopyResult {
+        uidvalidity: dst.uidvalidity,
+        mapping,
+    })
 }
 
 fn store_flags_in(
@@ -436,11 +533,11 @@ fn store_flags_in(
             .optional()
             .map_err(db_err)?;
         let Some(mut rec) = row else { continue };
-        if let Some(since) = unchanged_since {
-            if rec.modseq > since {
-                out.modified.push(uid);
-                continue;
-            }
+        if let Some(since) = unchanged_since
+            && rec.modseq > since
+        {
+            out.modified.push(uid);
+            continue;
         }
         let (new_flags, new_keywords) = match op {
             FlagOp::Replace => (flags, split_keywords(&join_keywords(keywords))),
@@ -450,13 +547,19 @@ fn store_flags_in(
                 (rec.flags.union(flags), split_keywords(&join_keywords(&k)))
             }
             FlagOp::Remove => {
-                let k: Vec<String> =
-                    rec.keywords.iter().filter(|x| !keywords.iter().any(|y| y.eq_ignore_ascii_case(x))).cloned().collect();
+                let k: Vec<String> = rec
+                    .keywords
+                    .iter()
+                    .filter(|x| !keywords.iter().any(|y| y.eq_ignore_ascii_case(x)))
+                    .cloned()
+                    .collect();
                 (rec.flags.minus(flags), k)
             }
         };
         let same_keywords = new_keywords.len() == rec.keywords.len()
-            && new_keywords.iter().all(|k| rec.keywords.iter().any(|o| o.eq_ignore_ascii_case(k)));
+            && new_keywords
+                .iter()
+                .all(|k| rec.keywords.iter().any(|o| o.eq_ignore_ascii_case(k)));
         if new_flags == rec.flags && same_keywords {
             continue;
         }
@@ -486,17 +589,29 @@ fn store_flags_in(
 
 pub(crate) fn check_integrity(conn: &Connection, blobs: &BlobDir) -> Result<IntegrityReport> {
     let mut report = IntegrityReport::default();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(db_err)?;
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(db_err)?;
     if check != "ok" {
-        report.problems.push(format!("sqlite integrity_check: {check}"));
+        report
+            .problems
+            .push(format!("sqlite integrity_check: {check}"));
     }
-    report.messages = conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0)).map_err(db_err)? as u64;
-    report.blobs = conn.query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get::<_, i64>(0)).map_err(db_err)? as u64;
+    report.messages = conn
+        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))
+        .map_err(db_err)? as u64;
+    report.blobs = conn
+        .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get::<_, i64>(0))
+        .map_err(db_err)? as u64;
     let mut push_rows = |sql: &str, what: &str| -> Result<()> {
         let mut st = conn.prepare(sql).map_err(db_err)?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err)?;
         for row in rows {
-            report.problems.push(format!("{what}: {}", row.map_err(db_err)?));
+            report
+                .problems
+                .push(format!("{what}: {}", row.map_err(db_err)?));
         }
         Ok(())
     };
@@ -525,8 +640,13 @@ pub(crate) fn check_integrity(conn: &Connection, blobs: &BlobDir) -> Result<Inte
     )?;
     // Every file blob must have its file, with the right size.
     let files: Vec<(Vec<u8>, i64)> = {
-        let mut st = conn.prepare("SELECT hash, size FROM blobs WHERE data IS NULL").map_err(db_err)?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db_err)?.collect::<rusqlite::Result<_>>().map_err(db_err)?
+        let mut st = conn
+            .prepare("SELECT hash, size FROM blobs WHERE data IS NULL")
+            .map_err(db_err)?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)?
     };
     let mut known = std::collections::HashSet::new();
     for (hash, size) in files {
@@ -540,17 +660,32 @@ pub(crate) fn check_integrity(conn: &Connection, blobs: &BlobDir) -> Result<Inte
         known.insert(id);
         match std::fs::metadata(blobs.path_of(&id)) {
             Ok(m) if m.len() == size as u64 => {}
-            Ok(m) => report.problems.push(format!("blob file {} has {} bytes, expected {size}", id.to_hex(), m.len())),
-            Err(_) => report.problems.push(format!("blob file {} is missing", id.to_hex())),
+            Ok(m) => report.problems.push(format!(
+                "blob file {} has {} bytes, expected {size}",
+                id.to_hex(),
+                m.len()
+            )),
+            Err(_) => report
+                .problems
+                .push(format!("blob file {} is missing", id.to_hex())),
         }
     }
-    report.orphan_files = blobs.list()?.into_iter().filter(|id| !known.contains(id)).count() as u64;
+    report.orphan_files = blobs
+        .list()?
+        .into_iter()
+        .filter(|id| !known.contains(id))
+        .count() as u64;
     Ok(report)
 }
 
 #[async_trait]
 impl MailStore for Sqlite {
-    async fn mailbox_create(&self, account: AccountId, name: &str, special_use: Option<SpecialUse>) -> Result<MailboxRecord> {
+    async fn mailbox_create(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<MailboxRecord> {
         mailbox::create(self, account, name, special_use).await
     }
     async fn mailbox_get(&self, account: AccountId, name: &str) -> Result<Option<MailboxRecord>> {
@@ -568,7 +703,11 @@ impl MailStore for Sqlite {
     async fn mailbox_delete(&self, account: AccountId, name: &str) -> Result<()> {
         mailbox::delete(self, account, name).await
     }
-    async fn mailbox_set_special_use(&self, id: MailboxId, special_use: Option<SpecialUse>) -> Result<()> {
+    async fn mailbox_set_special_use(
+        &self,
+        id: MailboxId,
+        special_use: Option<SpecialUse>,
+    ) -> Result<()> {
         mailbox::set_special_use(self, id, special_use).await
     }
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
@@ -591,13 +730,21 @@ impl MailStore for Sqlite {
         // Hashing, MIME analysis and large-blob writes happen here, in parallel across callers;
         // only the short SQL part goes through the single writer.
         let store = self.0.clone();
-        let (prepared, batch) = tokio::task::spawn_blocking(move || prepare(&store, &batch).map(|p| (p, batch)))
+        let (prepared, batch) =
+            tokio::task::spawn_blocking(move || prepare(&store, &batch).map(|p| (p, batch)))
+                .await
+                .map_err(|e| StoreError::Backend(format!("prepare task failed: {e}")))??;
+        self.0
+            .writer
+            .write(move |tx| apply(tx, prepared, batch))
             .await
-            .map_err(|e| StoreError::Backend(format!("prepare task failed: {e}")))??;
-        self.0.writer.write(move |tx| apply(tx, prepared, batch)).await
     }
 
-    async fn messages(&self, mailbox: MailboxId, uids: RangeInclusive<Uid>) -> Result<Vec<MessageRecord>> {
+    async fn messages(
+        &self,
+        mailbox: MailboxId,
+        uids: RangeInclusive<Uid>,
+    ) -> Result<Vec<MessageRecord>> {
         let (lo, hi) = (*uids.start(), *uids.end());
         self.0
             .read(move |c, _| {
@@ -607,13 +754,19 @@ impl MailStore for Sqlite {
                          WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
                     ))
                     .map_err(db_err)?;
-                let rows = st.query_map(params![mailbox, lo, hi], from_row).map_err(db_err)?;
+                let rows = st
+                    .query_map(params![mailbox, lo, hi], from_row)
+                    .map_err(db_err)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
             })
             .await
     }
 
-    async fn messages_changed_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<Vec<MessageRecord>> {
+    async fn messages_changed_since(
+        &self,
+        mailbox: MailboxId,
+        modseq: ModSeq,
+    ) -> Result<Vec<MessageRecord>> {
         self.0
             .read(move |c, _| {
                 let mut st = c
@@ -622,7 +775,9 @@ impl MailStore for Sqlite {
                          WHERE m.mailbox_id = ?1 AND m.modseq > ?2 ORDER BY m.uid"
                     ))
                     .map_err(db_err)?;
-                let rows = st.query_map(params![mailbox, modseq as i64], from_row).map_err(db_err)?;
+                let rows = st
+                    .query_map(params![mailbox, modseq as i64], from_row)
+                    .map_err(db_err)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
             })
             .await
@@ -632,21 +787,34 @@ impl MailStore for Sqlite {
         self.0
             .read(move |c, _| {
                 let json: String = c
-                    .query_row("SELECT analysis FROM blobs WHERE hash = ?1", [&blob.0[..]], |r| r.get(0))
+                    .query_row(
+                        "SELECT analysis FROM blobs WHERE hash = ?1",
+                        [&blob.0[..]],
+                        |r| r.get(0),
+                    )
                     .optional()
                     .map_err(db_err)?
                     .ok_or_else(|| StoreError::NotFound(format!("{blob:?}")))?;
-                let a: Analysis = serde_json::from_str(&json).map_err(|e| StoreError::Backend(format!("cached analysis: {e}")))?;
+                let a: Analysis = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Backend(format!("cached analysis: {e}")))?;
                 Ok(Arc::new(a))
             })
             .await
     }
 
-    async fn blob_read(&self, blob: BlobId, range: Option<std::ops::Range<u64>>) -> Result<Vec<u8>> {
+    async fn blob_read(
+        &self,
+        blob: BlobId,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Vec<u8>> {
         self.0
             .read(move |c, blobs| {
                 let row: Option<(Option<Vec<u8>>, i64)> = c
-                    .query_row("SELECT data, size FROM blobs WHERE hash = ?1", [&blob.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row(
+                        "SELECT data, size FROM blobs WHERE hash = ?1",
+                        [&blob.0[..]],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
                     .optional()
                     .map_err(db_err)?;
                 match row {
@@ -679,16 +847,26 @@ impl MailStore for Sqlite {
         let keywords = keywords.to_vec();
         self.0
             .writer
-            .write(move |tx| store_flags_in(tx, mailbox, &uids, op, flags, &keywords, unchanged_since))
+            .write(move |tx| {
+                store_flags_in(tx, mailbox, &uids, op, flags, &keywords, unchanged_since)
+            })
             .await
     }
 
     async fn copy(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<CopyResult> {
         let uids = uids.to_vec();
-        self.0.writer.write(move |tx| copy_in(tx, from, &uids, to)).await
+        self.0
+            .writer
+            .write(move |tx| copy_in(tx, from, &uids, to))
+            .await
     }
 
-    async fn move_messages(&self, from: MailboxId, uids: &[Uid], to: MailboxId) -> Result<(CopyResult, Expunged)> {
+    async fn move_messages(
+        &self,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<(CopyResult, Expunged)> {
         let uids = uids.to_vec();
         self.0
             .writer
@@ -702,7 +880,10 @@ impl MailStore for Sqlite {
     }
 
     async fn expunge(&self, mailbox: MailboxId, filter: ExpungeFilter) -> Result<Expunged> {
-        self.0.writer.write(move |tx| expunge_in(tx, mailbox, filter)).await
+        self.0
+            .writer
+            .write(move |tx| expunge_in(tx, mailbox, filter))
+            .await
     }
 
     async fn expunged_since(&self, mailbox: MailboxId, modseq: ModSeq) -> Result<Vec<Uid>> {
@@ -717,14 +898,21 @@ impl MailStore for Sqlite {
             .await
     }
 
-    async fn search_text(&self, mailbox: MailboxId, field: TextField, needle: &str) -> Result<Option<Vec<Uid>>> {
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Option<Vec<Uid>>> {
         if needle.chars().count() < MIN_INDEXED_NEEDLE {
             return Ok(None);
         }
         let needle = needle.to_string();
         let store = self.0.clone();
         self.0
-            .read(move |c, blobs| super::fts::search(c, blobs, &store.mime_limits, mailbox, field, &needle).map(Some))
+            .read(move |c, blobs| {
+                super::fts::search(c, blobs, &store.mime_limits, mailbox, field, &needle).map(Some)
+            })
             .await
     }
 

@@ -84,16 +84,17 @@ pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(db_err)?;
     // FULL: the WAL is fsynced at every commit, so a committed transaction survives power loss.
-    conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(db_err)?;
     Ok(())
 }
 
 fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-        StoreError::Io(format!("cannot open database {}: {e}", path.display()))
-    })?;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Io(format!("cannot open database {}: {e}", path.display())))?;
     configure(&conn)?;
     Ok(conn)
 }
@@ -107,7 +108,10 @@ impl SqliteStore {
 
     fn open_at(dir: &Path, opts: SqliteOptions, version: i64) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir)?;
-        let db_path = opts.db_path.clone().unwrap_or_else(|| dir.join("facteur.db"));
+        let db_path = opts
+            .db_path
+            .clone()
+            .unwrap_or_else(|| dir.join("facteur.db"));
         let blobs_path = opts.blobs_path.clone().unwrap_or_else(|| dir.join("blobs"));
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -115,18 +119,23 @@ impl SqliteStore {
         let mut conn = open_conn(&db_path, flags)?;
         let found = schema::version(&conn)?;
         if found > schema::SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { found, supported: schema::SCHEMA_VERSION });
+            return Err(StoreError::NewerSchema {
+                found,
+                supported: schema::SCHEMA_VERSION,
+            });
         }
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(db_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(format!("could not enable WAL (got {mode})")));
+            return Err(StoreError::Backend(format!(
+                "could not enable WAL (got {mode})"
+            )));
         }
         schema::migrate_to(&mut conn, version)?;
         let blobs = BlobDir::open(blobs_path, opts.inline_blob_max)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        let indexer = fts::start(&db_path, blobs.clone(), opts.mime_limits.clone())?;
+        let indexer = fts::start(&db_path, blobs.clone(), opts.mime_limits)?;
         let writer = Writer::start(conn, blobs.clone(), opts.max_batch, feed.clone(), indexer)?;
         Ok(SqliteStore {
             db_path,
@@ -152,17 +161,19 @@ impl SqliteStore {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = open_conn(&self.db_path, flags)?;
-        conn.pragma_update(None, "query_only", "ON").map_err(db_err)?;
+        conn.pragma_update(None, "query_only", "ON")
+            .map_err(db_err)?;
         let index = fts::fts_path(&self.db_path);
-        conn.execute("ATTACH DATABASE ?1 AS fts", [index.to_string_lossy()]).map_err(db_err)?;
+        conn.execute("ATTACH DATABASE ?1 AS fts", [index.to_string_lossy()])
+            .map_err(db_err)?;
         Ok(conn)
     }
 
     fn give_reader(&self, conn: Connection) {
-        if let Ok(mut pool) = self.readers.lock() {
-            if pool.len() < READER_POOL {
-                pool.push(conn);
-            }
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < READER_POOL
+        {
+            pool.push(conn);
         }
     }
 
@@ -227,14 +238,21 @@ pub mod testing {
 
     /// Highest blob id the full-text indexer has reached.
     pub fn index_watermark(dir: &Path) -> Result<i64> {
-        let conn = open_conn(&fts::fts_path(&dir.join("facteur.db")), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        conn.query_row("SELECT value FROM state WHERE key = 'watermark'", [], |r| r.get(0)).map_err(db_err)
+        let conn = open_conn(
+            &fts::fts_path(&dir.join("facteur.db")),
+            OpenFlags::SQLITE_OPEN_READ_WRITE,
+        )?;
+        conn.query_row("SELECT value FROM state WHERE key = 'watermark'", [], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)
     }
 
     /// Highest blob id in the store.
     pub fn max_blob_id(dir: &Path) -> Result<i64> {
         let conn = open_conn(&dir.join("facteur.db"), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        conn.query_row("SELECT COALESCE(MAX(id), 0) FROM blobs", [], |r| r.get(0)).map_err(db_err)
+        conn.query_row("SELECT COALESCE(MAX(id), 0) FROM blobs", [], |r| r.get(0))
+            .map_err(db_err)
     }
 
     pub fn version(dir: &Path) -> Result<i64> {

@@ -33,7 +33,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<QueueEntry> {
 
 fn select(conn: &Connection, filter: &str, p: impl rusqlite::Params) -> Result<Vec<QueueEntry>> {
     let mut st = conn
-        .prepare(&format!("SELECT {COLUMNS} FROM queue q JOIN blobs b ON b.id = q.blob_id {filter}"))
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM queue q JOIN blobs b ON b.id = q.blob_id {filter}"
+        ))
         .map_err(db_err)?;
     let rows = st.query_map(p, from_row).map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
@@ -46,12 +48,20 @@ impl QueueStore for Sqlite {
     }
 
     async fn queue_get(&self, id: QueueId) -> Result<Option<QueueEntry>> {
-        self.0.read(move |c, _| Ok(select(c, "WHERE q.id = ?1", [id])?.into_iter().next())).await
+        self.0
+            .read(move |c, _| Ok(select(c, "WHERE q.id = ?1", [id])?.into_iter().next()))
+            .await
     }
 
     async fn queue_due(&self, now: i64, limit: usize) -> Result<Vec<QueueEntry>> {
         self.0
-            .read(move |c, _| select(c, "WHERE q.next_attempt <= ?1 ORDER BY q.next_attempt, q.id LIMIT ?2", params![now, limit as i64]))
+            .read(move |c, _| {
+                select(
+                    c,
+                    "WHERE q.next_attempt <= ?1 ORDER BY q.next_attempt, q.id LIMIT ?2",
+                    params![now, limit as i64],
+                )
+            })
             .await
     }
 
@@ -79,11 +89,15 @@ impl QueueStore for Sqlite {
             .write(move |tx| {
                 let blob: i64 = tx
                     .conn
-                    .query_row("SELECT blob_id FROM queue WHERE id = ?1", [id], |r| r.get(0))
+                    .query_row("SELECT blob_id FROM queue WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
                     .optional()
                     .map_err(db_err)?
                     .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
-                tx.conn.execute("DELETE FROM queue WHERE id = ?1", [id]).map_err(db_err)?;
+                tx.conn
+                    .execute("DELETE FROM queue WHERE id = ?1", [id])
+                    .map_err(db_err)?;
                 super::messages::release_blob_pub(tx, blob)
             })
             .await

@@ -115,7 +115,10 @@ pub(crate) fn version(conn: &Connection) -> Result<i64> {
 pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let current = version(conn)?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema { found: current, supported: SCHEMA_VERSION });
+        return Err(StoreError::NewerSchema {
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
     }
     for v in current..target.min(SCHEMA_VERSION) {
         let sql = MIGRATIONS[v as usize];
@@ -128,7 +131,8 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
             continue;
         }
         tx.execute_batch(sql).map_err(crate::sqlite::db_err)?;
-        tx.pragma_update(None, "user_version", v + 1).map_err(crate::sqlite::db_err)?;
+        tx.pragma_update(None, "user_version", v + 1)
+            .map_err(crate::sqlite::db_err)?;
         tx.commit().map_err(crate::sqlite::db_err)?;
         tracing::info!(version = v + 1, "database schema migrated");
     }

@@ -16,8 +16,8 @@ use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
 
 use super::blobs::BlobDir;
-use super::fts::IndexerHandle;
 use super::db_err;
+use super::fts::IndexerHandle;
 use crate::{Change, Result, StoreError};
 
 /// What a job may do besides SQL: changes to publish and files to handle around the commit.
@@ -37,7 +37,15 @@ pub(crate) struct Tx<'a> {
 
 impl<'a> Tx<'a> {
     fn new(conn: &'a Connection, blobs: &'a BlobDir) -> Tx<'a> {
-        Tx { conn, blobs, changes: vec![], sync_dirs: BTreeSet::new(), unlink: vec![], new_blobs: 0, released: vec![] }
+        Tx {
+            conn,
+            blobs,
+            changes: vec![],
+            sync_dirs: BTreeSet::new(),
+            unlink: vec![],
+            new_blobs: 0,
+            released: vec![],
+        }
     }
 }
 
@@ -70,7 +78,17 @@ impl Writer {
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(conn, blobs, rx, max_batch.max(1), feed, thread_stats, indexer))
+            .spawn(move || {
+                run(
+                    conn,
+                    blobs,
+                    rx,
+                    max_batch.max(1),
+                    feed,
+                    thread_stats,
+                    indexer,
+                )
+            })
             .map_err(StoreError::from)?;
         Ok(Writer { tx, stats })
     }
@@ -84,7 +102,9 @@ impl Writer {
         let (done_tx, done_rx) = oneshot::channel::<Result<R>>();
         let job: Job = Box::new(move |tx: Option<&mut Tx<'_>>| {
             let outcome = match tx {
-                None => Err(StoreError::Backend("the write transaction could not start".into())),
+                None => Err(StoreError::Backend(
+                    "the write transaction could not start".into(),
+                )),
                 Some(tx) => match catch_unwind(AssertUnwindSafe(|| f(tx))) {
                     Ok(r) => r,
                     Err(_) => Err(StoreError::Backend("a storage job panicked".into())),
@@ -137,7 +157,13 @@ fn run(
     }
 }
 
-fn run_batch(conn: &Connection, blobs: &BlobDir, jobs: Vec<Job>, feed: &broadcast::Sender<Change>, indexer: &IndexerHandle) {
+fn run_batch(
+    conn: &Connection,
+    blobs: &BlobDir,
+    jobs: Vec<Job>,
+    feed: &broadcast::Sender<Change>,
+    indexer: &IndexerHandle,
+) {
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
     let mut changes = Vec::new();
     let mut sync_dirs = BTreeSet::new();
@@ -220,14 +246,17 @@ fn remove_unreferenced(conn: &Connection, files: Vec<(Vec<u8>, PathBuf)>) {
     }
     for (hash, path) in files {
         let exists: bool = conn
-            .query_row("SELECT EXISTS(SELECT 1 FROM blobs WHERE hash = ?1)", [&hash], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM blobs WHERE hash = ?1)",
+                [&hash],
+                |r| r.get(0),
+            )
             .unwrap_or(true);
-        if !exists {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "could not remove unreferenced blob file");
-                }
-            }
+        if !exists
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove unreferenced blob file");
         }
     }
     let _ = conn.execute_batch("COMMIT");

@@ -1,0 +1,661 @@
+//! The one configuration file, `facteur.toml`: its sections, their defaults, loading and
+//! validation.
+//!
+//! Every key has a default, so an empty file is a valid configuration; unknown keys are refused so a
+//! misspelt limit never silently falls back to its default. Errors name the key and its line.
+//! `docs/config.md` documents every key; a test keeps the two in step.
+
+mod error;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::DeTable;
+
+pub use error::ConfigError;
+pub use net::tls::TlsMin;
+
+/// Host name used when the machine's own cannot be read or is not a valid DNS name.
+const FALLBACK_HOSTNAME: &str = "localhost";
+/// RFC 1035 §2.3.4: 255 octets on the wire, i.e. 253 characters in dotted form.
+const MAX_HOSTNAME_LEN: usize = 253;
+/// RFC 1035 §2.3.4.
+const MAX_LABEL_LEN: usize = 63;
+/// RFC 5321 §4.5.3.1.4: a server must accept command lines of 512 octets.
+const MIN_SMTP_LINE_LENGTH: usize = 512;
+/// RFC 5321 §4.5.3.1.6: a server must accept text lines of 1000 octets.
+const MIN_TEXT_LINE_LENGTH: usize = 1000;
+/// RFC 7162 §4: servers should accept command lines of at least 8192 octets.
+const MIN_IMAP_LINE_LENGTH: usize = 8192;
+/// SQLite's default SQLITE_MAX_LENGTH: no single value may be larger.
+const MAX_INLINE_BLOB: u64 = 1_000_000_000;
+/// Argon2 (RFC 9106 §3.1): memory must be at least 8 KiB per lane.
+const ARGON2_MIN_MEMORY_KIB_PER_LANE: u32 = 8;
+/// Memory spent on each login attempt; beyond this, a burst of logins could exhaust the machine.
+const ARGON2_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+/// RFC 9106 §3.1: the degree of parallelism is at most 2^24 - 1.
+const ARGON2_MAX_PARALLELISM: u32 = (1 << 24) - 1;
+
+/// The whole configuration. Pass it around as `Arc<Config>`; there is no global.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub listeners: ListenersConfig,
+    pub tls: TlsConfig,
+    pub store: StoreConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Name announced in greetings and EHLO; also the self-signed certificate's subject.
+    pub hostname: String,
+    /// Domain of the postmaster and of the first accounts.
+    pub primary_domain: String,
+}
+
+/// Socket addresses per service; an empty list disables the service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenersConfig {
+    pub smtp: Vec<String>,
+    pub submission: Vec<String>,
+    pub submissions: Vec<String>,
+    pub imap: Vec<String>,
+    pub imaps: Vec<String>,
+    pub pop3: Vec<String>,
+    pub pop3s: Vec<String>,
+    pub lmtp: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first; relative to the data folder.
+    pub cert: PathBuf,
+    /// PEM private key; relative to the data folder.
+    pub key: PathBuf,
+    pub min_version: TlsMin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Sqlite,
+    /// Parsed so the file format is stable, refused by validation until the backend exists.
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// Relative to the data folder.
+    pub sqlite_path: PathBuf,
+    /// Relative to the data folder.
+    pub blobs_dir: PathBuf,
+    /// Blobs up to this many bytes live inside the database, so they share the group commit's
+    /// single fsync instead of costing a file write and fsync each.
+    pub inline_blob_max: u64,
+    /// Most deliveries the single writer commits in one transaction.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub smtp_line_length: usize,
+    pub text_line_length: usize,
+    pub imap_line_length: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub mime_max_depth: usize,
+    pub mime_max_parts: usize,
+    pub idle_timeout_secs: u64,
+    pub command_timeout_secs: u64,
+    pub max_bad_commands: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub max_failures_per_ip: u32,
+    pub max_failures_per_account: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub window_secs: u64,
+    pub ban_secs: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive string, e.g. `info` or `info,smtp=debug`.
+    pub level: String,
+}
+
+impl Config {
+    /// The defaults. With `privileged` and an effective user id of 0 the listeners use the standard
+    /// ports; otherwise unprivileged ones (2525, 2587, 2465, 2143, 2993, 2110, 2995).
+    pub fn default_for(privileged: bool) -> Config {
+        Config {
+            server: ServerConfig::default(),
+            listeners: ListenersConfig::default_for(privileged),
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::default_for(false)
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: machine_hostname().unwrap_or_else(|| FALLBACK_HOSTNAME.to_owned()),
+            primary_domain: "localhost".to_owned(),
+        }
+    }
+}
+
+/// Standard ports (RFC 5321, 6409, 8314, 9051, 1939) in [`ListenersConfig`] field order; lmtp has
+/// no standard port and is off by default.
+const STANDARD_PORTS: [u16; 7] = [25, 587, 465, 143, 993, 110, 995];
+/// Ports any user can bind, used when not running as root: the standard port plus 2000 (2525 for
+/// SMTP, as 2025 is often taken).
+const UNPRIVILEGED_PORTS: [u16; 7] = [2525, 2587, 2465, 2143, 2993, 2110, 2995];
+const DEFAULT_BIND_IP: &str = "0.0.0.0";
+
+impl ListenersConfig {
+    /// Standard ports if `privileged` and running as root, else unprivileged ones.
+    pub fn default_for(privileged: bool) -> ListenersConfig {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        ListenersConfig::with_ports(privileged && root)
+    }
+
+    fn with_ports(standard: bool) -> ListenersConfig {
+        let ports = if standard {
+            STANDARD_PORTS
+        } else {
+            UNPRIVILEGED_PORTS
+        };
+        let at = |i: usize| vec![format!("{DEFAULT_BIND_IP}:{}", ports[i])];
+        ListenersConfig {
+            smtp: at(0),
+            submission: at(1),
+            submissions: at(2),
+            imap: at(3),
+            imaps: at(4),
+            pop3: at(5),
+            pop3s: at(6),
+            lmtp: Vec::new(),
+        }
+    }
+
+    /// Every service with its configured addresses, in file order.
+    pub fn services(&self) -> [(&'static str, &[String]); 8] {
+        [
+            ("smtp", &self.smtp),
+            ("submission", &self.submission),
+            ("submissions", &self.submissions),
+            ("imap", &self.imap),
+            ("imaps", &self.imaps),
+            ("pop3", &self.pop3),
+            ("pop3s", &self.pop3s),
+            ("lmtp", &self.lmtp),
+        ]
+    }
+
+    fn services_mut(&mut self) -> [(&'static str, &mut Vec<String>); 8] {
+        [
+            ("smtp", &mut self.smtp),
+            ("submission", &mut self.submission),
+            ("submissions", &mut self.submissions),
+            ("imap", &mut self.imap),
+            ("imaps", &mut self.imaps),
+            ("pop3", &mut self.pop3),
+            ("pop3s", &mut self.pop3s),
+            ("lmtp", &mut self.lmtp),
+        ]
+    }
+
+    /// Parsed addresses of one service's list. Lists are validated at load, so in a loaded
+    /// [`Config`] nothing is dropped.
+    pub fn socket_addrs(list: &[String]) -> Vec<SocketAddr> {
+        list.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+}
+
+impl Default for ListenersConfig {
+    fn default() -> Self {
+        ListenersConfig::with_ports(false)
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: PathBuf::from("tls/cert.pem"),
+            key: PathBuf::from("tls/key.pem"),
+            min_version: TlsMin::Tls12,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Sqlite,
+            sqlite_path: PathBuf::from("facteur.db"),
+            blobs_dir: PathBuf::from("blobs"),
+            inline_blob_max: 64 * 1024,
+            max_batch: 256,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_message_size: 50 * 1024 * 1024,
+            // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted.
+            max_recipients: 100,
+            smtp_line_length: MIN_SMTP_LINE_LENGTH,
+            text_line_length: MIN_TEXT_LINE_LENGTH,
+            imap_line_length: 64 * 1024,
+            max_connections: 1000,
+            max_connections_per_ip: 50,
+            mime_max_depth: 50,
+            mime_max_parts: 2000,
+            // RFC 9051 §5.4: the autologout timer must be at least 30 minutes.
+            idle_timeout_secs: 30 * 60,
+            // RFC 5321 §4.5.3.2.7: the server timeout should be at least 5 minutes.
+            command_timeout_secs: 5 * 60,
+            max_bad_commands: 10,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_failures_per_ip: 10,
+            max_failures_per_account: 20,
+            base_delay_ms: 500,
+            max_delay_ms: 8000,
+            window_secs: 15 * 60,
+            ban_secs: 60 * 60,
+            // OWASP's Argon2id minimum: 19 MiB, 2 iterations, 1 lane.
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Reads and validates the config file at `path`, with unprivileged listener defaults.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_for(path, false)
+}
+
+/// Like [`load`], with listeners missing from the file defaulting as in
+/// [`Config::default_for`]`(privileged)`.
+pub fn load_for(path: &Path, privileged: bool) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ConfigError::NotFound {
+                path: path.to_owned(),
+            }
+        } else {
+            ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    parse_for(&text, &path.display().to_string(), privileged)
+}
+
+/// Parses and validates config text; `origin` (usually the file name) starts every error message.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_for(text, origin, false)
+}
+
+/// Like [`parse`], with listeners missing from the text defaulting as in
+/// [`Config::default_for`]`(privileged)`.
+pub fn parse_for(text: &str, origin: &str, privileged: bool) -> Result<Config, ConfigError> {
+    // Parsed once on its own for the spans, which locate the errors found afterwards.
+    let doc = DeTable::parse(text).map_err(|e| error::syntax(&e, text, origin))?;
+    let doc = doc.get_ref();
+    let mut config: Config =
+        toml::from_str(text).map_err(|e| error::deserialize(&e, doc, text, origin))?;
+
+    if privileged {
+        let defaults = ListenersConfig::default_for(true);
+        let defaults: HashMap<_, _> = defaults.services().into_iter().collect();
+        for (service, list) in config.listeners.services_mut() {
+            if error::lookup(doc, &["listeners", service]).is_none()
+                && let Some(default) = defaults.get(service)
+            {
+                *list = default.to_vec();
+            }
+        }
+    }
+
+    config
+        .validate()
+        .map_err(|invalid| error::invalid(invalid, doc, text, origin))?;
+    Ok(config)
+}
+
+/// The commented default config file written at first start: every key with its default and a
+/// one-line comment. It parses back to exactly [`Config::default_for`]`(privileged)`.
+pub fn default_toml(privileged: bool) -> String {
+    keys::render_default_toml(&Config::default_for(privileged))
+}
+
+/// `p` if absolute, else `p` under the data folder.
+pub fn resolve_path(data_dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        data_dir.join(p)
+    }
+}
+
+/// A value that parsed but is not acceptable. `keys` lists the key to blame first, then keys to
+/// point at instead when the first is not in the file (it may hold its default).
+#[derive(Debug)]
+pub(crate) struct Invalid {
+    pub keys: Vec<String>,
+    pub index: Option<usize>,
+    pub message: String,
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        keys: vec![key.to_owned()],
+        index: None,
+        message: message.into(),
+    }
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display>(
+    key: &'static str,
+    value: T,
+    min: T,
+) -> Result<(), Invalid> {
+    if value < min {
+        return Err(invalid(
+            key,
+            format!("{value} is below the minimum of {min}"),
+        ));
+    }
+    Ok(())
+}
+
+fn not_empty(key: &'static str, path: &Path) -> Result<(), Invalid> {
+    if path.as_os_str().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks what types cannot: ranges, allowed values, consistency between keys.
+    fn validate(&self) -> Result<(), Invalid> {
+        for (key, name) in [
+            ("server.hostname", &self.server.hostname),
+            ("server.primary_domain", &self.server.primary_domain),
+        ] {
+            if !is_valid_hostname(name) {
+                return Err(invalid(
+                    key,
+                    format!("{name:?} is not a valid DNS name (letters, digits, '-' and '.')"),
+                ));
+            }
+        }
+
+        self.validate_listeners()?;
+
+        not_empty("tls.cert", &self.tls.cert)?;
+        not_empty("tls.key", &self.tls.key)?;
+
+        let store = &self.store;
+        if store.backend == StoreBackend::Postgres {
+            return Err(invalid(
+                "store.backend",
+                "\"postgres\" is not available yet (only \"sqlite\" is)",
+            ));
+        }
+        not_empty("store.sqlite_path", &store.sqlite_path)?;
+        not_empty("store.blobs_dir", &store.blobs_dir)?;
+        if store.inline_blob_max > MAX_INLINE_BLOB {
+            return Err(invalid(
+                "store.inline_blob_max",
+                format!(
+                    "{} is above SQLite's value size limit of {MAX_INLINE_BLOB}",
+                    store.inline_blob_max
+                ),
+            ));
+        }
+        at_least("store.max_batch", store.max_batch, 1)?;
+
+        let l = &self.limits;
+        at_least("limits.max_message_size", l.max_message_size, 1)?;
+        at_least("limits.max_recipients", l.max_recipients, 1)?;
+        at_least(
+            "limits.smtp_line_length",
+            l.smtp_line_length,
+            MIN_SMTP_LINE_LENGTH,
+        )?;
+        at_least(
+            "limits.text_line_length",
+            l.text_line_length,
+            MIN_TEXT_LINE_LENGTH,
+        )?;
+        at_least(
+            "limits.imap_line_length",
+            l.imap_line_length,
+            MIN_IMAP_LINE_LENGTH,
+        )?;
+        at_least("limits.max_connections", l.max_connections, 1)?;
+        at_least("limits.max_connections_per_ip", l.max_connections_per_ip, 1)?;
+        if l.max_connections_per_ip > l.max_connections {
+            return Err(Invalid {
+                keys: vec![
+                    "limits.max_connections_per_ip".to_owned(),
+                    "limits.max_connections".to_owned(),
+                ],
+                index: None,
+                message: format!(
+                    "{} is above limits.max_connections ({})",
+                    l.max_connections_per_ip, l.max_connections
+                ),
+            });
+        }
+        at_least("limits.mime_max_depth", l.mime_max_depth, 1)?;
+        at_least("limits.mime_max_parts", l.mime_max_parts, 1)?;
+        at_least("limits.idle_timeout_secs", l.idle_timeout_secs, 1)?;
+        at_least("limits.command_timeout_secs", l.command_timeout_secs, 1)?;
+        at_least("limits.max_bad_commands", l.max_bad_commands, 1)?;
+
+        let a = &self.auth;
+        at_least("auth.max_failures_per_ip", a.max_failures_per_ip, 1)?;
+        at_least(
+            "auth.max_failures_per_account",
+            a.max_failures_per_account,
+            1,
+        )?;
+        if a.base_delay_ms > a.max_delay_ms {
+            return Err(Invalid {
+                keys: vec![
+                    "auth.base_delay_ms".to_owned(),
+                    "auth.max_delay_ms".to_owned(),
+                ],
+                index: None,
+                message: format!(
+                    "{} is above auth.max_delay_ms ({})",
+                    a.base_delay_ms, a.max_delay_ms
+                ),
+            });
+        }
+        at_least("auth.window_secs", a.window_secs, 1)?;
+        at_least("auth.argon2_iterations", a.argon2_iterations, 1)?;
+        at_least("auth.argon2_parallelism", a.argon2_parallelism, 1)?;
+        if a.argon2_parallelism > ARGON2_MAX_PARALLELISM {
+            return Err(invalid(
+                "auth.argon2_parallelism",
+                format!(
+                    "{} is above Argon2's maximum of {ARGON2_MAX_PARALLELISM}",
+                    a.argon2_parallelism
+                ),
+            ));
+        }
+        let min_memory = a
+            .argon2_parallelism
+            .saturating_mul(ARGON2_MIN_MEMORY_KIB_PER_LANE);
+        if a.argon2_memory_kib < min_memory {
+            return Err(Invalid {
+                keys: vec![
+                    "auth.argon2_memory_kib".to_owned(),
+                    "auth.argon2_parallelism".to_owned(),
+                ],
+                index: None,
+                message: format!(
+                    "{} is below Argon2's minimum of {ARGON2_MIN_MEMORY_KIB_PER_LANE} KiB per lane ({min_memory} for auth.argon2_parallelism = {})",
+                    a.argon2_memory_kib, a.argon2_parallelism
+                ),
+            });
+        }
+        if a.argon2_memory_kib > ARGON2_MAX_MEMORY_KIB {
+            return Err(invalid(
+                "auth.argon2_memory_kib",
+                format!(
+                    "{} is above the maximum of {ARGON2_MAX_MEMORY_KIB}",
+                    a.argon2_memory_kib
+                ),
+            ));
+        }
+
+        validate_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;
+        Ok(())
+    }
+
+    fn validate_listeners(&self) -> Result<(), Invalid> {
+        let mut seen: HashMap<SocketAddr, String> = HashMap::new();
+        for (service, list) in self.listeners.services() {
+            let key = format!("listeners.{service}");
+            for (index, text) in list.iter().enumerate() {
+                let addr: SocketAddr = text.parse().map_err(|_| Invalid {
+                    keys: vec![key.clone()],
+                    index: Some(index),
+                    message: format!(
+                        "{text:?} is not a socket address (expected IP:PORT, e.g. \"0.0.0.0:25\" or \"[::]:25\")"
+                    ),
+                })?;
+                if let Some(other) = seen.insert(addr, key.clone()) {
+                    return Err(Invalid {
+                        keys: vec![key],
+                        index: Some(index),
+                        message: format!("{addr} is already used by {other}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Accepts what `EnvFilter` accepts, except a bare word that is not a level: `EnvFilter` would
+/// read a misspelt level such as `debgu` as a target name and silently log nothing.
+fn validate_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    if level.trim().is_empty() {
+        return Err("must not be empty (e.g. \"info\")".to_owned());
+    }
+    for directive in level.split(',').map(str::trim) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a level (expected one of {}, or target=level)",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(level)
+        .map(|_| ())
+        .map_err(|e| format!("{level:?} is not a valid filter: {e}"))
+}
+
+/// A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123 §2.1).
+fn is_valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_HOSTNAME_LEN
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= MAX_LABEL_LEN
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The machine's host name, if it is a valid DNS name.
+fn machine_hostname() -> Option<String> {
+    // Linux's HOST_NAME_MAX is 64; POSIX allows up to 255 plus the NUL.
+    let mut buf = [0u8; 256];
+    // SAFETY: the pointer and length describe `buf`, which is valid for writes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    // No NUL means the name was truncated.
+    let end = buf.iter().position(|&b| b == 0)?;
+    let name = std::str::from_utf8(&buf[..end]).ok()?;
+    is_valid_hostname(name).then(|| name.to_owned())
+}

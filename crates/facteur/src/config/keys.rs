@@ -1,0 +1,237 @@
+//! One line of documentation per key, in file order, and the commented default file built from
+//! them. A test checks this list against the keys `Config` actually serializes.
+
+use super::Config;
+
+pub(crate) struct SectionDoc {
+    pub name: &'static str,
+    pub comment: &'static str,
+}
+
+pub(crate) struct KeyDoc {
+    pub section: &'static str,
+    pub key: &'static str,
+    pub comment: &'static str,
+}
+
+pub(crate) const SECTIONS: &[SectionDoc] = &[
+    SectionDoc {
+        name: "server",
+        comment: "Identity of this server.",
+    },
+    SectionDoc {
+        name: "listeners",
+        comment: "Socket addresses (\"IP:PORT\", IPv6 as \"[::]:PORT\") per service; [] disables a service.",
+    },
+    SectionDoc {
+        name: "tls",
+        comment: "Certificate for all listeners. A self-signed one is made at first start if both files are missing.",
+    },
+    SectionDoc {
+        name: "store",
+        comment: "Where mail is stored. Relative paths are relative to the data folder.",
+    },
+    SectionDoc {
+        name: "limits",
+        comment: "Limits on what clients may send and hold open.",
+    },
+    SectionDoc {
+        name: "auth",
+        comment: "Login throttling and password hashing.",
+    },
+    SectionDoc {
+        name: "log",
+        comment: "Logging.",
+    },
+];
+
+const fn key(section: &'static str, key: &'static str, comment: &'static str) -> KeyDoc {
+    KeyDoc {
+        section,
+        key,
+        comment,
+    }
+}
+
+pub(crate) const KEYS: &[KeyDoc] = &[
+    key(
+        "server",
+        "hostname",
+        "Host name announced in greetings and EHLO, and the self-signed certificate's name.",
+    ),
+    key(
+        "server",
+        "primary_domain",
+        "Mail domain of the postmaster and of the first accounts.",
+    ),
+    key(
+        "listeners",
+        "smtp",
+        "Inbound SMTP from other servers (RFC 5321).",
+    ),
+    key(
+        "listeners",
+        "submission",
+        "Message submission with STARTTLS and AUTH (RFC 6409).",
+    ),
+    key(
+        "listeners",
+        "submissions",
+        "Message submission over implicit TLS (RFC 8314).",
+    ),
+    key("listeners", "imap", "IMAP with STARTTLS (RFC 9051)."),
+    key("listeners", "imaps", "IMAP over implicit TLS (RFC 8314)."),
+    key("listeners", "pop3", "POP3 with STLS (RFC 1939, RFC 2595)."),
+    key("listeners", "pop3s", "POP3 over implicit TLS (RFC 8314)."),
+    key(
+        "listeners",
+        "lmtp",
+        "LMTP from a local MTA (RFC 2033); no standard port, off by default.",
+    ),
+    key("tls", "cert", "PEM certificate chain, leaf first."),
+    key("tls", "key", "PEM private key (PKCS#8, PKCS#1 or SEC1)."),
+    key(
+        "tls",
+        "min_version",
+        "Lowest TLS version accepted: \"1.2\" or \"1.3\".",
+    ),
+    key(
+        "store",
+        "backend",
+        "Storage backend: \"sqlite\" (\"postgres\" is not available yet).",
+    ),
+    key("store", "sqlite_path", "SQLite database file."),
+    key(
+        "store",
+        "blobs_dir",
+        "Folder of message files larger than inline_blob_max.",
+    ),
+    key(
+        "store",
+        "inline_blob_max",
+        "Messages up to this many bytes are kept inside the database, sharing its group commit's fsync.",
+    ),
+    key(
+        "store",
+        "max_batch",
+        "Most deliveries committed together in one transaction and one fsync.",
+    ),
+    key(
+        "limits",
+        "max_message_size",
+        "Largest message accepted, in bytes (advertised as SIZE, RFC 1870).",
+    ),
+    key("limits", "max_recipients", "Most recipients per message."),
+    key(
+        "limits",
+        "smtp_line_length",
+        "Longest SMTP command line, in bytes with CRLF (at least 512).",
+    ),
+    key(
+        "limits",
+        "text_line_length",
+        "Longest line of message text, in bytes with CRLF (at least 1000).",
+    ),
+    key(
+        "limits",
+        "imap_line_length",
+        "Longest IMAP command line, literals excluded, in bytes (at least 8192).",
+    ),
+    key(
+        "limits",
+        "max_connections",
+        "Most simultaneous connections in all.",
+    ),
+    key(
+        "limits",
+        "max_connections_per_ip",
+        "Most simultaneous connections from one IP address.",
+    ),
+    key("limits", "mime_max_depth", "Deepest MIME nesting parsed."),
+    key(
+        "limits",
+        "mime_max_parts",
+        "Most MIME parts parsed per message.",
+    ),
+    key(
+        "limits",
+        "idle_timeout_secs",
+        "Seconds an idle IMAP or POP3 session is kept (IMAP requires at least 1800).",
+    ),
+    key(
+        "limits",
+        "command_timeout_secs",
+        "Seconds to wait for the next SMTP command or data.",
+    ),
+    key(
+        "limits",
+        "max_bad_commands",
+        "Invalid commands tolerated before the connection is closed.",
+    ),
+    key(
+        "auth",
+        "max_failures_per_ip",
+        "Failed logins from one IP within window_secs before it is banned.",
+    ),
+    key(
+        "auth",
+        "max_failures_per_account",
+        "Failed logins on one account within window_secs before logins to it are delayed at the maximum.",
+    ),
+    key(
+        "auth",
+        "base_delay_ms",
+        "Delay after the first failed login, doubled at each further failure.",
+    ),
+    key(
+        "auth",
+        "max_delay_ms",
+        "Longest delay after a failed login.",
+    ),
+    key(
+        "auth",
+        "window_secs",
+        "Seconds over which failures are counted.",
+    ),
+    key("auth", "ban_secs", "Seconds an IP stays banned."),
+    key(
+        "auth",
+        "argon2_memory_kib",
+        "Argon2id memory per password hash, in KiB.",
+    ),
+    key("auth", "argon2_iterations", "Argon2id passes over memory."),
+    key("auth", "argon2_parallelism", "Argon2id lanes."),
+    key(
+        "log",
+        "format",
+        "\"text\" for people, \"json\" for log collectors.",
+    ),
+    key(
+        "log",
+        "level",
+        "Filter such as \"info\" or \"info,smtp=debug\" (tracing EnvFilter syntax).",
+    ),
+];
+
+/// `config` as a TOML file with a comment before every section and key.
+pub(super) fn render_default_toml(config: &Config) -> String {
+    // Infallible for this type: plain strings, integers and arrays of strings.
+    let table = toml::Table::try_from(config).expect("Config serializes to a TOML table");
+    let mut out = String::from(
+        "# facteur.toml: Facteur's configuration. Reference: docs/config.md\n\
+         # Every key is listed with its default. Unknown keys are refused.\n\
+         # Relative paths are relative to the data folder.\n",
+    );
+    for section in SECTIONS {
+        out.push_str(&format!("\n# {}\n[{}]\n", section.comment, section.name));
+        let Some(values) = table.get(section.name).and_then(|v| v.as_table()) else {
+            continue;
+        };
+        for doc in KEYS.iter().filter(|k| k.section == section.name) {
+            if let Some(value) = values.get(doc.key) {
+                out.push_str(&format!("# {}\n{} = {value}\n", doc.comment, doc.key));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! Facteur: the all-in-one mail server. The binary's `main` calls [`run_cli`]; the modules are public
+//! so integration tests and later crates (admin API) can reuse config loading and setup.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod logging;
+pub mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit status of an operation that failed (not found, already exists, store error).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status of a usage or configuration error (as clap uses for bad arguments).
+pub const EXIT_CONFIG: u8 = 2;
+
+/// An error with the exit status it should produce.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn config(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: EXIT_CONFIG,
+            message: message.to_string(),
+        }
+    }
+    pub fn op(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: EXIT_FAILURE,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::op(e)
+    }
+}
+
+/// Parses the command line, runs the command, and returns the process exit status.
+pub fn run_cli() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("facteur: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let json = cli.json;
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                eprintln!("{}", serde_json::json!({ "error": f.message }));
+            } else {
+                eprintln!("facteur: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(cli: cli::Cli) -> Result<(), Failure> {
+    use cli::Command;
+    match &cli.command {
+        Command::Serve(args) => serve::run(&cli, args).await,
+        Command::CheckConfig { file } => {
+            let path = file.clone().unwrap_or_else(|| context::config_path(&cli));
+            let cfg = config::load_for(&path, context::privileged()).map_err(Failure::config)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "file": path.display().to_string() })
+                );
+            } else {
+                println!("{}: OK", path.display());
+            }
+            drop(cfg);
+            Ok(())
+        }
+        Command::Domain(cmd) => admin::domain(&cli, cmd).await,
+        Command::Account(cmd) => admin::account(&cli, cmd).await,
+        Command::Alias(cmd) => admin::alias(&cli, cmd).await,
+        Command::Auth(cmd) => admin::auth(&cli, cmd).await,
+        Command::CheckStore => admin::check_store(&cli).await,
+    }
+}

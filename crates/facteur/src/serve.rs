@@ -1,0 +1,178 @@
+//! `facteur serve`: first-start setup, then run until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::Failure;
+use crate::cli::{Cli, ServeArgs};
+use crate::config::{self, Config};
+use crate::context::{self, Context};
+use crate::logging;
+
+/// What the first start did, printed once.
+struct FirstStart {
+    created_config: bool,
+    created_cert: bool,
+    postmaster: Option<(String, String)>,
+}
+
+/// Creates the data folder and writes the default config if there is none.
+fn ensure_data_folder(cli: &Cli) -> Result<bool, Failure> {
+    let data = &cli.data;
+    std::fs::create_dir_all(data).map_err(|e| {
+        Failure::op(format!(
+            "cannot create the data folder {}: {e}",
+            data.display()
+        ))
+    })?;
+    // Probe writability now rather than failing half-way through setup.
+    let probe = data.join(".facteur-write-test");
+    std::fs::write(&probe, b"ok").map_err(|e| {
+        Failure::op(format!(
+            "the data folder {} is not writable: {e}",
+            data.display()
+        ))
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    let path = context::config_path(cli);
+    if path.exists() {
+        return Ok(false);
+    }
+    let text = config::default_toml(context::privileged());
+    write_durably(&path, text.as_bytes()).map_err(|e| {
+        Failure::op(format!(
+            "cannot write the default config {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(true)
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Creates the primary domain and its postmaster on a store without any domain.
+async fn ensure_primary_domain(
+    ctx: &Context,
+    domain: &str,
+) -> Result<Option<(String, String)>, Failure> {
+    if !ctx.directory.list_domains().await?.is_empty() {
+        return Ok(None);
+    }
+    ctx.directory.add_domain(domain).await?;
+    let address = format!("postmaster@{domain}");
+    let (_, password) = ctx
+        .directory
+        .add_account(&address, None, "Postmaster", None)
+        .await?;
+    let password =
+        password.ok_or_else(|| Failure::op("no password was generated for the postmaster"))?;
+    Ok(Some((address, password)))
+}
+
+pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
+    let created_config = ensure_data_folder(cli)?;
+    let cfg: Config = config::load_for(&context::config_path(cli), context::privileged())
+        .map_err(Failure::config)?;
+    let format = if cli.json {
+        config::LogFormat::Json
+    } else {
+        cfg.log.format
+    };
+    logging::init(format, &cfg.log.level);
+
+    let cert = config::resolve_path(&cli.data, &cfg.tls.cert);
+    let key = config::resolve_path(&cli.data, &cfg.tls.key);
+    let created_cert =
+        net::tls::ensure_self_signed(&cert, &key, &cfg.server.hostname).map_err(Failure::op)?;
+    // Validates the pair now, so a broken certificate stops the start with a clear error.
+    net::tls::load_server_config(&cert, &key, cfg.tls.min_version).map_err(Failure::op)?;
+
+    let domain = args
+        .domain
+        .clone()
+        .unwrap_or_else(|| cfg.server.primary_domain.clone());
+    let ctx = Context::with_config(cli.data.clone(), cfg)?;
+    let postmaster = ensure_primary_domain(&ctx, &domain).await?;
+    let first = FirstStart {
+        created_config,
+        created_cert,
+        postmaster,
+    };
+    print_banner(cli, &ctx, &first);
+    tracing::info!(data = %cli.data.display(), backend = ctx.store.backend(), "facteur started");
+
+    if args.init_only {
+        return Ok(());
+    }
+    wait_for_shutdown().await;
+    tracing::info!("facteur stopping");
+    Ok(())
+}
+
+fn print_banner(cli: &Cli, ctx: &Context, first: &FirstStart) {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Facteur {} — data folder {}\n",
+        env!("CARGO_PKG_VERSION"),
+        cli.data.display()
+    ));
+    if first.created_config {
+        out.push_str(&format!(
+            "Wrote the default config to {}\n",
+            context::config_path(cli).display()
+        ));
+    }
+    if first.created_cert {
+        out.push_str(&format!(
+            "Made a self-signed TLS certificate for {}\n",
+            ctx.config.server.hostname
+        ));
+    }
+    if let Some((address, password)) = &first.postmaster {
+        out.push_str(&format!("Created the postmaster account {address}\n"));
+        out.push_str(&format!("Its password, shown only this once: {password}\n"));
+    }
+    out.push_str(
+        "Listeners (configured; each protocol serves once its issue lands — none does yet):\n",
+    );
+    for (service, addrs) in ctx.config.listeners.services() {
+        let list = if addrs.is_empty() {
+            "disabled".to_string()
+        } else {
+            addrs.join(", ")
+        };
+        out.push_str(&format!("  {service:<12} {list}\n"));
+    }
+    out.push_str("Ready.\n");
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
