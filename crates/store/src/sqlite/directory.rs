@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::mailbox::{create_mailbox_in, delete_mailbox_in};
-use super::{Sqlite, db_err};
+use super::{Sqlite, db_err, exec, query_row};
 use crate::*;
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.domain_id, a.local_part, d.name, a.display_name, a.password_hash, \
@@ -50,7 +50,7 @@ fn alias_from_row(r: &Row<'_>) -> rusqlite::Result<AliasRecord> {
 }
 
 pub(crate) fn get_account(conn: &Connection, id: AccountId) -> Result<Option<AccountRecord>> {
-    conn.query_row(
+    query_row(conn,
         &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.id = ?1"),
         [id],
         account_from_row,
@@ -78,12 +78,12 @@ impl DirectoryStore for Sqlite {
             .writer
             .write(move |tx| {
                 let created = now_unix();
-                tx.conn
-                    .execute(
-                        "INSERT INTO domains(name, created) VALUES (?1, ?2)",
-                        params![name, created],
-                    )
-                    .map_err(|e| exists_err(e, &format!("domain {name}")))?;
+                exec(
+                    tx.conn,
+                    "INSERT INTO domains(name, created) VALUES (?1, ?2)",
+                    params![name, created],
+                )
+                .map_err(|e| exists_err(e, &format!("domain {name}")))?;
                 Ok(DomainRecord {
                     id: tx.conn.last_insert_rowid(),
                     name,
@@ -98,7 +98,8 @@ impl DirectoryStore for Sqlite {
         let name = name.to_string();
         self.0
             .read(move |c, _| {
-                c.query_row(
+                query_row(
+                    c,
                     "SELECT id, name, catchall, created FROM domains WHERE name = ?1",
                     [name],
                     domain_from_row,
@@ -126,33 +127,29 @@ impl DirectoryStore for Sqlite {
         self.0
             .writer
             .write(move |tx| {
-                let id: i64 = tx
-                    .conn
-                    .query_row("SELECT id FROM domains WHERE name = ?1", [&name], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(db_err)?
-                    .ok_or_else(|| not_found(format!("domain {name}")))?;
-                let accounts: i64 = tx
-                    .conn
-                    .query_row(
-                        "SELECT COUNT(*) FROM accounts WHERE domain_id = ?1",
-                        [id],
-                        |r| r.get(0),
-                    )
-                    .map_err(db_err)?;
+                let id: i64 = query_row(
+                    tx.conn,
+                    "SELECT id FROM domains WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?
+                .ok_or_else(|| not_found(format!("domain {name}")))?;
+                let accounts: i64 = query_row(
+                    tx.conn,
+                    "SELECT COUNT(*) FROM accounts WHERE domain_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
                 if accounts > 0 {
                     return Err(StoreError::Invalid(format!(
                         "domain {name} still has {accounts} account(s)"
                     )));
                 }
-                tx.conn
-                    .execute("DELETE FROM aliases WHERE domain_id = ?1", [id])
-                    .map_err(db_err)?;
-                tx.conn
-                    .execute("DELETE FROM domains WHERE id = ?1", [id])
-                    .map_err(db_err)?;
+                exec(tx.conn, "DELETE FROM aliases WHERE domain_id = ?1", [id]).map_err(db_err)?;
+                exec(tx.conn, "DELETE FROM domains WHERE id = ?1", [id]).map_err(db_err)?;
                 Ok(())
             })
             .await
@@ -164,13 +161,12 @@ impl DirectoryStore for Sqlite {
         self.0
             .writer
             .write(move |tx| {
-                let n = tx
-                    .conn
-                    .execute(
-                        "UPDATE domains SET catchall = ?1 WHERE name = ?2",
-                        params![target, name],
-                    )
-                    .map_err(db_err)?;
+                let n = exec(
+                    tx.conn,
+                    "UPDATE domains SET catchall = ?1 WHERE name = ?2",
+                    params![target, name],
+                )
+                .map_err(db_err)?;
                 if n == 0 {
                     Err(not_found(format!("domain {name}")))
                 } else {
@@ -185,8 +181,7 @@ impl DirectoryStore for Sqlite {
             .writer
             .write(move |tx| {
                 let created = now_unix();
-                tx.conn
-                    .execute(
+                exec(tx.conn,
                         "INSERT INTO accounts(domain_id, local_part, display_name, password_hash, quota_bytes, \
                          quota_messages, enabled, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
                         params![
@@ -206,8 +201,7 @@ impl DirectoryStore for Sqlite {
                 let id = tx.conn.last_insert_rowid();
                 for (name, special) in &account.mailboxes {
                     create_mailbox_in(tx, id, name, *special)?;
-                    tx.conn
-                        .execute("INSERT OR IGNORE INTO subscriptions(account_id, name) VALUES (?1, ?2)", params![id, name])
+                    exec(tx.conn, "INSERT OR IGNORE INTO subscriptions(account_id, name) VALUES (?1, ?2)", params![id, name])
                         .map_err(db_err)?;
                 }
                 get_account(tx.conn, id)?.ok_or_else(|| StoreError::Backend("account vanished".into()))
@@ -219,7 +213,7 @@ impl DirectoryStore for Sqlite {
         let (l, d) = (local_part.to_string(), domain.to_string());
         self.0
             .read(move |c, _| {
-                c.query_row(
+                query_row(c,
                     &format!(
                         "SELECT {ACCOUNT_COLUMNS} FROM accounts a JOIN domains d ON d.id = a.domain_id \
                          WHERE a.local_part = ?1 AND d.name = ?2"
@@ -256,7 +250,8 @@ impl DirectoryStore for Sqlite {
     async fn account_set_password(&self, id: AccountId, password_hash: &str) -> Result<()> {
         let h = password_hash.to_string();
         update_account(self, id, move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE accounts SET password_hash = ?1 WHERE id = ?2",
                 params![h, id],
             )
@@ -271,7 +266,8 @@ impl DirectoryStore for Sqlite {
         messages: Option<u64>,
     ) -> Result<()> {
         update_account(self, id, move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE accounts SET quota_bytes = ?1, quota_messages = ?2 WHERE id = ?3",
                 params![bytes.map(|v| v as i64), messages.map(|v| v as i64), id],
             )
@@ -281,7 +277,8 @@ impl DirectoryStore for Sqlite {
 
     async fn account_set_enabled(&self, id: AccountId, enabled: bool) -> Result<()> {
         update_account(self, id, move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE accounts SET enabled = ?1 WHERE id = ?2",
                 params![enabled, id],
             )
@@ -309,12 +306,13 @@ impl DirectoryStore for Sqlite {
                 for mb in ids {
                     delete_mailbox_in(tx, mb)?;
                 }
-                tx.conn
-                    .execute("DELETE FROM subscriptions WHERE account_id = ?1", [id])
-                    .map_err(db_err)?;
-                tx.conn
-                    .execute("DELETE FROM accounts WHERE id = ?1", [id])
-                    .map_err(db_err)?;
+                exec(
+                    tx.conn,
+                    "DELETE FROM subscriptions WHERE account_id = ?1",
+                    [id],
+                )
+                .map_err(db_err)?;
+                exec(tx.conn, "DELETE FROM accounts WHERE id = ?1", [id]).map_err(db_err)?;
                 Ok(())
             })
             .await
@@ -323,7 +321,8 @@ impl DirectoryStore for Sqlite {
     async fn quota_usage(&self, id: AccountId) -> Result<QuotaUsage> {
         self.0
             .read(move |c, _| {
-                c.query_row(
+                query_row(
+                    c,
                     "SELECT used_bytes, used_messages FROM accounts WHERE id = ?1",
                     [id],
                     |r| {
@@ -351,21 +350,21 @@ impl DirectoryStore for Sqlite {
         self.0
             .writer
             .write(move |tx| {
-                tx.conn
-                    .execute(
-                        "INSERT INTO aliases(domain_id, local_part, targets) VALUES (?1, ?2, ?3)",
-                        params![domain_id, local, targets.join("\n")],
-                    )
-                    .map_err(|e| exists_err(e, &format!("alias {local}")))?;
+                exec(
+                    tx.conn,
+                    "INSERT INTO aliases(domain_id, local_part, targets) VALUES (?1, ?2, ?3)",
+                    params![domain_id, local, targets.join("\n")],
+                )
+                .map_err(|e| exists_err(e, &format!("alias {local}")))?;
                 let id = tx.conn.last_insert_rowid();
-                tx.conn
-                    .query_row(
-                        "SELECT a.id, a.domain_id, d.name, a.local_part, a.targets FROM aliases a \
+                query_row(
+                    tx.conn,
+                    "SELECT a.id, a.domain_id, d.name, a.local_part, a.targets FROM aliases a \
                          JOIN domains d ON d.id = a.domain_id WHERE a.id = ?1",
-                        [id],
-                        alias_from_row,
-                    )
-                    .map_err(db_err)
+                    [id],
+                    alias_from_row,
+                )
+                .map_err(db_err)
             })
             .await
     }
@@ -374,7 +373,8 @@ impl DirectoryStore for Sqlite {
         let (l, d) = (local_part.to_string(), domain.to_string());
         self.0
             .read(move |c, _| {
-                c.query_row(
+                query_row(
+                    c,
                     "SELECT a.id, a.domain_id, d.name, a.local_part, a.targets FROM aliases a \
                      JOIN domains d ON d.id = a.domain_id WHERE a.local_part = ?1 AND d.name = ?2",
                     params![l, d],
@@ -408,9 +408,7 @@ impl DirectoryStore for Sqlite {
         self.0
             .writer
             .write(move |tx| {
-                let n = tx
-                    .conn
-                    .execute(
+                let n = exec(tx.conn,
                         "DELETE FROM aliases WHERE local_part = ?1 AND domain_id = (SELECT id FROM domains WHERE name = ?2)",
                         params![l, d],
                     )

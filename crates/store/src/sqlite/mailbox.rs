@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::messages::release_messages;
 use super::writer::Tx;
-use super::{Sqlite, db_err};
+use super::{Sqlite, db_err, exec, query_row};
 use crate::*;
 
 /// Longest mailbox name accepted, in bytes (Dovecot uses a similar bound).
@@ -55,14 +55,14 @@ pub fn normalize_name(name: &str) -> Result<String> {
 
 fn next_uidvalidity(conn: &Connection) -> Result<u32> {
     // Never goes back, even if the clock does; starts from the creation time like Dovecot.
-    let v: i64 = conn
-        .query_row(
-            "UPDATE meta SET value = max(value + 1, CAST(strftime('%s','now') AS INTEGER)) \
+    let v: i64 = query_row(
+        conn,
+        "UPDATE meta SET value = max(value + 1, CAST(strftime('%s','now') AS INTEGER)) \
              WHERE key = 'uidvalidity_next' RETURNING value",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(db_err)?;
+        [],
+        |r| r.get(0),
+    )
+    .map_err(db_err)?;
     u32::try_from(v).map_err(|_| StoreError::Backend("UIDVALIDITY counter exhausted".into()))
 }
 
@@ -71,7 +71,8 @@ pub(crate) fn get_by_name(
     account: AccountId,
     name: &str,
 ) -> Result<Option<MailboxRecord>> {
-    conn.query_row(
+    query_row(
+        conn,
         &format!("SELECT {COLUMNS} FROM mailboxes WHERE account_id = ?1 AND name = ?2"),
         params![account, name],
         from_row,
@@ -81,7 +82,8 @@ pub(crate) fn get_by_name(
 }
 
 pub(crate) fn get_by_id(conn: &Connection, id: MailboxId) -> Result<Option<MailboxRecord>> {
-    conn.query_row(
+    query_row(
+        conn,
         &format!("SELECT {COLUMNS} FROM mailboxes WHERE id = ?1"),
         [id],
         from_row,
@@ -127,12 +129,12 @@ fn insert_mailbox(
     special: Option<SpecialUse>,
 ) -> Result<MailboxRecord> {
     let uidvalidity = next_uidvalidity(tx.conn)?;
-    tx.conn
-        .execute(
-            "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use) VALUES (?1, ?2, ?3, ?4)",
-            params![account, name, uidvalidity, special.map(|s| s.as_str())],
-        )
-        .map_err(db_err)?;
+    exec(
+        tx.conn,
+        "INSERT INTO mailboxes(account_id, name, uidvalidity, special_use) VALUES (?1, ?2, ?3, ?4)",
+        params![account, name, uidvalidity, special.map(|s| s.as_str())],
+    )
+    .map_err(db_err)?;
     let id = tx.conn.last_insert_rowid();
     tx.changes.push(Change {
         account_id: account,
@@ -157,12 +159,8 @@ pub(crate) fn delete_mailbox_in(tx: &mut Tx<'_>, id: MailboxId) -> Result<()> {
             .map_err(db_err)?
     };
     release_messages(tx, &mb, &uids)?;
-    tx.conn
-        .execute("DELETE FROM expunged WHERE mailbox_id = ?1", [id])
-        .map_err(db_err)?;
-    tx.conn
-        .execute("DELETE FROM mailboxes WHERE id = ?1", [id])
-        .map_err(db_err)?;
+    exec(tx.conn, "DELETE FROM expunged WHERE mailbox_id = ?1", [id]).map_err(db_err)?;
+    exec(tx.conn, "DELETE FROM mailboxes WHERE id = ?1", [id]).map_err(db_err)?;
     tx.changes.push(Change {
         account_id: mb.account_id,
         mailbox_id: id,
@@ -201,32 +199,32 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
                 .collect::<rusqlite::Result<_>>()
                 .map_err(db_err)?
         };
-        tx.conn
-            .execute(
-                "UPDATE messages SET mailbox_id = ?1 WHERE mailbox_id = ?2",
-                params![dest.id, src.id],
-            )
-            .map_err(db_err)?;
-        tx.conn
-            .execute(
-                "UPDATE mailboxes SET uidnext = ?1, highestmodseq = ?2 WHERE id = ?3",
-                params![src.uidnext, src.highestmodseq as i64, dest.id],
-            )
-            .map_err(db_err)?;
+        exec(
+            tx.conn,
+            "UPDATE messages SET mailbox_id = ?1 WHERE mailbox_id = ?2",
+            params![dest.id, src.id],
+        )
+        .map_err(db_err)?;
+        exec(
+            tx.conn,
+            "UPDATE mailboxes SET uidnext = ?1, highestmodseq = ?2 WHERE id = ?3",
+            params![src.uidnext, src.highestmodseq as i64, dest.id],
+        )
+        .map_err(db_err)?;
         for uid in &moved {
-            tx.conn
-                .execute(
-                    "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-                    params![src.id, uid, modseq as i64],
-                )
-                .map_err(db_err)?;
-        }
-        tx.conn
-            .execute(
-                "UPDATE mailboxes SET highestmodseq = ?1 WHERE id = ?2",
-                params![modseq as i64, src.id],
+            exec(
+                tx.conn,
+                "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+                params![src.id, uid, modseq as i64],
             )
             .map_err(db_err)?;
+        }
+        exec(
+            tx.conn,
+            "UPDATE mailboxes SET highestmodseq = ?1 WHERE id = ?2",
+            params![modseq as i64, src.id],
+        )
+        .map_err(db_err)?;
         if !moved.is_empty() {
             tx.changes.push(Change {
                 account_id: account,
@@ -264,12 +262,12 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
         }
     }
     for (id, new_name) in &renames {
-        tx.conn
-            .execute(
-                "UPDATE mailboxes SET name = ?1 WHERE id = ?2",
-                params![new_name, id],
-            )
-            .map_err(db_err)?;
+        exec(
+            tx.conn,
+            "UPDATE mailboxes SET name = ?1 WHERE id = ?2",
+            params![new_name, id],
+        )
+        .map_err(db_err)?;
         tx.changes.push(Change {
             account_id: account,
             mailbox_id: *id,
@@ -294,14 +292,14 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
 
 pub(crate) fn status(conn: &Connection, id: MailboxId) -> Result<MailboxStatus> {
     let mb = require(conn, id)?;
-    let (messages, unseen, deleted, size): (i64, i64, i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), COALESCE(SUM((flags & ?2) = 0), 0), COALESCE(SUM((flags & ?3) != 0), 0), \
+    let (messages, unseen, deleted, size): (i64, i64, i64, i64) = query_row(
+        conn,
+        "SELECT COUNT(*), COALESCE(SUM((flags & ?2) = 0), 0), COALESCE(SUM((flags & ?3) != 0), 0), \
              COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?1",
-            params![id, Flags::SEEN.0, Flags::DELETED.0],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .map_err(db_err)?;
+        params![id, Flags::SEEN.0, Flags::DELETED.0],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .map_err(db_err)?;
     Ok(MailboxStatus {
         messages: messages as u32,
         unseen: unseen as u32,
@@ -388,13 +386,12 @@ pub(crate) async fn set_special_use(
         .0
         .writer
         .write(move |tx| {
-            let n = tx
-                .conn
-                .execute(
-                    "UPDATE mailboxes SET special_use = ?1 WHERE id = ?2",
-                    params![special.map(|s| s.as_str()), id],
-                )
-                .map_err(db_err)?;
+            let n = exec(
+                tx.conn,
+                "UPDATE mailboxes SET special_use = ?1 WHERE id = ?2",
+                params![special.map(|s| s.as_str()), id],
+            )
+            .map_err(db_err)?;
             if n == 0 {
                 Err(StoreError::NotFound(format!("mailbox {id}")))
             } else {
@@ -420,9 +417,7 @@ pub(crate) async fn subscription(
             } else {
                 "DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2"
             };
-            tx.conn
-                .execute(sql, params![account, name])
-                .map_err(db_err)?;
+            exec(tx.conn, sql, params![account, name]).map_err(db_err)?;
             Ok(())
         })
         .await

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use super::blobs::{BlobDir, TmpBlob};
 use super::writer::Tx;
-use super::{Sqlite, SqliteStore, db_err, mailbox};
+use super::{Sqlite, SqliteStore, db_err, exec, mailbox, query_row};
 use crate::*;
 
 /// Shortest needle the trigram index can answer; shorter ones need a scan.
@@ -103,37 +103,38 @@ fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>>
 
 /// Takes `n` references on a blob, recording it if new. Returns its row id.
 fn acquire(tx: &mut Tx<'_>, p: &PreparedBlob, n: i64) -> Result<i64> {
-    let existing: Option<i64> = tx
-        .conn
-        .query_row("SELECT id FROM blobs WHERE hash = ?1", [&p.id.0[..]], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(db_err)?;
+    let existing: Option<i64> = query_row(
+        tx.conn,
+        "SELECT id FROM blobs WHERE hash = ?1",
+        [&p.id.0[..]],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db_err)?;
     if let Some(id) = existing {
-        tx.conn
-            .execute(
-                "UPDATE blobs SET refcount = refcount + ?1 WHERE id = ?2",
-                params![n, id],
-            )
-            .map_err(db_err)?;
+        exec(
+            tx.conn,
+            "UPDATE blobs SET refcount = refcount + ?1 WHERE id = ?2",
+            params![n, id],
+        )
+        .map_err(db_err)?;
         return Ok(id);
     }
     if let Some(tmp) = &p.tmp {
         tx.blobs.install(tmp, &p.id, &mut tx.sync_dirs)?;
     }
-    tx.conn
-        .execute(
-            "INSERT INTO blobs(hash, size, refcount, data, analysis) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                &p.id.0[..],
-                p.size as i64,
-                n,
-                p.inline.as_deref(),
-                p.analysis_json
-            ],
-        )
-        .map_err(db_err)?;
+    exec(
+        tx.conn,
+        "INSERT INTO blobs(hash, size, refcount, data, analysis) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            &p.id.0[..],
+            p.size as i64,
+            n,
+            p.inline.as_deref(),
+            p.analysis_json
+        ],
+    )
+    .map_err(db_err)?;
     let id = tx.conn.last_insert_rowid();
     tx.new_blobs += 1;
     Ok(id)
@@ -141,25 +142,22 @@ fn acquire(tx: &mut Tx<'_>, p: &PreparedBlob, n: i64) -> Result<i64> {
 
 /// Drops `n` references; the last one removes the row, its index entry, and (after commit) its file.
 fn release_blob(tx: &mut Tx<'_>, blob_row: i64, n: i64) -> Result<()> {
-    tx.conn
-        .execute(
-            "UPDATE blobs SET refcount = refcount - ?1 WHERE id = ?2",
-            params![n, blob_row],
-        )
-        .map_err(db_err)?;
-    let (refcount, hash, is_file): (i64, Vec<u8>, bool) = tx
-        .conn
-        .query_row(
-            "SELECT refcount, hash, data IS NULL FROM blobs WHERE id = ?1",
-            [blob_row],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .map_err(db_err)?;
+    exec(
+        tx.conn,
+        "UPDATE blobs SET refcount = refcount - ?1 WHERE id = ?2",
+        params![n, blob_row],
+    )
+    .map_err(db_err)?;
+    let (refcount, hash, is_file): (i64, Vec<u8>, bool) = query_row(
+        tx.conn,
+        "SELECT refcount, hash, data IS NULL FROM blobs WHERE id = ?1",
+        [blob_row],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .map_err(db_err)?;
     if refcount <= 0 {
         tx.released.push(blob_row);
-        tx.conn
-            .execute("DELETE FROM blobs WHERE id = ?1", [blob_row])
-            .map_err(db_err)?;
+        exec(tx.conn, "DELETE FROM blobs WHERE id = ?1", [blob_row]).map_err(db_err)?;
         if is_file && hash.len() == 32 {
             let mut id = [0u8; 32];
             id.copy_from_slice(&hash);
@@ -182,7 +180,7 @@ struct QuotaState {
 
 impl QuotaState {
     fn load(conn: &Connection, account: AccountId) -> Result<QuotaState> {
-        conn.query_row(
+        query_row(conn,
             "SELECT used_bytes, used_messages, quota_bytes, quota_messages FROM accounts WHERE id = ?1",
             [account],
             |r| {
@@ -215,7 +213,7 @@ impl QuotaState {
     }
 
     fn save(&self, conn: &Connection, account: AccountId) -> Result<()> {
-        conn.execute(
+        exec(conn,
             "UPDATE accounts SET used_bytes = used_bytes + ?1, used_messages = used_messages + ?2 WHERE id = ?3",
             params![self.delta_bytes, self.delta_messages, account],
         )
@@ -234,7 +232,8 @@ fn next_uid(mb: &mut MailboxRecord) -> Result<Uid> {
 }
 
 fn save_mailbox(conn: &Connection, mb: &MailboxRecord) -> Result<()> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE mailboxes SET uidnext = ?1, highestmodseq = ?2 WHERE id = ?3",
         params![mb.uidnext, mb.highestmodseq as i64, mb.id],
     )
@@ -281,8 +280,7 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
         quota.add(mb.account_id, req.raw.len() as i64)?;
         let uid = next_uid(mb)?;
         mb.highestmodseq += 1;
-        tx.conn
-            .execute(
+        exec(tx.conn,
                 "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob_id) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -324,21 +322,21 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
             .ok_or_else(|| StoreError::Backend("blob not prepared".into()))?;
         let recipients =
             serde_json::to_string(&q.recipients).map_err(|e| StoreError::Backend(e.to_string()))?;
-        tx.conn
-            .execute(
-                "INSERT INTO queue(blob_id, sender, recipients, envid, ret, created, next_attempt) \
+        exec(
+            tx.conn,
+            "INSERT INTO queue(blob_id, sender, recipients, envid, ret, created, next_attempt) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    row,
-                    q.sender,
-                    recipients,
-                    q.envid,
-                    q.ret,
-                    now_unix(),
-                    q.next_attempt
-                ],
-            )
-            .map_err(db_err)?;
+            params![
+                row,
+                q.sender,
+                recipients,
+                q.envid,
+                q.ret,
+                now_unix(),
+                q.next_attempt
+            ],
+        )
+        .map_err(db_err)?;
         result.queued.push(tx.conn.last_insert_rowid());
     }
     Ok(result)
@@ -349,30 +347,28 @@ pub(crate) fn release_messages(tx: &mut Tx<'_>, mb: &MailboxRecord, uids: &[Uid]
     let mut bytes = 0i64;
     let mut count = 0i64;
     for uid in uids {
-        let row: Option<(i64, i64)> = tx
-            .conn
-            .query_row(
-                "SELECT blob_id, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
-                params![mb.id, uid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db_err)?;
+        let row: Option<(i64, i64)> = query_row(
+            tx.conn,
+            "SELECT blob_id, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+            params![mb.id, uid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db_err)?;
         let Some((blob_row, size)) = row else {
             continue;
         };
-        tx.conn
-            .execute(
-                "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
-                params![mb.id, uid],
-            )
-            .map_err(db_err)?;
+        exec(
+            tx.conn,
+            "DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+            params![mb.id, uid],
+        )
+        .map_err(db_err)?;
         release_blob(tx, blob_row, 1)?;
         bytes += size;
         count += 1;
     }
-    tx.conn
-        .execute(
+    exec(tx.conn,
             "UPDATE accounts SET used_bytes = max(0, used_bytes - ?1), used_messages = max(0, used_messages - ?2) WHERE id = ?3",
             params![bytes, count, mb.account_id],
         )
@@ -401,15 +397,14 @@ fn expunge_in(tx: &mut Tx<'_>, mailbox: MailboxId, filter: ExpungeFilter) -> Res
             sorted.dedup();
             let mut out = Vec::new();
             for uid in sorted {
-                let flags: Option<i64> = tx
-                    .conn
-                    .query_row(
-                        "SELECT flags FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
-                        params![mailbox, uid],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(db_err)?;
+                let flags: Option<i64> = query_row(
+                    tx.conn,
+                    "SELECT flags FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+                    params![mailbox, uid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?;
                 if let Some(f) = flags
                     && (!need_deleted || (f as u8) & deleted != 0)
                 {
@@ -428,12 +423,12 @@ fn expunge_in(tx: &mut Tx<'_>, mailbox: MailboxId, filter: ExpungeFilter) -> Res
     release_messages(tx, &mb, &uids)?;
     mb.highestmodseq += 1;
     for uid in &uids {
-        tx.conn
-            .execute(
-                "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
-                params![mailbox, uid, mb.highestmodseq as i64],
-            )
-            .map_err(db_err)?;
+        exec(
+            tx.conn,
+            "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)",
+            params![mailbox, uid, mb.highestmodseq as i64],
+        )
+        .map_err(db_err)?;
     }
     save_mailbox(tx.conn, &mb)?;
     tx.changes.push(Change {
@@ -460,9 +455,7 @@ fn copy_in(tx: &mut Tx<'_>, from: MailboxId, uids: &[Uid], to: MailboxId) -> Res
     sorted.dedup();
     let mut mapping = Vec::new();
     for uid in sorted {
-        let row: Option<(i64, String, i64, i64, i64)> = tx
-            .conn
-            .query_row(
+        let row: Option<(i64, String, i64, i64, i64)> = query_row(tx.conn,
                 "SELECT flags, keywords, internal_date, size, blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
                 params![from, uid],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
@@ -475,19 +468,18 @@ fn copy_in(tx: &mut Tx<'_>, from: MailboxId, uids: &[Uid], to: MailboxId) -> Res
         quota.add(dst.account_id, size)?;
         let new_uid = next_uid(&mut dst)?;
         dst.highestmodseq += 1;
-        tx.conn
-            .execute(
+        exec(tx.conn,
                 "INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internal_date, size, blob_id) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![to, new_uid, dst.highestmodseq as i64, flags, keywords, date, size, blob_row],
             )
             .map_err(db_err)?;
-        tx.conn
-            .execute(
-                "UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1",
-                [blob_row],
-            )
-            .map_err(db_err)?;
+        exec(
+            tx.conn,
+            "UPDATE blobs SET refcount = refcount + 1 WHERE id = ?1",
+            [blob_row],
+        )
+        .map_err(db_err)?;
         mapping.push((uid, new_uid));
     }
     if !mapping.is_empty() {
@@ -523,9 +515,7 @@ fn store_flags_in(
     sorted.dedup();
     let mut out = FlagUpdate::default();
     for uid in sorted {
-        let row = tx
-            .conn
-            .query_row(
+        let row = query_row(tx.conn,
                 &format!("SELECT {COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2"),
                 params![mailbox, uid],
                 from_row,
@@ -563,8 +553,7 @@ fn store_flags_in(
         if new_flags == rec.flags && same_keywords {
             continue;
         }
-        tx.conn
-            .execute(
+        exec(tx.conn,
                 "UPDATE messages SET flags = ?1, keywords = ?2, modseq = ?3 WHERE mailbox_id = ?4 AND uid = ?5",
                 params![new_flags.0, join_keywords(&new_keywords), modseq as i64, mailbox, uid],
             )
@@ -589,20 +578,21 @@ fn store_flags_in(
 
 pub(crate) fn check_integrity(conn: &Connection, blobs: &BlobDir) -> Result<IntegrityReport> {
     let mut report = IntegrityReport::default();
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(db_err)?;
+    let check: String =
+        query_row(conn, "PRAGMA integrity_check", [], |r| r.get(0)).map_err(db_err)?;
     if check != "ok" {
         report
             .problems
             .push(format!("sqlite integrity_check: {check}"));
     }
-    report.messages = conn
-        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get::<_, i64>(0))
-        .map_err(db_err)? as u64;
-    report.blobs = conn
-        .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get::<_, i64>(0))
-        .map_err(db_err)? as u64;
+    report.messages = query_row(conn, "SELECT COUNT(*) FROM messages", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(db_err)? as u64;
+    report.blobs = query_row(conn, "SELECT COUNT(*) FROM blobs", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(db_err)? as u64;
     let mut push_rows = |sql: &str, what: &str| -> Result<()> {
         let mut st = conn.prepare(sql).map_err(db_err)?;
         let rows = st
@@ -786,15 +776,15 @@ impl MailStore for Sqlite {
     async fn analysis(&self, blob: BlobId) -> Result<Arc<Analysis>> {
         self.0
             .read(move |c, _| {
-                let json: String = c
-                    .query_row(
-                        "SELECT analysis FROM blobs WHERE hash = ?1",
-                        [&blob.0[..]],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(db_err)?
-                    .ok_or_else(|| StoreError::NotFound(format!("{blob:?}")))?;
+                let json: String = query_row(
+                    c,
+                    "SELECT analysis FROM blobs WHERE hash = ?1",
+                    [&blob.0[..]],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::NotFound(format!("{blob:?}")))?;
                 let a: Analysis = serde_json::from_str(&json)
                     .map_err(|e| StoreError::Backend(format!("cached analysis: {e}")))?;
                 Ok(Arc::new(a))
@@ -809,14 +799,14 @@ impl MailStore for Sqlite {
     ) -> Result<Vec<u8>> {
         self.0
             .read(move |c, blobs| {
-                let row: Option<(Option<Vec<u8>>, i64)> = c
-                    .query_row(
-                        "SELECT data, size FROM blobs WHERE hash = ?1",
-                        [&blob.0[..]],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(db_err)?;
+                let row: Option<(Option<Vec<u8>>, i64)> = query_row(
+                    c,
+                    "SELECT data, size FROM blobs WHERE hash = ?1",
+                    [&blob.0[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(db_err)?;
                 match row {
                     None => Err(StoreError::NotFound(format!("{blob:?}"))),
                     Some((Some(data), _)) => Ok(match range {

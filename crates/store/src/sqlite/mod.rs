@@ -29,6 +29,8 @@ pub const DEFAULT_INLINE_BLOB_MAX: u64 = 64 * 1024;
 pub const DEFAULT_MAX_BATCH: usize = 256;
 /// How long a write waits for another process (the CLI) holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Prepared statements cached per connection.
+const STATEMENT_CACHE: usize = 64;
 /// Reader connections kept open.
 const READER_POOL: usize = 8;
 /// Capacity of the change feed; a slower subscriber sees `Lagged` and must resynchronise.
@@ -60,6 +62,7 @@ impl Default for SqliteOptions {
 
 pub struct SqliteStore {
     db_path: PathBuf,
+    indexer: fts::IndexerHandle,
     blobs: BlobDir,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
@@ -82,8 +85,28 @@ pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Runs a statement through the connection's prepared-statement cache (parsing SQL costs more than
+/// executing these small statements).
+pub(crate) fn exec<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    p: P,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(p)
+}
+
+/// `query_row` through the prepared-statement cache.
+pub(crate) fn query_row<T, P, F>(conn: &Connection, sql: &str, p: P, f: F) -> rusqlite::Result<T>
+where
+    P: rusqlite::Params,
+    F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+{
+    conn.prepare_cached(sql)?.query_row(p, f)
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(db_err)?;
     // FULL: the WAL is fsynced at every commit, so a committed transaction survives power loss.
@@ -136,9 +159,16 @@ impl SqliteStore {
         let blobs = BlobDir::open(blobs_path, opts.inline_blob_max)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let indexer = fts::start(&db_path, blobs.clone(), opts.mime_limits)?;
-        let writer = Writer::start(conn, blobs.clone(), opts.max_batch, feed.clone(), indexer)?;
+        let writer = Writer::start(
+            conn,
+            blobs.clone(),
+            opts.max_batch,
+            feed.clone(),
+            indexer.clone(),
+        )?;
         Ok(SqliteStore {
             db_path,
+            indexer,
             blobs,
             writer,
             readers: Mutex::new(Vec::new()),
@@ -192,6 +222,12 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.indexer.stop();
     }
 }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Sqlite, db_err};
+use super::{Sqlite, db_err, exec, query_row};
 use crate::*;
 
 const COLUMNS: &str = "q.id, b.hash, b.size, q.sender, q.recipients, q.envid, q.ret, q.created, q.next_attempt, \
@@ -71,9 +71,7 @@ impl QueueStore for Sqlite {
             .writer
             .write(move |tx| {
                 let recipients = serde_json::to_string(&e.recipients).map_err(|x| StoreError::Backend(x.to_string()))?;
-                let n = tx
-                    .conn
-                    .execute(
+                let n = exec(tx.conn,
                         "UPDATE queue SET recipients = ?1, next_attempt = ?2, attempts = ?3, last_error = ?4 WHERE id = ?5",
                         params![recipients, e.next_attempt, e.attempts, e.last_error, e.id],
                     )
@@ -87,17 +85,16 @@ impl QueueStore for Sqlite {
         self.0
             .writer
             .write(move |tx| {
-                let blob: i64 = tx
-                    .conn
-                    .query_row("SELECT blob_id FROM queue WHERE id = ?1", [id], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(db_err)?
-                    .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
-                tx.conn
-                    .execute("DELETE FROM queue WHERE id = ?1", [id])
-                    .map_err(db_err)?;
+                let blob: i64 = query_row(
+                    tx.conn,
+                    "SELECT blob_id FROM queue WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
+                exec(tx.conn, "DELETE FROM queue WHERE id = ?1", [id]).map_err(db_err)?;
                 super::messages::release_blob_pub(tx, blob)
             })
             .await
