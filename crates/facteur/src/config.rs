@@ -32,6 +32,8 @@ const MIN_SMTP_LINE_LENGTH: usize = 512;
 const MIN_TEXT_LINE_LENGTH: usize = 1000;
 /// RFC 7162 §4: servers should accept command lines of at least 8192 octets.
 const MIN_IMAP_LINE_LENGTH: usize = 8192;
+/// RFC 5321 §4.5.3.2.1 lets clients wait 5 minutes for the greeting; a longer delay loses mail.
+const MAX_GREETING_DELAY_MS: u64 = 60_000;
 /// SQLite's default SQLITE_MAX_LENGTH: no single value may be larger.
 const MAX_INLINE_BLOB: u64 = 1_000_000_000;
 /// Argon2 (RFC 9106 §3.1): memory must be at least 8 KiB per lane.
@@ -51,7 +53,40 @@ pub struct Config {
     pub store: StoreConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub smtp: SmtpSection,
     pub log: LogConfig,
+}
+
+/// What to do with a bare LF or CR in SMTP commands and message data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewlinePolicy {
+    #[default]
+    Reject,
+    Normalize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    /// `reject` (default) or `normalize`.
+    pub bare_newline: BareNewlinePolicy,
+    /// Milliseconds to wait before the greeting; clients that talk first are dropped.
+    pub greeting_delay_ms: u64,
+    pub data_timeout_secs: u64,
+    /// Bytes per second below which a DATA transfer is abandoned.
+    pub min_data_rate: u64,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            bare_newline: BareNewlinePolicy::Reject,
+            greeting_delay_ms: 0,
+            data_timeout_secs: 600,
+            min_data_rate: 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +204,7 @@ impl Config {
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
+            smtp: SmtpSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -518,6 +554,16 @@ impl Config {
         at_least("limits.mime_max_depth", l.mime_max_depth, 1)?;
         at_least("limits.mime_max_parts", l.mime_max_parts, 1)?;
         at_least("limits.idle_timeout_secs", l.idle_timeout_secs, 1)?;
+        at_least("smtp.data_timeout_secs", self.smtp.data_timeout_secs, 1)?;
+        if self.smtp.greeting_delay_ms > MAX_GREETING_DELAY_MS {
+            return Err(invalid(
+                "smtp.greeting_delay_ms",
+                format!(
+                    "{} is above {MAX_GREETING_DELAY_MS}",
+                    self.smtp.greeting_delay_ms
+                ),
+            ));
+        }
         at_least("limits.command_timeout_secs", l.command_timeout_secs, 1)?;
         at_least("limits.max_bad_commands", l.max_bad_commands, 1)?;
 
@@ -588,6 +634,17 @@ impl Config {
         for (service, list) in self.listeners.services() {
             let key = format!("listeners.{service}");
             for (index, text) in list.iter().enumerate() {
+                // LMTP may listen on a Unix socket, as a front MTA's delivery agent usually does.
+                if service == "lmtp" && text.starts_with("unix:") {
+                    if text.len() <= "unix:".len() {
+                        return Err(Invalid {
+                            keys: vec![key.clone()],
+                            index: Some(index),
+                            message: "unix: needs a socket path".into(),
+                        });
+                    }
+                    continue;
+                }
                 let addr: SocketAddr = text.parse().map_err(|_| Invalid {
                     keys: vec![key.clone()],
                     index: Some(index),
@@ -595,6 +652,10 @@ impl Config {
                         "{text:?} is not a socket address (expected IP:PORT, e.g. \"0.0.0.0:25\" or \"[::]:25\")"
                     ),
                 })?;
+                // Port 0 asks the system for a free port: never a clash.
+                if addr.port() == 0 {
+                    continue;
+                }
                 if let Some(other) = seen.insert(addr, key.clone()) {
                     return Err(Invalid {
                         keys: vec![key],

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod listeners;
 pub mod logging;
 pub mod serve;
 

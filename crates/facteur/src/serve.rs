@@ -96,8 +96,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let key = config::resolve_path(&cli.data, &cfg.tls.key);
     let created_cert =
         net::tls::ensure_self_signed(&cert, &key, &cfg.server.hostname).map_err(Failure::op)?;
-    // Validates the pair now, so a broken certificate stops the start with a clear error.
-    net::tls::load_server_config(&cert, &key, cfg.tls.min_version).map_err(Failure::op)?;
+    // Loads the pair now, so a broken certificate stops the start with a clear error.
+    let tls = net::tls::TlsReloader::new(&cert, &key, cfg.tls.min_version).map_err(Failure::op)?;
 
     let domain = args
         .domain
@@ -110,18 +110,29 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         created_cert,
         postmaster,
     };
-    print_banner(cli, &ctx, &first);
+    let bound = if args.init_only {
+        Vec::new()
+    } else {
+        crate::listeners::start(&ctx, tls.clone()).await?
+    };
+    print_banner(cli, &ctx, &first, &bound, args.init_only);
     tracing::info!(data = %cli.data.display(), backend = ctx.store.backend(), "facteur started");
 
     if args.init_only {
         return Ok(());
     }
-    wait_for_shutdown().await;
+    wait_for_shutdown(&tls).await;
     tracing::info!("facteur stopping");
     Ok(())
 }
 
-fn print_banner(cli: &Cli, ctx: &Context, first: &FirstStart) {
+fn print_banner(
+    cli: &Cli,
+    ctx: &Context,
+    first: &FirstStart,
+    bound: &[crate::listeners::Bound],
+    init_only: bool,
+) {
     let mut out = String::new();
     out.push_str(&format!(
         "Facteur {} — data folder {}\n",
@@ -144,35 +155,53 @@ fn print_banner(cli: &Cli, ctx: &Context, first: &FirstStart) {
         out.push_str(&format!("Created the postmaster account {address}\n"));
         out.push_str(&format!("Its password, shown only this once: {password}\n"));
     }
-    out.push_str(
-        "Listeners (configured; each protocol serves once its issue lands — none does yet):\n",
-    );
-    for (service, addrs) in ctx.config.listeners.services() {
-        let list = if addrs.is_empty() {
-            "disabled".to_string()
-        } else {
-            addrs.join(", ")
-        };
-        out.push_str(&format!("  {service:<12} {list}\n"));
+    if !init_only {
+        out.push_str("Listening:\n");
+        for b in bound {
+            out.push_str(&format!(
+                "  {:<12} {:<24} {}\n",
+                b.service, b.address, b.note
+            ));
+        }
+    }
+    let pending: Vec<String> = ctx
+        .config
+        .listeners
+        .services()
+        .iter()
+        .filter(|(s, a)| matches!(*s, "imap" | "imaps" | "pop3" | "pop3s") && !a.is_empty())
+        .map(|(s, a)| format!("{s} ({})", a.join(", ")))
+        .collect();
+    if !pending.is_empty() {
+        out.push_str(&format!(
+            "Configured but not served yet (IMAP and POP3 land with their issues): {}\n",
+            pending.join(", ")
+        ));
     }
     out.push_str("Ready.\n");
     print!("{out}");
     let _ = std::io::stdout().flush();
 }
 
-async fn wait_for_shutdown() {
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads the TLS certificate without dropping sessions.
+async fn wait_for_shutdown(tls: &net::tls::TlsReloader) {
     use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+            },
         }
     }
 }

@@ -41,8 +41,17 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
+/// Listeners on free loopback ports only (tests run in parallel, and as root the defaults would be
+/// the standard ports).
+const TEST_CONFIG: &str = "[listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\n\
+submissions = [\"127.0.0.1:0\"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\n";
+
 /// Runs the first start and returns the printed postmaster password.
 fn init(data: &Path, domain: &str) -> String {
+    std::fs::create_dir_all(data).expect("mkdir data");
+    if !data.join("facteur.toml").exists() {
+        std::fs::write(data.join("facteur.toml"), TEST_CONFIG).expect("write test config");
+    }
     let o = facteur(data, &["serve", "--init-only", "--domain", domain]);
     assert!(o.status.success(), "first start failed: {}", stderr(&o));
     let out = stdout(&o);
@@ -59,7 +68,7 @@ fn first_start_sets_everything_up_once() {
     let data = dir.path().join("data");
     let password = init(&data, "example.com");
     assert!(password.len() >= 16, "weak generated password {password:?}");
-    for f in ["facteur.toml", "facteur.db", "tls/cert.pem", "tls/key.pem"] {
+    for f in ["facteur.db", "tls/cert.pem", "tls/key.pem"] {
         assert!(data.join(f).exists(), "{f} not created");
     }
     // The printed password is the postmaster's.
@@ -388,4 +397,25 @@ fn admin_commands_work_while_the_server_runs() {
     assert_eq!(rc, 0);
     let status = server.wait().expect("wait server");
     assert!(status.success(), "server did not stop cleanly: {status:?}");
+}
+
+#[test]
+fn first_start_on_an_empty_folder_writes_a_valid_default_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("fresh");
+    let o = facteur(&data, &["serve", "--init-only"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Wrote the default config") && out.contains("postmaster@localhost"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(data.join("facteur.toml")).expect("config written");
+    assert!(text.contains("[listeners]") && text.contains("[limits]") && text.contains("[smtp]"));
+    let o = facteur(&data, &["check-config"]);
+    assert!(
+        o.status.success(),
+        "default config does not validate: {}",
+        stderr(&o)
+    );
 }

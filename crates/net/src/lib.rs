@@ -1,2 +1,6 @@
+//! Networking shared by every protocol: TLS, connection streams, connection limits, login throttling.
+
+pub mod limits;
+pub mod stream;
 pub mod throttle;
 pub mod tls;

@@ -423,3 +423,42 @@ mod tests {
         assert_eq!(version, rustls::ProtocolVersion::TLSv1_3);
     }
 }
+
+/// The server's TLS configuration, replaceable at run time (SIGHUP) without dropping sessions:
+/// sessions keep the acceptor they started with, new handshakes use the new certificate.
+#[derive(Clone)]
+pub struct TlsReloader {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    min: TlsMin,
+    current: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
+}
+
+impl TlsReloader {
+    pub fn new(cert: &Path, key: &Path, min: TlsMin) -> Result<TlsReloader, TlsError> {
+        let cfg = load_server_config(cert, key, min)?;
+        Ok(TlsReloader {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            min,
+            current: Arc::new(std::sync::RwLock::new(cfg)),
+        })
+    }
+
+    /// Reads the certificate and key again; on error the old ones stay in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let cfg = load_server_config(&self.cert, &self.key, self.min)?;
+        if let Ok(mut cur) = self.current.write() {
+            *cur = cfg;
+        }
+        Ok(())
+    }
+
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let cfg = match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        tokio_rustls::TlsAcceptor::from(cfg)
+    }
+}

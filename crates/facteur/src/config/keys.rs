@@ -40,6 +40,10 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "Login throttling and password hashing.",
     },
     SectionDoc {
+        name: "smtp",
+        comment: "SMTP, submission and LMTP behaviour (limits shared with other protocols are in [limits]).",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -201,6 +205,26 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     key("auth", "argon2_iterations", "Argon2id passes over memory."),
     key("auth", "argon2_parallelism", "Argon2id lanes."),
+    key(
+        "smtp",
+        "bare_newline",
+        "\"reject\" refuses a bare CR or LF in commands and data (no SMTP smuggling); \"normalize\" reads a bare LF as CRLF.",
+    ),
+    key(
+        "smtp",
+        "greeting_delay_ms",
+        "Wait before the greeting; a client that talks first is dropped (0: no wait).",
+    ),
+    key(
+        "smtp",
+        "data_timeout_secs",
+        "Longest wait for more message data.",
+    ),
+    key(
+        "smtp",
+        "min_data_rate",
+        "Bytes per second below which a message transfer is abandoned.",
+    ),
     key(
         "log",
         "format",

@@ -1,0 +1,326 @@
+//! The delivery pipeline behind the SMTP state machine: authentication through the directory and
+//! the shared login throttle, recipient resolution (aliases, catch-all, plus-addressing, quotas,
+//! relay rules), and durable storage: one group-committed write holding every local copy and the
+//! outbound queue entries, so the final 250 means "on stable storage" for every recipient.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use directory::{AuthError, Directory, DirectoryError};
+use net::throttle::{LoginThrottle, Verdict};
+use store::{
+    AppendRequest, DynStore, Flags, NewQueueEntry, QueueRecipient, StoreError, WriteBatch,
+};
+
+use crate::backend::{AuthOutcome, AuthUser, Backend, Envelope, Mode, RcptTarget};
+use crate::received;
+use crate::reply::{self, Reply};
+
+pub struct MailBackend {
+    pub store: DynStore,
+    pub directory: Directory,
+    pub throttle: Arc<LoginThrottle>,
+    pub hostname: String,
+}
+
+fn relay_denied() -> Reply {
+    // No relaying for unauthenticated clients, whatever the address looks like (%-hack, bang path,
+    // source route, address literal): only recipients in our own domains are accepted.
+    Reply::new(554, "5.7.1", "Relay access denied")
+}
+
+fn over_quota() -> Reply {
+    Reply::new(452, "4.2.2", "Mailbox full")
+}
+
+fn store_reply(e: &StoreError) -> Reply {
+    match e {
+        StoreError::OverQuota { .. } => over_quota(),
+        StoreError::Full(_) => reply::storage_full(),
+        _ => reply::local_error(),
+    }
+}
+
+impl MailBackend {
+    async fn over_quota(&self, account_id: i64, extra: u64) -> Result<bool, StoreError> {
+        let Some(acc) = self.store.account_get_by_id(account_id).await? else {
+            return Ok(false);
+        };
+        let usage = self.store.quota_usage(account_id).await?;
+        Ok(acc.quota_bytes.is_some_and(|q| usage.bytes + extra > q)
+            || acc
+                .quota_messages
+                .is_some_and(|q| usage.messages + u64::from(extra > 0) > q))
+    }
+
+    async fn owns(&self, auth: &AuthUser, from: &str) -> bool {
+        let Ok(addr) = directory::Address::parse(from) else {
+            return false;
+        };
+        let (base, _) = addr.split_plus();
+        let plain = format!("{base}@{}", addr.domain());
+        if plain.eq_ignore_ascii_case(&auth.address)
+            || addr.to_string().eq_ignore_ascii_case(&auth.address)
+        {
+            return true;
+        }
+        // An alias the user receives through may be used as sender (not a catch-all).
+        for candidate in [addr.local_part().to_string(), base.to_string()] {
+            if let Ok(Some(alias)) = self.store.alias_get(&candidate, addr.domain()).await
+                && alias
+                    .targets
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(&auth.address))
+                {
+                    return true;
+                }
+        }
+        false
+    }
+}
+
+#[async_trait]
+impl Backend for MailBackend {
+    async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome {
+        let ip = peer.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        match self.throttle.check(ip, Some(user)) {
+            Verdict::Banned { .. } => return AuthOutcome::Banned,
+            Verdict::Allow { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Verdict::Allow { .. } => {}
+        }
+        match self.directory.authenticate(user, password).await {
+            Ok(acc) => {
+                self.throttle.record_success(ip, user);
+                AuthOutcome::Ok(AuthUser {
+                    account_id: acc.id,
+                    address: acc.address(),
+                })
+            }
+            Err(AuthError::Invalid) => match self.throttle.record_failure("smtp", ip, user) {
+                Verdict::Banned { .. } => AuthOutcome::Banned,
+                Verdict::Allow { .. } => AuthOutcome::Failed,
+            },
+            Err(AuthError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "authentication unavailable");
+                AuthOutcome::Unavailable
+            }
+        }
+    }
+
+    async fn check_sender(
+        &self,
+        auth: Option<&AuthUser>,
+        from: Option<&str>,
+        mode: Mode,
+    ) -> Result<(), Reply> {
+        if mode != Mode::Submission {
+            return Ok(());
+        }
+        let auth = auth.ok_or_else(|| Reply::new(530, "5.7.0", "Authentication required"))?;
+        let from =
+            from.ok_or_else(|| Reply::new(553, "5.7.1", "Null sender not allowed for submission"))?;
+        if self.owns(auth, from).await {
+            Ok(())
+        } else {
+            Err(Reply::new(
+                553,
+                "5.7.1",
+                format!("Sender address not owned by {}", auth.address),
+            ))
+        }
+    }
+
+    async fn check_recipient(
+        &self,
+        mode: Mode,
+        auth: Option<&AuthUser>,
+        local: &str,
+        domain: &str,
+        literal: bool,
+    ) -> Result<RcptTarget, Reply> {
+        let address = format!("{local}@{domain}");
+        let may_relay = mode == Mode::Submission && auth.is_some();
+        let non_local = || {
+            if may_relay {
+                Ok(RcptTarget {
+                    local: vec![],
+                    external: vec![address.clone()],
+                })
+            } else if mode == Mode::Lmtp {
+                Err(Reply::new(550, "5.1.1", "Not a local domain"))
+            } else {
+                Err(relay_denied())
+            }
+        };
+        if literal {
+            return non_local();
+        }
+        match self.directory.resolve(&address).await {
+            Ok(res) if res.is_empty() => Err(Reply::new(550, "5.1.1", "Mailbox unavailable")),
+            Ok(res) => {
+                let enabled: Vec<_> = res.local.iter().filter(|a| a.enabled).collect();
+                if enabled.is_empty() && res.external.is_empty() {
+                    return Err(Reply::new(550, "5.2.1", "Mailbox disabled"));
+                }
+                for acc in &enabled {
+                    match self.over_quota(acc.id, 0).await {
+                        Ok(true) => return Err(over_quota()),
+                        Ok(false) => {}
+                        Err(e) => return Err(store_reply(&e)),
+                    }
+                }
+                Ok(RcptTarget {
+                    local: enabled.iter().map(|a| a.id).collect(),
+                    external: res.external,
+                })
+            }
+            Err(DirectoryError::NotLocal(_)) => non_local(),
+            Err(DirectoryError::InvalidAddress(_)) => {
+                Err(Reply::new(553, "5.1.3", "Bad recipient address syntax"))
+            }
+            Err(DirectoryError::AliasTooDeep(_)) => {
+                Err(Reply::new(554, "5.4.6", "Routing loop detected"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "recipient lookup failed");
+                Err(reply::local_error())
+            }
+        }
+    }
+
+    async fn deliver(&self, env: &Envelope, msg: Vec<u8>) -> Vec<Result<(), Reply>> {
+        let n = env.recipients.len();
+        let now = store::now_unix();
+        let mut head = received::received(env, &self.hostname, now);
+        if env.mode == Mode::Submission {
+            head.push_str(&received::submission_headers(
+                &msg,
+                &self.hostname,
+                now,
+                &env.id,
+            ));
+        }
+        let relayed: Arc<[u8]> = [head.as_bytes(), &msg].concat().into();
+        // RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
+        let final_copy: Arc<[u8]> = [
+            format!("Return-Path: <{}>\r\n", env.from).as_bytes(),
+            &relayed,
+        ]
+        .concat()
+        .into();
+        drop(msg);
+
+        let mut results: Vec<Result<(), Reply>> = vec![Ok(()); n];
+        // Quotas are checked again with the real size: outside LMTP one full mailbox refuses all.
+        let mut inboxes: HashMap<i64, i64> = HashMap::new();
+        for (i, rcpt) in env.recipients.iter().enumerate() {
+            for &acc in &rcpt.target.local {
+                match self.over_quota(acc, final_copy.len() as u64).await {
+                    Ok(false) => {}
+                    Ok(true) => results[i] = Err(over_quota()),
+                    Err(e) => results[i] = Err(store_reply(&e)),
+                }
+                if results[i].is_ok() && !inboxes.contains_key(&acc) {
+                    match self.inbox(acc).await {
+                        Ok(id) => {
+                            inboxes.insert(acc, id);
+                        }
+                        Err(e) => results[i] = Err(store_reply(&e)),
+                    }
+                }
+            }
+        }
+        if env.mode != Mode::Lmtp
+            && let Some(Err(r)) = results.iter().find(|r| r.is_err()).cloned() {
+                return vec![Err(r); n];
+            }
+        let mut batch = WriteBatch::default();
+        let mut accounts_done = std::collections::HashSet::new();
+        let mut remote: BTreeMap<String, Vec<QueueRecipient>> = BTreeMap::new();
+        for (i, rcpt) in env.recipients.iter().enumerate() {
+            if results[i].is_err() {
+                continue;
+            }
+            for acc in &rcpt.target.local {
+                if accounts_done.insert(*acc)
+                    && let Some(&mailbox_id) = inboxes.get(acc) {
+                        batch.appends.push(AppendRequest {
+                            mailbox_id,
+                            raw: final_copy.clone(),
+                            flags: Flags::empty(),
+                            keywords: vec![],
+                            internal_date: now,
+                        });
+                    }
+            }
+            for ext in &rcpt.target.external {
+                let domain = ext
+                    .rsplit_once('@')
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                let list = remote.entry(domain).or_default();
+                if !list.iter().any(|q| q.address.eq_ignore_ascii_case(ext)) {
+                    list.push(QueueRecipient {
+                        address: ext.clone(),
+                        notify: rcpt.notify.clone(),
+                        orcpt: rcpt.orcpt.clone(),
+                        status: "pending".into(),
+                        last_reply: None,
+                    });
+                }
+            }
+        }
+        // One queue entry per destination domain (delivered by the outbound queue, later issue).
+        for (_, recipients) in remote {
+            batch.enqueue.push(NewQueueEntry {
+                raw: relayed.clone(),
+                sender: env.from.clone(),
+                recipients,
+                envid: env.envid.clone(),
+                ret: env.ret.clone(),
+                next_attempt: now,
+            });
+        }
+        match self.store.commit(batch).await {
+            Ok(done) => {
+                tracing::info!(
+                    id = %env.id,
+                    service = env.mode.name(),
+                    peer = ?env.peer,
+                    from = %env.from,
+                    recipients = n,
+                    stored = done.appended.len(),
+                    queued = done.queued.len(),
+                    size = final_copy.len(),
+                    "message accepted"
+                );
+                results
+            }
+            Err(e) => {
+                tracing::error!(id = %env.id, error = %e, "message not stored");
+                let r = store_reply(&e);
+                results.into_iter().map(|x| x.and(Err(r.clone()))).collect()
+            }
+        }
+    }
+}
+
+impl MailBackend {
+    async fn inbox(&self, account: i64) -> Result<i64, StoreError> {
+        match self.store.mailbox_get(account, store::INBOX).await? {
+            Some(m) => Ok(m.id),
+            None => match self.store.mailbox_create(account, store::INBOX, None).await {
+                Ok(m) => Ok(m.id),
+                Err(StoreError::AlreadyExists(_)) => self
+                    .store
+                    .mailbox_get(account, store::INBOX)
+                    .await?
+                    .map(|m| m.id)
+                    .ok_or_else(|| StoreError::NotFound("INBOX".into())),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! SMTP: inbound MX (port 25), authenticated submission (587 with STARTTLS, 465 with implicit TLS),
+//! and LMTP, with durable local delivery and the outbound queue as destination for remote recipients.
+//!
+//! `session` is the protocol state machine (bytes in, replies out); `server` is the thin socket
+//! driver around it; `delivery` is the pipeline that stores accepted messages.
+
+pub mod backend;
+pub mod command;
+pub mod config;
+pub mod data;
+pub mod delivery;
+pub mod received;
+pub mod reply;
+pub mod server;
+pub mod session;
+
+pub use backend::{Backend, Mode};
+pub use config::{BareNewline, SmtpConfig};

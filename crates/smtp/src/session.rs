@@ -1,0 +1,845 @@
+//! The SMTP/LMTP session state machine: bytes in, replies and events out. It holds no socket; the
+//! driver in `server.rs` reads and writes, performs STARTTLS and closes when told. Storage and users
+//! are reached through [`Backend`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use net::stream::TlsInfo;
+
+use crate::backend::{AuthOutcome, AuthUser, Backend, Envelope, Mode, Recipient};
+use crate::command::{self, Command};
+use crate::config::{BareNewline, SmtpConfig};
+use crate::data::{DataError, DataReader, check_chunked};
+use crate::reply::{self, Reply};
+
+/// Longest SASL response line accepted (base64 of user and password).
+const MAX_AUTH_LINE: usize = 12 * 1024;
+
+/// Facts about the connection, set by the driver.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub mode: Mode,
+    pub peer: Option<IpAddr>,
+    pub tls: Option<TlsInfo>,
+    /// STARTTLS can be offered (a TLS acceptor exists and the connection is plaintext TCP).
+    pub starttls: bool,
+}
+
+/// What the driver must do after writing the replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Perform the TLS handshake now; pipelined plaintext has been discarded.
+    StartTls,
+    Close,
+}
+
+#[derive(Debug, Default)]
+pub struct Output {
+    pub reply: Vec<u8>,
+    pub event: Option<Event>,
+}
+
+enum State {
+    Command,
+    Data(Box<DataReader>),
+    Bdat { remaining: u64, last: bool },
+    AuthPlain,
+    AuthLoginUser,
+    AuthLoginPass(String),
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Transaction {
+    from: Option<String>,
+    smtputf8: bool,
+    body_8bit: bool,
+    ret: Option<String>,
+    envid: Option<String>,
+    recipients: Vec<Recipient>,
+    /// BDAT: the message so far, and whether a chunk failed (the rest is read and discarded).
+    chunks: Vec<u8>,
+    chunk_error: Option<Reply>,
+    chunking: bool,
+}
+
+pub struct Session<B: Backend> {
+    cfg: Arc<SmtpConfig>,
+    backend: Arc<B>,
+    info: SessionInfo,
+    state: State,
+    buf: Vec<u8>,
+    /// After a too-long line: input is dropped up to the next LF.
+    discarding: bool,
+    helo: Option<String>,
+    esmtp: bool,
+    auth: Option<AuthUser>,
+    tx: Option<Transaction>,
+    errors: u32,
+    data_started: Option<std::time::Instant>,
+}
+
+impl<B: Backend> Session<B> {
+    pub fn new(cfg: Arc<SmtpConfig>, backend: Arc<B>, info: SessionInfo) -> Session<B> {
+        Session {
+            cfg,
+            backend,
+            info,
+            state: State::Command,
+            buf: Vec::new(),
+            discarding: false,
+            helo: None,
+            esmtp: false,
+            auth: None,
+            tx: None,
+            errors: 0,
+            data_started: None,
+        }
+    }
+
+    pub fn greeting(&self) -> Vec<u8> {
+        let service = if self.info.mode == Mode::Lmtp {
+            "LMTP"
+        } else {
+            "ESMTP"
+        };
+        Reply::new(
+            220,
+            "",
+            format!("{} {service} Facteur ready", self.cfg.hostname),
+        )
+        .to_bytes()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// True while message data is being received (the driver applies the data timeout and rate).
+    pub fn in_data(&self) -> bool {
+        matches!(self.state, State::Data(_) | State::Bdat { .. })
+    }
+
+    /// Bytes of the current DATA received and when it started, for the minimum data rate.
+    pub fn data_progress(&self) -> Option<(u64, std::time::Instant)> {
+        match (&self.state, self.data_started) {
+            (State::Data(r), Some(t)) => Some((r.received(), t)),
+            _ => None,
+        }
+    }
+
+    /// The driver's read timed out: say why and close.
+    pub fn timeout(&mut self) -> Vec<u8> {
+        self.state = State::Closed;
+        self.log_refusal(&reply::timeout());
+        reply::timeout().to_bytes()
+    }
+
+    /// The TLS handshake after STARTTLS succeeded: RFC 3207 §4.2, forget everything learned before.
+    pub fn tls_started(&mut self, tls: TlsInfo) {
+        self.info.tls = Some(tls);
+        self.info.starttls = false;
+        self.helo = None;
+        self.esmtp = false;
+        self.auth = None;
+        self.tx = None;
+        self.buf.clear();
+        self.state = State::Command;
+    }
+
+    fn log_refusal(&self, r: &Reply) {
+        if r.code >= 400 {
+            tracing::info!(service = self.info.mode.name(), peer = ?self.info.peer, reply = %r, "refused");
+        }
+    }
+
+    fn push(&mut self, out: &mut Output, r: Reply) {
+        self.log_refusal(&r);
+        r.write_to(&mut out.reply);
+    }
+
+    fn error(&mut self, out: &mut Output, r: Reply) {
+        self.errors += 1;
+        self.push(out, r);
+        if self.errors >= self.cfg.max_errors {
+            self.push(out, reply::too_many_errors());
+            self.close(out);
+        }
+    }
+
+    fn close(&mut self, out: &mut Output) {
+        self.state = State::Closed;
+        self.buf.clear();
+        out.event = Some(Event::Close);
+    }
+
+    /// RFC 2920 §3.1: after a command that must end a pipelined group, nothing may be waiting.
+    fn sync_point(&mut self, out: &mut Output) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        self.push(
+            out,
+            Reply::new(
+                554,
+                "5.5.0",
+                "SMTP synchronization error: do not pipeline past this command",
+            ),
+        );
+        self.close(out);
+        false
+    }
+
+    /// Processes received bytes.
+    pub async fn feed(&mut self, input: &[u8]) -> Output {
+        let mut out = Output::default();
+        self.buf.extend_from_slice(input);
+        loop {
+            if out.event.is_some() {
+                break;
+            }
+            match &mut self.state {
+                State::Closed => {
+                    self.buf.clear();
+                    break;
+                }
+                State::Data(reader) => {
+                    let (used, done) = reader.feed(&self.buf);
+                    self.buf.drain(..used);
+                    if !done {
+                        break;
+                    }
+                    let State::Data(reader) = std::mem::replace(&mut self.state, State::Command)
+                    else {
+                        break;
+                    };
+                    self.data_started = None;
+                    let result = reader.finish();
+                    self.end_of_message(&mut out, result).await;
+                }
+                State::Bdat { remaining, last } => {
+                    let take = (*remaining).min(self.buf.len() as u64) as usize;
+                    *remaining -= take as u64;
+                    let (done, last) = (*remaining == 0, *last);
+                    let chunk: Vec<u8> = self.buf.drain(..take).collect();
+                    self.bdat_bytes(chunk);
+                    if !done {
+                        break;
+                    }
+                    self.state = State::Command;
+                    self.end_of_chunk(&mut out, last).await;
+                }
+                State::Command
+                | State::AuthPlain
+                | State::AuthLoginUser
+                | State::AuthLoginPass(_) => {
+                    let limit = if matches!(self.state, State::Command) {
+                        self.cfg.line_length
+                    } else {
+                        MAX_AUTH_LINE
+                    };
+                    let Some(pos) = self.buf.iter().position(|&b| b == b'\n') else {
+                        if self.buf.len() > limit {
+                            self.buf.clear();
+                            self.discarding = true;
+                            self.state = State::Command;
+                            self.error(&mut out, reply::line_too_long());
+                        }
+                        break;
+                    };
+                    let raw: Vec<u8> = self.buf.drain(..=pos).collect();
+                    if std::mem::take(&mut self.discarding) {
+                        continue;
+                    }
+                    self.line(&mut out, raw, limit).await;
+                }
+            }
+        }
+        out
+    }
+
+    async fn line(&mut self, out: &mut Output, raw: Vec<u8>, limit: usize) {
+        let mut line = &raw[..raw.len() - 1];
+        match line.last() {
+            Some(b'\r') => line = &line[..line.len() - 1],
+            _ if self.cfg.bare_newline == BareNewline::Reject => {
+                self.state = State::Command;
+                return self.error(out, reply::bare_newline());
+            }
+            _ => {}
+        }
+        if line.contains(&b'\r') {
+            self.state = State::Command;
+            return self.error(out, reply::bare_newline());
+        }
+        if line.len() + 2 > limit {
+            self.state = State::Command;
+            return self.error(out, reply::line_too_long());
+        }
+        let Ok(text) = std::str::from_utf8(line) else {
+            self.state = State::Command;
+            return self.error(out, Reply::new(500, "5.5.2", "Invalid UTF-8 in command"));
+        };
+        let text = text.to_string();
+        match std::mem::replace(&mut self.state, State::Command) {
+            State::AuthPlain => self.auth_plain(out, &text).await,
+            State::AuthLoginUser => {
+                if text == "*" {
+                    return self.error(out, Reply::new(501, "5.0.0", "Authentication cancelled"));
+                }
+                match decode_b64(&text) {
+                    Some(user) => {
+                        self.state = State::AuthLoginPass(user);
+                        self.push(out, Reply::new(334, "", "UGFzc3dvcmQ6"));
+                    }
+                    None => self.error(out, Reply::new(501, "5.5.2", "Invalid base64")),
+                }
+            }
+            State::AuthLoginPass(user) => {
+                if text == "*" {
+                    return self.error(out, Reply::new(501, "5.0.0", "Authentication cancelled"));
+                }
+                match decode_b64(&text) {
+                    Some(pass) => self.verify(out, &user, &pass).await,
+                    None => self.error(out, Reply::new(501, "5.5.2", "Invalid base64")),
+                }
+            }
+            _ => self.command(out, &text).await,
+        }
+    }
+
+    async fn command(&mut self, out: &mut Output, line: &str) {
+        let utf8 = self.tx.as_ref().is_some_and(|t| t.smtputf8);
+        let cmd = match command::parse(line, utf8) {
+            Ok(c) => c,
+            Err(r) => return self.error(out, r),
+        };
+        let lmtp = self.info.mode == Mode::Lmtp;
+        match cmd {
+            Command::Helo(h) | Command::Ehlo(h) if lmtp => {
+                let _ = h;
+                self.error(out, Reply::new(500, "5.5.1", "This is LMTP: use LHLO"))
+            }
+            Command::Lhlo(_) if !lmtp => self.error(out, reply::unknown_command()),
+            Command::Helo(h) => {
+                self.reset(Some(h), false);
+                let r = Reply::new(250, "", self.cfg.hostname.clone());
+                self.push(out, r);
+                self.sync_point(out);
+            }
+            Command::Ehlo(h) | Command::Lhlo(h) => {
+                self.reset(Some(h), true);
+                let r = self.ehlo_reply();
+                self.push(out, r);
+                self.sync_point(out);
+            }
+            Command::Mail { from, params } => self.mail(out, from, params).await,
+            Command::Rcpt { to, params } => self.rcpt(out, to, params).await,
+            Command::Data => self.data(out),
+            Command::Bdat { size, last } => self.bdat(out, size, last).await,
+            Command::Rset => {
+                self.tx = None;
+                self.push(out, reply::ok("OK"));
+            }
+            Command::Noop => self.push(out, reply::ok("OK")),
+            Command::Quit => {
+                self.push(out, Reply::new(221, "2.0.0", "Bye"));
+                self.close(out);
+            }
+            // RFC 5321 §3.5.3 and §7.3: VRFY may answer 252 rather than disclose accounts.
+            Command::Vrfy(_) => self.push(
+                out,
+                Reply::new(
+                    252,
+                    "2.5.0",
+                    "Cannot VRFY user, but will accept message and attempt delivery",
+                ),
+            ),
+            Command::Expn(_) => self.push(out, Reply::new(502, "5.5.1", "EXPN not available")),
+            Command::Help => self.push(
+                out,
+                Reply::new(
+                    214,
+                    "2.0.0",
+                    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH",
+                ),
+            ),
+            Command::StartTls => self.starttls(out),
+            Command::Auth { mechanism, initial } => self.auth(out, &mechanism, initial).await,
+        }
+    }
+
+    fn reset(&mut self, helo: Option<String>, esmtp: bool) {
+        self.helo = helo;
+        self.esmtp = esmtp;
+        self.tx = None;
+    }
+
+    fn ehlo_reply(&self) -> Reply {
+        let mut lines = vec![format!(
+            "{} Hello {}",
+            self.cfg.hostname,
+            self.helo.as_deref().unwrap_or("")
+        )];
+        lines.push("PIPELINING".into());
+        lines.push(format!("SIZE {}", self.cfg.max_message_size));
+        lines.push("8BITMIME".into());
+        lines.push("SMTPUTF8".into());
+        lines.push("ENHANCEDSTATUSCODES".into());
+        lines.push("CHUNKING".into());
+        if self.info.mode != Mode::Lmtp {
+            lines.push("DSN".into());
+        }
+        if self.info.starttls && self.info.tls.is_none() {
+            lines.push("STARTTLS".into());
+        }
+        // RFC 4954 §4 / RFC 6409: AUTH only on submission and only once the connection is encrypted,
+        // so a password never crosses the network in the clear.
+        if self.info.mode == Mode::Submission && self.info.tls.is_some() && self.auth.is_none() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
+        Reply::new(250, "", lines.join("\n"))
+    }
+
+    async fn mail(
+        &mut self,
+        out: &mut Output,
+        from: Option<command::Mailbox>,
+        params: Vec<(String, Option<String>)>,
+    ) {
+        if self.helo.is_none() {
+            return self.error(out, reply::bad_sequence("Send EHLO/HELO first"));
+        }
+        if self.tx.is_some() {
+            return self.error(out, reply::bad_sequence("Nested MAIL command"));
+        }
+        if self.info.mode == Mode::Submission && self.auth.is_none() {
+            return self.error(out, Reply::new(530, "5.7.0", "Authentication required"));
+        }
+        let mut tx = Transaction::default();
+        for (k, v) in params {
+            if !self.esmtp {
+                return self.error(out, Reply::new(555, "5.5.4", "Parameters need EHLO"));
+            }
+            match (k.as_str(), v) {
+                ("SIZE", Some(v)) => match v.parse::<u64>() {
+                    // RFC 1870 §6: refuse at MAIL when the declared size is over the limit.
+                    Ok(n) if n > self.cfg.max_message_size => {
+                        return self.error(out, reply::too_big());
+                    }
+                    Ok(_) => {}
+                    Err(_) => return self.error(out, Reply::new(501, "5.5.4", "Bad SIZE value")),
+                },
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => {}
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => tx.body_8bit = true,
+                ("SMTPUTF8", None) => tx.smtputf8 = true,
+                ("RET", Some(v))
+                    if (v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS"))
+                        && self.info.mode != Mode::Lmtp =>
+                {
+                    tx.ret = Some(v.to_ascii_uppercase())
+                }
+                ("ENVID", Some(v)) if self.info.mode != Mode::Lmtp => {
+                    match command::decode_xtext(&v) {
+                        Some(_) if v.len() <= 100 => tx.envid = Some(v),
+                        _ => return self.error(out, Reply::new(501, "5.5.4", "Bad ENVID value")),
+                    }
+                }
+                // RFC 4954 §5: AUTH= on MAIL is accepted and not trusted.
+                ("AUTH", Some(_)) => {}
+                _ => {
+                    return self.error(out, Reply::new(555, "5.5.4", "Unsupported MAIL parameter"));
+                }
+            }
+        }
+        let from = from.map(|m| m.address());
+        if let Err(r) = self
+            .backend
+            .check_sender(self.auth.as_ref(), from.as_deref(), self.info.mode)
+            .await
+        {
+            return self.error(out, r);
+        }
+        tx.from = from;
+        self.tx = Some(tx);
+        self.push(out, Reply::new(250, "2.1.0", "Sender OK"));
+    }
+
+    async fn rcpt(
+        &mut self,
+        out: &mut Output,
+        to: command::Mailbox,
+        params: Vec<(String, Option<String>)>,
+    ) {
+        let Some(count) = self.tx.as_ref().map(|t| t.recipients.len()) else {
+            return self.error(out, reply::bad_sequence("Need MAIL before RCPT"));
+        };
+        if count >= self.cfg.max_recipients {
+            // RFC 5321 §4.5.3.1.10: 452 so the client sends the rest in another transaction.
+            return self.push(out, Reply::new(452, "4.5.3", "Too many recipients"));
+        }
+        let mut rcpt = Recipient::default();
+        for (k, v) in params {
+            if !self.esmtp {
+                return self.error(out, Reply::new(555, "5.5.4", "Parameters need EHLO"));
+            }
+            match (k.as_str(), v) {
+                ("NOTIFY", Some(v)) if valid_notify(&v) && self.info.mode != Mode::Lmtp => {
+                    rcpt.notify = Some(v.to_ascii_uppercase())
+                }
+                ("ORCPT", Some(v)) if self.info.mode != Mode::Lmtp => match v.split_once(';') {
+                    Some((kind, addr))
+                        if !kind.is_empty()
+                            && command::decode_xtext(addr).is_some()
+                            && v.len() <= 500 =>
+                    {
+                        rcpt.orcpt = Some(v)
+                    }
+                    _ => return self.error(out, Reply::new(501, "5.5.4", "Bad ORCPT value")),
+                },
+                _ => {
+                    return self.error(out, Reply::new(555, "5.5.4", "Unsupported RCPT parameter"));
+                }
+            }
+        }
+        let domain = if to.domain.is_empty() {
+            self.cfg.primary_domain.clone()
+        } else {
+            to.domain.clone()
+        };
+        let target = match self
+            .backend
+            .check_recipient(
+                self.info.mode,
+                self.auth.as_ref(),
+                &to.local,
+                &domain,
+                to.literal,
+            )
+            .await
+        {
+            Ok(t) => t,
+            Err(r) => return self.error(out, r),
+        };
+        rcpt.address = format!("{}@{}", to.local, domain);
+        rcpt.target = target;
+        if let Some(tx) = self.tx.as_mut() {
+            tx.recipients.push(rcpt);
+        }
+        self.push(out, Reply::new(250, "2.1.5", "Recipient OK"));
+    }
+
+    fn data(&mut self, out: &mut Output) {
+        match &self.tx {
+            None => return self.error(out, reply::bad_sequence("Need MAIL before DATA")),
+            Some(t) if t.chunking => {
+                return self.error(out, reply::bad_sequence("DATA not allowed after BDAT"));
+            }
+            // RFC 2920 §3.1: DATA with no accepted recipient gets 554.
+            Some(t) if t.recipients.is_empty() => {
+                return self.error(out, Reply::new(554, "5.5.1", "No valid recipients"));
+            }
+            Some(_) => {}
+        }
+        if !self.sync_point(out) {
+            return;
+        }
+        self.push(out, Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"));
+        self.data_started = Some(std::time::Instant::now());
+        self.state = State::Data(Box::new(DataReader::new(
+            self.cfg.max_message_size,
+            self.cfg.text_line_length,
+            self.cfg.bare_newline,
+        )));
+    }
+
+    async fn bdat(&mut self, out: &mut Output, size: u64, last: bool) {
+        // RFC 3030 §2: the chunk's octets follow whatever the reply, so they are always read.
+        let problem = match &self.tx {
+            None => Some(reply::bad_sequence("Need MAIL before BDAT")),
+            Some(t) if t.recipients.is_empty() => {
+                Some(Reply::new(554, "5.5.1", "No valid recipients"))
+            }
+            _ => None,
+        };
+        match (problem, self.tx.as_mut()) {
+            (Some(r), _) => {
+                // No transaction to keep the chunk in: read it into a throwaway transaction state.
+                self.errors += 1;
+                let mut tx = self.tx.take().unwrap_or_default();
+                tx.chunking = true;
+                tx.chunk_error = Some(r);
+                self.tx = Some(tx);
+            }
+            (None, Some(tx)) => {
+                tx.chunking = true;
+                if tx.chunks.len() as u64 + size > self.cfg.max_message_size
+                    && tx.chunk_error.is_none()
+                {
+                    tx.chunk_error = Some(reply::too_big());
+                    tx.chunks = Vec::new();
+                }
+            }
+            (None, None) => {}
+        }
+        self.state = State::Bdat {
+            remaining: size,
+            last,
+        };
+        if size == 0 {
+            self.state = State::Command;
+            self.end_of_chunk(out, last).await;
+        }
+    }
+
+    fn bdat_bytes(&mut self, chunk: Vec<u8>) {
+        if let Some(tx) = self.tx.as_mut()
+            && tx.chunk_error.is_none() {
+                tx.chunks.extend_from_slice(&chunk);
+            }
+    }
+
+    async fn end_of_chunk(&mut self, out: &mut Output, last: bool) {
+        let failed = self.tx.as_ref().and_then(|t| t.chunk_error.clone());
+        if let Some(r) = failed {
+            if last || r.code == 503 || r.code == 554 {
+                self.tx = None;
+            }
+            return self.push(out, r);
+        }
+        if !last {
+            let n = self.tx.as_ref().map(|t| t.chunks.len()).unwrap_or(0);
+            return self.push(
+                out,
+                Reply::new(250, "2.0.0", format!("{n} octets received")),
+            );
+        }
+        let msg = self
+            .tx
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.chunks))
+            .unwrap_or_default();
+        let result = check_chunked(msg, self.cfg.text_line_length, self.cfg.bare_newline);
+        self.end_of_message(out, result).await;
+    }
+
+    async fn end_of_message(&mut self, out: &mut Output, result: Result<Vec<u8>, DataError>) {
+        let Some(tx) = self.tx.take() else { return };
+        let n = tx.recipients.len();
+        let refuse = |r: Reply| vec![r; n];
+        let replies = match result {
+            Err(DataError::TooBig) => refuse(reply::too_big()),
+            Err(DataError::LineTooLong) => refuse(Reply::new(
+                550,
+                "5.6.0",
+                "Message has a line longer than 1000 octets",
+            )),
+            Err(DataError::BareNewline) => refuse(Reply::new(
+                550,
+                "5.5.2",
+                "Bare CR or LF in message data; lines must end with CRLF",
+            )),
+            Ok(msg) => {
+                let envelope = Envelope {
+                    mode: self.info.mode,
+                    peer: self.info.peer,
+                    helo: self.helo.clone().unwrap_or_default(),
+                    esmtp: self.esmtp,
+                    tls: self.info.tls.clone(),
+                    auth: self.auth.clone(),
+                    from: tx.from.clone().unwrap_or_default(),
+                    recipients: tx.recipients.clone(),
+                    smtputf8: tx.smtputf8,
+                    body_8bit: tx.body_8bit,
+                    ret: tx.ret.clone(),
+                    envid: tx.envid.clone(),
+                    id: session_id(),
+                };
+                let results = self.backend.deliver(&envelope, msg).await;
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(()) => {
+                            Reply::new(250, "2.0.0", format!("OK: queued as {}", envelope.id))
+                        }
+                        Err(r) => r,
+                    })
+                    .collect()
+            }
+        };
+        // RFC 2033 §4.2: LMTP answers once per accepted recipient, in order.
+        if self.info.mode == Mode::Lmtp {
+            for r in replies {
+                self.push(out, r);
+            }
+        } else if let Some(r) = replies.into_iter().next() {
+            self.push(out, r);
+        }
+    }
+
+    fn starttls(&mut self, out: &mut Output) {
+        if self.info.tls.is_some() {
+            return self.error(out, reply::bad_sequence("Already using TLS"));
+        }
+        if !self.info.starttls {
+            return self.error(out, Reply::new(502, "5.5.1", "STARTTLS not available"));
+        }
+        if self.tx.is_some() {
+            return self.error(
+                out,
+                reply::bad_sequence("STARTTLS not allowed during a mail transaction"),
+            );
+        }
+        if !self.buf.is_empty() {
+            // RFC 3207 §5 (command injection): plaintext pipelined after STARTTLS is discarded,
+            // never executed inside the TLS session.
+            tracing::info!(peer = ?self.info.peer, bytes = self.buf.len(), "discarded plaintext pipelined after STARTTLS");
+            self.buf.clear();
+        }
+        self.push(out, Reply::new(220, "2.0.0", "Ready to start TLS"));
+        out.event = Some(Event::StartTls);
+    }
+
+    async fn auth(&mut self, out: &mut Output, mechanism: &str, initial: Option<String>) {
+        if self.info.mode != Mode::Submission {
+            return self.error(
+                out,
+                Reply::new(502, "5.5.1", "AUTH not available on this service"),
+            );
+        }
+        if self.info.tls.is_none() {
+            // RFC 4954 §4: no plaintext password before TLS.
+            return self.error(
+                out,
+                Reply::new(
+                    538,
+                    "5.7.11",
+                    "Encryption required for requested authentication mechanism",
+                ),
+            );
+        }
+        if self.auth.is_some() {
+            return self.error(out, reply::bad_sequence("Already authenticated"));
+        }
+        if self.tx.is_some() {
+            return self.error(
+                out,
+                reply::bad_sequence("AUTH not allowed during a mail transaction"),
+            );
+        }
+        if !self.sync_point(out) {
+            return;
+        }
+        match (mechanism, initial) {
+            ("PLAIN", Some(resp)) => self.auth_plain(out, &resp).await,
+            ("PLAIN", None) => {
+                self.state = State::AuthPlain;
+                self.push(out, Reply::new(334, "", ""));
+            }
+            ("LOGIN", Some(user)) => match decode_b64(&user) {
+                Some(u) => {
+                    self.state = State::AuthLoginPass(u);
+                    self.push(out, Reply::new(334, "", "UGFzc3dvcmQ6"));
+                }
+                None => self.error(out, Reply::new(501, "5.5.2", "Invalid base64")),
+            },
+            ("LOGIN", None) => {
+                self.state = State::AuthLoginUser;
+                self.push(out, Reply::new(334, "", "VXNlcm5hbWU6"));
+            }
+            _ => self.error(
+                out,
+                Reply::new(504, "5.5.4", "Unrecognized authentication type"),
+            ),
+        }
+    }
+
+    async fn auth_plain(&mut self, out: &mut Output, response: &str) {
+        if response == "*" {
+            return self.error(out, Reply::new(501, "5.0.0", "Authentication cancelled"));
+        }
+        // RFC 4616 §2: [authzid] NUL authcid NUL passwd. "=" is an empty initial response.
+        let decoded = if response == "=" {
+            Some(Vec::new())
+        } else {
+            B64.decode(response.as_bytes()).ok()
+        };
+        let Some(bytes) = decoded else {
+            return self.error(out, Reply::new(501, "5.5.2", "Invalid base64"));
+        };
+        let parts: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
+        let (authz, user, pass) = match parts.as_slice() {
+            [z, u, p] => (*z, *u, *p),
+            _ => return self.error(out, Reply::new(501, "5.5.2", "Malformed PLAIN response")),
+        };
+        let (Ok(user), Ok(pass), Ok(authz)) = (
+            std::str::from_utf8(user),
+            std::str::from_utf8(pass),
+            std::str::from_utf8(authz),
+        ) else {
+            return self.error(out, Reply::new(501, "5.5.2", "Malformed PLAIN response"));
+        };
+        if !authz.is_empty() && !authz.eq_ignore_ascii_case(user) {
+            // Acting as another user is not offered.
+            return self.error(
+                out,
+                Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+            );
+        }
+        let (user, pass) = (user.to_string(), pass.to_string());
+        self.verify(out, &user, &pass).await;
+    }
+
+    async fn verify(&mut self, out: &mut Output, user: &str, pass: &str) {
+        match self.backend.authenticate(self.info.peer, user, pass).await {
+            AuthOutcome::Ok(u) => {
+                self.auth = Some(u);
+                self.push(out, Reply::new(235, "2.7.0", "Authentication successful"));
+            }
+            AuthOutcome::Failed => self.error(
+                out,
+                Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+            ),
+            AuthOutcome::Banned => {
+                self.push(
+                    out,
+                    Reply::new(421, "4.7.0", "Too many failed logins, try later"),
+                );
+                self.close(out);
+            }
+            AuthOutcome::Unavailable => self.push(
+                out,
+                Reply::new(454, "4.7.0", "Temporary authentication failure"),
+            ),
+        }
+    }
+}
+
+fn decode_b64(s: &str) -> Option<String> {
+    B64.decode(s.trim().as_bytes())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+/// RFC 3461 §4.1: NEVER, or a comma list of SUCCESS, FAILURE, DELAY.
+fn valid_notify(v: &str) -> bool {
+    if v.eq_ignore_ascii_case("NEVER") {
+        return true;
+    }
+    !v.is_empty()
+        && v.split(',').all(|p| {
+            ["SUCCESS", "FAILURE", "DELAY"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(p))
+        })
+}
+
+/// A short random identifier for a transaction (logs, Received headers, replies).
+pub fn session_id() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{n:016X}")
+}
