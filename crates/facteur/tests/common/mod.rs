@@ -1,0 +1,171 @@
+//! Test harness: runs the real `facteur` binary on its own data folder with listeners on free
+//! loopback ports, and stops it (by PID) when dropped.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_facteur");
+
+/// Config for tests: free loopback ports, cheap Argon2 (tests hash many passwords), no IMAP/POP3
+/// listeners yet. `extra` is appended (sections must not repeat those below).
+pub fn test_config(domain: &str, extra: &str) -> String {
+    format!(
+        "[server]\nhostname = \"mx.{domain}\"\nprimary_domain = \"{domain}\"\n\
+         [listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
+         lmtp = [\"127.0.0.1:0\"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\n\
+         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n{extra}"
+    )
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub data: PathBuf,
+    pub child: Option<Child>,
+    /// Service name ("smtp", "submission", "submissions", "lmtp") to bound address.
+    pub addrs: HashMap<String, SocketAddr>,
+    pub domain: String,
+    /// The postmaster's password printed at first start.
+    pub password: String,
+    /// Everything the server printed on stdout up to "Ready.".
+    pub banner: String,
+}
+
+impl Server {
+    pub fn start(domain: &str) -> Server {
+        Server::start_with(domain, "")
+    }
+
+    /// Starts a server whose config is `test_config(domain, extra)`.
+    pub fn start_with(domain: &str, extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::write(data.join("facteur.toml"), test_config(domain, extra)).expect("write config");
+        let mut s = Server {
+            dir,
+            data,
+            child: None,
+            addrs: HashMap::new(),
+            domain: domain.into(),
+            password: String::new(),
+            banner: String::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts (or restarts) the process on the same data folder; ports change on every start.
+    pub fn spawn(&mut self) {
+        let mut child = Command::new(BIN)
+            .arg("--data")
+            .arg(&self.data)
+            .arg("serve")
+            .arg("--domain")
+            .arg(&self.domain)
+            .env("RUST_LOG", std::env::var("FACTEUR_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start facteur");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut banner = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        self.addrs.clear();
+        loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read banner");
+            assert!(n > 0, "facteur exited before it was ready:\n{banner}");
+            assert!(Instant::now() < deadline, "facteur not ready in time");
+            banner.push_str(&line);
+            if let Some(pw) = line.strip_prefix("Its password, shown only this once: ") {
+                self.password = pw.trim().to_string();
+            }
+            let t = line.trim();
+            let mut parts = t.split_whitespace();
+            if let (Some(service), Some(addr)) = (parts.next(), parts.next()) {
+                if let Ok(a) = addr.parse::<SocketAddr>() {
+                    self.addrs.insert(service.to_string(), a);
+                }
+            }
+            if t == "Ready." {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        self.banner = banner;
+        self.child = Some(child);
+    }
+
+    pub fn addr(&self, service: &str) -> SocketAddr {
+        *self.addrs.get(service).unwrap_or_else(|| panic!("no {service} listener in:\n{}", self.banner))
+    }
+
+    /// SIGKILL, as a crash or power cut would stop it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs an admin command against this server's data folder.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        Command::new(BIN).arg("--data").arg(&self.data).args(args).env("RUST_LOG", "warn").output().expect("run facteur")
+    }
+
+    /// Adds an account with a known password.
+    pub fn add_account(&self, address: &str, password: &str) {
+        use std::io::Write;
+        let mut c = Command::new(BIN)
+            .arg("--data")
+            .arg(&self.data)
+            .args(["account", "add", address, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run facteur");
+        c.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
+        let out = c.wait_with_output().expect("wait");
+        assert!(out.status.success(), "account add {address}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Opens the store of the data folder (the server may be running: the store is multi-process).
+    pub fn store(&self) -> store::DynStore {
+        std::sync::Arc::new(store::sqlite::Sqlite::open(&self.data, store::sqlite::SqliteOptions::default()).expect("open store"))
+    }
+
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Raw bytes of every message in the INBOX of `address`, in UID order.
+pub async fn inbox(store: &store::DynStore, address: &str) -> Vec<Vec<u8>> {
+    let (local, domain) = address.split_once('@').expect("address");
+    let acc = store.account_get(local, domain).await.expect("account_get").expect("account exists");
+    let mb = store.mailbox_get(acc.id, "INBOX").await.expect("mailbox_get").expect("INBOX");
+    let mut out = Vec::new();
+    for m in store.messages(mb.id, 1..=u32::MAX).await.expect("messages") {
+        out.push(store.blob_read(m.blob, None).await.expect("blob"));
+    }
+    out
+}
