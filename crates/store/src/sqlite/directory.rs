@@ -195,7 +195,11 @@ impl DirectoryStore for Sqlite {
                         ],
                     )
                     .map_err(|e| match db_err(e) {
-                        StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!("account {}", account.local_part)),
+                        StoreError::AlreadyExists(_) => {
+                            let domain: String = query_row(tx.conn, "SELECT name FROM domains WHERE id = ?1", [account.domain_id], |r| r.get(0))
+                                .unwrap_or_default();
+                            StoreError::AlreadyExists(format!("account {}@{domain}", account.local_part))
+                        }
                         other => other,
                     })?;
                 let id = tx.conn.last_insert_rowid();
