@@ -3,14 +3,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use (none is needed by the tests that exist yet; later issues add
-# swaks, python3 clients, postfix...). Installed only when missing, and only as root.
-need_pkgs=()
+# Debian packages the tests use (real peers and clients). Installed only when missing, and only as
+# root. Postfix is preseeded to "No configuration" and kept from starting a system instance: the
+# tests start their own throwaway instances on loopback ports.
+need_pkgs=(postfix openssl python3)
 if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    policy=/usr/sbin/policy-rc.d
+    had_policy=0; [ -e "$policy" ] && had_policy=1
+    if [ $had_policy = 0 ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; fi
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    if [ $had_policy = 0 ]; then rm -f "$policy"; fi
   fi
 fi
 

@@ -53,7 +53,7 @@ fn sender(addr: SocketAddr, session: usize, round: usize, stop: Arc<AtomicBool>)
         Err(_) => return acked,
     };
     let mut r = BufReader::new(stream);
-    let mut step =
+    let step =
         |w: &mut TcpStream, r: &mut BufReader<TcpStream>, cmd: &str| -> std::io::Result<String> {
             w.write_all(cmd.as_bytes())?;
             reply(r)

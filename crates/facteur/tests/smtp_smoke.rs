@@ -5,8 +5,19 @@ mod common;
 use std::process::Command;
 
 fn python(script: &str) -> (bool, String) {
-    let out = Command::new("python3").arg("-c").arg(script).output().expect("python3");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python3");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[tokio::test]
@@ -52,11 +63,22 @@ print("ok")
     let msgs = common::inbox(&store, "alice@example.com").await;
     assert_eq!(msgs.len(), 2, "both messages in alice's INBOX");
     let first = String::from_utf8_lossy(&msgs[0]);
-    assert!(first.starts_with("Return-Path: <sender@far.test>\r\nReceived: from client.test ([127.0.0.1])"), "{first}");
+    assert!(
+        first.starts_with(
+            "Return-Path: <sender@far.test>\r\nReceived: from client.test ([127.0.0.1])"
+        ),
+        "{first}"
+    );
     assert!(first.ends_with("\r\n\r\nhello\r\n"));
     let second = String::from_utf8_lossy(&msgs[1]);
-    assert!(second.contains("with ESMTPSA") && second.contains("authenticated as alice@example.com"), "{second}");
-    assert!(second.contains("\r\nMessage-ID: <") && second.contains("\r\nDate: "), "submission adds Message-ID and Date: {second}");
+    assert!(
+        second.contains("with ESMTPSA") && second.contains("authenticated as alice@example.com"),
+        "{second}"
+    );
+    assert!(
+        second.contains("\r\nMessage-ID: <") && second.contains("\r\nDate: "),
+        "submission adds Message-ID and Date: {second}"
+    );
     let queue = store.queue_list().await.expect("queue");
     assert_eq!(queue.len(), 1);
     assert_eq!(queue[0].recipients[0].address, "bob@far.test");

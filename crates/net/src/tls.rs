@@ -150,7 +150,12 @@ pub fn ensure_self_signed(
     // The key goes first: a crash between the two writes then leaves a lone key, which the
     // HalfPresent check reports, never a certificate without its key silently in use.
     write_durably(key_path, key_pair.serialize_pem().as_bytes(), KEY_FILE_MODE)?;
-    write_durably(cert_path, cert.pem().as_bytes(), CERT_FILE_MODE)?;
+    if let Err(e) = write_durably(cert_path, cert.pem().as_bytes(), CERT_FILE_MODE) {
+        // Do not leave a lone key behind (e.g. the disk filled up): the next start would refuse it
+        // as a half-present pair instead of trying again.
+        let _ = fs::remove_file(key_path);
+        return Err(e);
+    }
     Ok(true)
 }
 

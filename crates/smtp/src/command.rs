@@ -197,9 +197,10 @@ fn parse_params(s: &str) -> Result<Vec<(String, Option<String>)>, Reply> {
             return Err(Reply::new(501, "5.5.4", "Bad parameter syntax"));
         }
         if let Some(v) = v
-            && (v.is_empty() || v.chars().any(|c| c.is_control())) {
-                return Err(Reply::new(501, "5.5.4", "Bad parameter value"));
-            }
+            && (v.is_empty() || v.chars().any(|c| c.is_control()))
+        {
+            return Err(Reply::new(501, "5.5.4", "Bad parameter value"));
+        }
         out.push((k.to_ascii_uppercase(), v.map(str::to_string)));
     }
     Ok(out)
@@ -252,7 +253,10 @@ pub fn parse(line: &str, utf8_transaction: bool) -> Result<Command, Reply> {
                 .ok_or_else(|| reply::syntax("Syntax: RCPT TO:<address>"))?;
             let rest = rest.trim_start();
             // RFC 5321 §4.1.1.3: "<Postmaster>" without a domain must be accepted.
-            if rest.len() >= 12 && rest[..12].eq_ignore_ascii_case("<postmaster>") {
+            if rest
+                .get(..12)
+                .is_some_and(|p| p.eq_ignore_ascii_case("<postmaster>"))
+            {
                 let to = Mailbox {
                     local: "postmaster".into(),
                     domain: String::new(),
@@ -314,11 +318,9 @@ pub fn parse(line: &str, utf8_transaction: bool) -> Result<Command, Reply> {
 }
 
 fn strip_keyword<'a>(args: &'a str, kw: &str) -> Option<&'a str> {
-    if args.len() >= kw.len() && args[..kw.len()].eq_ignore_ascii_case(kw) {
-        Some(&args[kw.len()..])
-    } else {
-        None
-    }
+    // `get` rather than indexing: the line is UTF-8 and `kw.len()` may fall inside a character.
+    let head = args.get(..kw.len())?;
+    head.eq_ignore_ascii_case(kw).then(|| &args[kw.len()..])
 }
 
 /// Decodes RFC 3461 xtext (`+XX` hex escapes).
@@ -427,6 +429,9 @@ mod tests {
         );
         assert!(parse("BDAT 99999999999999999999", false).is_err());
         assert!(parse("DATA now", false).is_err());
+        // Found by fuzzing: slicing inside a multi-byte character.
+        assert!(parse("RCPT TO:<@r.e  leȊ@]d>", false).is_err());
+        assert!(parse("MAIL FRȊ:<a@b>", false).is_err());
         assert_eq!(parse("FOO", false).err().map(|r| r.code), Some(500));
         assert_eq!(
             parse("AUTH plain dGVzdA==", false),

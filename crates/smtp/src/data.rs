@@ -12,6 +12,9 @@ pub enum DataError {
     TooBig,
     LineTooLong,
     BareNewline,
+    /// A NUL octet: never valid in text (RFC 5321 §4.1.1.4 data is text lines), and a relay that
+    /// drops NULs would turn `CRLF NUL . CRLF` into an end of data (smuggling).
+    Nul,
 }
 
 pub struct DataReader {
@@ -73,6 +76,10 @@ impl DataReader {
                 b'\n' => {
                     self.bare();
                     self.end_line(false);
+                }
+                0 => {
+                    self.fail(DataError::Nul);
+                    self.line_len += 1;
                 }
                 _ => {
                     if self.line_len == 0 {
@@ -157,6 +164,7 @@ pub fn check_chunked(
                 line = 0;
             }
             b'\r' => {}
+            0 => return Err(DataError::Nul),
             _ => {
                 line += 1;
                 if line + 2 > max_line {
@@ -236,8 +244,15 @@ mod tests {
                 // The real end still works afterwards.
                 let (_, done) = r.feed(b"\r\n.\r\n");
                 assert!(done, "{seq:?}: real end not seen");
-                if policy == BareNewline::Reject && seq != b"\r\n\0.\r\n" {
-                    assert_eq!(r.finish().err(), Some(DataError::BareNewline), "{seq:?}");
+                let expected = if seq == b"\r\n\0.\r\n" {
+                    Some(DataError::Nul)
+                } else if policy == BareNewline::Reject {
+                    Some(DataError::BareNewline)
+                } else {
+                    None
+                };
+                if expected.is_some() {
+                    assert_eq!(r.finish().err(), expected, "{seq:?}");
                 }
             }
         }

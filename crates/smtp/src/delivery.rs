@@ -73,9 +73,9 @@ impl MailBackend {
                     .targets
                     .iter()
                     .any(|t| t.eq_ignore_ascii_case(&auth.address))
-                {
-                    return true;
-                }
+            {
+                return true;
+            }
         }
         false
     }
@@ -233,9 +233,10 @@ impl Backend for MailBackend {
             }
         }
         if env.mode != Mode::Lmtp
-            && let Some(Err(r)) = results.iter().find(|r| r.is_err()).cloned() {
-                return vec![Err(r); n];
-            }
+            && let Some(Err(r)) = results.iter().find(|r| r.is_err()).cloned()
+        {
+            return vec![Err(r); n];
+        }
         let mut batch = WriteBatch::default();
         let mut accounts_done = std::collections::HashSet::new();
         let mut remote: BTreeMap<String, Vec<QueueRecipient>> = BTreeMap::new();
@@ -245,15 +246,16 @@ impl Backend for MailBackend {
             }
             for acc in &rcpt.target.local {
                 if accounts_done.insert(*acc)
-                    && let Some(&mailbox_id) = inboxes.get(acc) {
-                        batch.appends.push(AppendRequest {
-                            mailbox_id,
-                            raw: final_copy.clone(),
-                            flags: Flags::empty(),
-                            keywords: vec![],
-                            internal_date: now,
-                        });
-                    }
+                    && let Some(&mailbox_id) = inboxes.get(acc)
+                {
+                    batch.appends.push(AppendRequest {
+                        mailbox_id,
+                        raw: final_copy.clone(),
+                        flags: Flags::empty(),
+                        keywords: vec![],
+                        internal_date: now,
+                    });
+                }
             }
             for ext in &rcpt.target.external {
                 let domain = ext

@@ -127,17 +127,18 @@ async fn handle<B: Backend + 'static>(
 
     // RFC 5321 §4.3.1: the client waits for the greeting. One that talks first is not a real MTA.
     if !cfg.greeting_delay.is_zero()
-        && let Ok(Ok(n)) = tokio::time::timeout(cfg.greeting_delay, stream.read(&mut buf)).await {
-            if n > 0 {
-                tracing::info!(service = mode.name(), peer = ?ip, "client talked before the greeting");
-                let _ = write_all(
-                    &mut stream,
-                    b"554 5.5.0 Protocol error: talked before the greeting\r\n",
-                )
-                .await;
-            }
-            return;
+        && let Ok(Ok(n)) = tokio::time::timeout(cfg.greeting_delay, stream.read(&mut buf)).await
+    {
+        if n > 0 {
+            tracing::info!(service = mode.name(), peer = ?ip, "client talked before the greeting");
+            let _ = write_all(
+                &mut stream,
+                b"554 5.5.0 Protocol error: talked before the greeting\r\n",
+            )
+            .await;
         }
+        return;
+    }
     if !write_all(&mut stream, &session.greeting()).await {
         return;
     }

@@ -242,7 +242,10 @@ impl<B: Backend> Session<B> {
                         MAX_AUTH_LINE
                     };
                     let Some(pos) = self.buf.iter().position(|&b| b == b'\n') else {
-                        if self.buf.len() > limit {
+                        if self.discarding {
+                            // Still inside the overlong line already answered: one reply per line.
+                            self.buf.clear();
+                        } else if self.buf.len() > limit {
                             self.buf.clear();
                             self.discarding = true;
                             self.state = State::Command;
@@ -597,9 +600,10 @@ impl<B: Backend> Session<B> {
 
     fn bdat_bytes(&mut self, chunk: Vec<u8>) {
         if let Some(tx) = self.tx.as_mut()
-            && tx.chunk_error.is_none() {
-                tx.chunks.extend_from_slice(&chunk);
-            }
+            && tx.chunk_error.is_none()
+        {
+            tx.chunks.extend_from_slice(&chunk);
+        }
     }
 
     async fn end_of_chunk(&mut self, out: &mut Output, last: bool) {
@@ -637,6 +641,9 @@ impl<B: Backend> Session<B> {
                 "5.6.0",
                 "Message has a line longer than 1000 octets",
             )),
+            Err(DataError::Nul) => {
+                refuse(Reply::new(550, "5.5.2", "NUL character in message data"))
+            }
             Err(DataError::BareNewline) => refuse(Reply::new(
                 550,
                 "5.5.2",
@@ -720,6 +727,10 @@ impl<B: Backend> Session<B> {
                     "Encryption required for requested authentication mechanism",
                 ),
             );
+        }
+        if self.helo.is_none() {
+            // RFC 4954 §4: AUTH follows EHLO (and, after STARTTLS, a new EHLO: RFC 3207 §4.2).
+            return self.error(out, reply::bad_sequence("Send EHLO first"));
         }
         if self.auth.is_some() {
             return self.error(out, reply::bad_sequence("Already authenticated"));

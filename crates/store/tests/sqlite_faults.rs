@@ -25,6 +25,8 @@ const TEXT_FILLER_BYTES: usize = 26 * 1024 * 1024;
 const LARGE_BYTES: usize = 100 * 1024;
 /// Small messages stay inline in the database.
 const SMALL_BYTES: usize = 2 * 1024;
+/// Rounds of the strict full-text index test (its failure is timing-dependent).
+const FTS_ROUNDS: usize = 5;
 /// Consecutive refused appends (large and small) after which the disk counts as full.
 const FULL_AFTER_FAILURES: usize = 6;
 /// Safety stop: 8 MiB cannot hold this many messages of these sizes.
@@ -129,19 +131,30 @@ fn text_message(tag: &str, n: usize, size: usize) -> Arc<[u8]> {
         "From: fill@example.test\r\nSubject: {tag} {n}\r\nMessage-ID: <{tag}.{n}@faults.test>\r\n\r\n"
     );
     let mut x = (n as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ tag.len() as u64;
-    let mut words = 0;
+    let mut words = 0u32;
     while s.len() < size {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         s.push_str(&format!("{tag}{n}w{x:x} "));
         words += 1;
-        if words % 8 == 0 {
+        if words.is_multiple_of(8) {
             s.push_str("\r\n");
         }
     }
     s.push_str("\r\n");
     s.into_bytes().into()
+}
+
+/// How the full-text index's integrity is checked.
+#[derive(Clone, Copy)]
+enum Fts {
+    Strict,
+    /// `check_integrity()` can report "fts5: corruption found" for an index that is intact: its
+    /// `PRAGMA integrity_check` runs on a pooled reader connection that has seen the indexer's
+    /// earlier state (a fresh connection reports "ok", and searches stay exact). Happens without
+    /// any fault too. Printed but tolerated until fixed; the ignored strict test fails on it.
+    KnownBug,
 }
 
 struct Acked {
@@ -183,7 +196,8 @@ async fn verify(
     store: &DynStore,
     mailbox: MailboxId,
     acked: &[Acked],
-    data: Option<&Path>,
+    data: &Path,
+    fts: Fts,
     when: &str,
 ) {
     let records = store
@@ -211,44 +225,88 @@ async fn verify(
         .check_integrity()
         .await
         .unwrap_or_else(|e| panic!("{when}: integrity check: {e}"));
+    let (index_problems, problems): (Vec<&String>, Vec<&String>) =
+        report.problems.iter().partition(|p| p.contains("fts5:"));
     assert!(
-        report.problems.is_empty(),
-        "{when}: integrity problems: {:?}",
-        report.problems
+        problems.is_empty(),
+        "{when}: integrity problems: {problems:?}"
     );
+    match fts {
+        Fts::Strict => assert!(
+            index_problems.is_empty(),
+            "{when}: full-text index problems: {index_problems:?}"
+        ),
+        Fts::KnownBug if !index_problems.is_empty() => println!(
+            "KNOWN BUG (docs/testing.md, Known failures): {when}: full-text index: {index_problems:?}"
+        ),
+        Fts::KnownBug => {}
+    }
     assert_eq!(report.messages, acked.len() as u64, "{when}: message count");
     println!(
         "{when}: {} messages intact, {} blobs, {} orphan blob files",
         report.messages, report.blobs, report.orphan_files
     );
-    if let Some(data) = data {
-        println!("{when}: {}", usage(data));
-    }
+    println!("{when}: {}", usage(data));
 }
 
 /// Mixed sizes: the disk usually fills on a blob file write (ENOSPC from the filesystem).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_with_large_and_small_messages() {
-    full_disk_scenario(TMPFS_MIB, FILLER_BYTES, |tag, n| {
-        message(tag, n, n % 3 == 0)
-    })
+    full_disk_scenario(
+        TMPFS_MIB,
+        FILLER_BYTES,
+        |tag, n| message(tag, n, n.is_multiple_of(3)),
+        Fts::KnownBug,
+    )
     .await;
 }
 
 /// Small messages only: the disk fills inside SQLite (SQLITE_FULL from the WAL or database).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_with_small_messages() {
-    full_disk_scenario(TMPFS_MIB, FILLER_BYTES, |tag, n| message(tag, n, false)).await;
+    full_disk_scenario(
+        TMPFS_MIB,
+        FILLER_BYTES,
+        |tag, n| message(tag, n, false),
+        Fts::KnownBug,
+    )
+    .await;
 }
 
 /// Text only, large and small: the full-text indexer runs out of space too. Its backlog
 /// (indexing is asynchronous) is written once space is freed, so more is freed here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_with_text_messages() {
-    full_disk_scenario(TEXT_TMPFS_MIB, TEXT_FILLER_BYTES, |tag, n| {
-        text_message(tag, n, if n % 3 == 0 { LARGE_BYTES } else { SMALL_BYTES })
-    })
-    .await;
+    full_disk_scenario(TEXT_TMPFS_MIB, TEXT_FILLER_BYTES, text_mix, Fts::KnownBug).await;
+}
+
+fn text_mix(tag: &str, n: usize) -> Arc<[u8]> {
+    text_message(
+        tag,
+        n,
+        if n.is_multiple_of(3) {
+            LARGE_BYTES
+        } else {
+            SMALL_BYTES
+        },
+    )
+}
+
+/// The full-text index must come out of a disk-full episode intact, as `check_integrity()` sees
+/// it. Fails today (about one run in three) on the false report described at [`Fts::KnownBug`].
+/// Repeated, as the failure is timing-dependent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_leaves_the_full_text_index_intact() {
+    for _ in 0..FTS_ROUNDS {
+        full_disk_scenario(
+            TMPFS_MIB,
+            FILLER_BYTES,
+            |tag, n| message(tag, n, false),
+            Fts::Strict,
+        )
+        .await;
+        full_disk_scenario(TEXT_TMPFS_MIB, TEXT_FILLER_BYTES, text_mix, Fts::Strict).await;
+    }
 }
 
 /// Fills the disk with `make(tag, n)` messages, then checks the refusals, the acknowledged
@@ -257,6 +315,7 @@ async fn full_disk_scenario(
     tmpfs_mib: u64,
     filler_bytes: usize,
     make: fn(&str, usize) -> Arc<[u8]>,
+    fts: Fts,
 ) {
     let Some(fs) = Tmpfs::mount(tmpfs_mib) else {
         return;
@@ -321,7 +380,7 @@ async fn full_disk_scenario(
         );
     }
 
-    verify(&store, inbox.id, &acked, Some(&data), "while full").await;
+    verify(&store, inbox.id, &acked, &data, fts, "while full").await;
 
     // Recovery without reopening: free the filler, and appends succeed again.
     std::fs::remove_file(&filler).expect("remove filler");
@@ -336,12 +395,12 @@ async fn full_disk_scenario(
             raw,
         });
     }
-    verify(&store, inbox.id, &acked, Some(&data), "after freeing space").await;
+    verify(&store, inbox.id, &acked, &data, fts, "after freeing space").await;
 
     // Reopen: the same messages, still consistent, and still writable.
     drop(store);
     let store = open(&data);
-    verify(&store, inbox.id, &acked, Some(&data), "after reopening").await;
+    verify(&store, inbox.id, &acked, &data, fts, "after reopening").await;
     let raw = make("reopened", 0);
     let a = conformance::append(&store, inbox.id, raw.clone())
         .await
@@ -355,7 +414,8 @@ async fn full_disk_scenario(
         &store,
         inbox.id,
         &acked,
-        Some(&data),
+        &data,
+        fts,
         "after reopening and appending",
     )
     .await;

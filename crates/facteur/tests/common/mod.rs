@@ -45,7 +45,8 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("mkdir");
-        std::fs::write(data.join("facteur.toml"), test_config(domain, extra)).expect("write config");
+        std::fs::write(data.join("facteur.toml"), test_config(domain, extra))
+            .expect("write config");
         let mut s = Server {
             dir,
             data,
@@ -67,7 +68,10 @@ impl Server {
             .arg("serve")
             .arg("--domain")
             .arg(&self.domain)
-            .env("RUST_LOG", std::env::var("FACTEUR_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("FACTEUR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -88,10 +92,10 @@ impl Server {
             }
             let t = line.trim();
             let mut parts = t.split_whitespace();
-            if let (Some(service), Some(addr)) = (parts.next(), parts.next()) {
-                if let Ok(a) = addr.parse::<SocketAddr>() {
-                    self.addrs.insert(service.to_string(), a);
-                }
+            if let (Some(service), Some(addr)) = (parts.next(), parts.next())
+                && let Ok(a) = addr.parse::<SocketAddr>()
+            {
+                self.addrs.insert(service.to_string(), a);
             }
             if t == "Ready." {
                 break;
@@ -109,7 +113,10 @@ impl Server {
     }
 
     pub fn addr(&self, service: &str) -> SocketAddr {
-        *self.addrs.get(service).unwrap_or_else(|| panic!("no {service} listener in:\n{}", self.banner))
+        *self
+            .addrs
+            .get(service)
+            .unwrap_or_else(|| panic!("no {service} listener in:\n{}", self.banner))
     }
 
     /// SIGKILL, as a crash or power cut would stop it.
@@ -122,7 +129,13 @@ impl Server {
 
     /// Runs an admin command against this server's data folder.
     pub fn admin(&self, args: &[&str]) -> Output {
-        Command::new(BIN).arg("--data").arg(&self.data).args(args).env("RUST_LOG", "warn").output().expect("run facteur")
+        Command::new(BIN)
+            .arg("--data")
+            .arg(&self.data)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run facteur")
     }
 
     /// Adds an account with a known password.
@@ -137,14 +150,25 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run facteur");
-        c.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(password.as_bytes())
+            .expect("write password");
         let out = c.wait_with_output().expect("wait");
-        assert!(out.status.success(), "account add {address}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "account add {address}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Opens the store of the data folder (the server may be running: the store is multi-process).
     pub fn store(&self) -> store::DynStore {
-        std::sync::Arc::new(store::sqlite::Sqlite::open(&self.data, store::sqlite::SqliteOptions::default()).expect("open store"))
+        std::sync::Arc::new(
+            store::sqlite::Sqlite::open(&self.data, store::sqlite::SqliteOptions::default())
+                .expect("open store"),
+        )
     }
 
     pub fn data(&self) -> &Path {
@@ -161,8 +185,16 @@ impl Drop for Server {
 /// Raw bytes of every message in the INBOX of `address`, in UID order.
 pub async fn inbox(store: &store::DynStore, address: &str) -> Vec<Vec<u8>> {
     let (local, domain) = address.split_once('@').expect("address");
-    let acc = store.account_get(local, domain).await.expect("account_get").expect("account exists");
-    let mb = store.mailbox_get(acc.id, "INBOX").await.expect("mailbox_get").expect("INBOX");
+    let acc = store
+        .account_get(local, domain)
+        .await
+        .expect("account_get")
+        .expect("account exists");
+    let mb = store
+        .mailbox_get(acc.id, "INBOX")
+        .await
+        .expect("mailbox_get")
+        .expect("INBOX");
     let mut out = Vec::new();
     for m in store.messages(mb.id, 1..=u32::MAX).await.expect("messages") {
         out.push(store.blob_read(m.blob, None).await.expect("blob"));

@@ -20,6 +20,8 @@ use crate::{BlobId, Result, TextField, Uid};
 
 /// Blobs indexed per transaction of the index.
 const INDEX_CHUNK: i64 = 128;
+/// Text indexed per transaction of the index, at most (one message may exceed it alone).
+const INDEX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// The indexer also looks for work this often without being woken (writes by another process).
 const POLL: Duration = Duration::from_secs(10);
 /// Nice value of the indexer thread.
@@ -81,6 +83,9 @@ pub(crate) fn start(
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(db_err)?;
     // Derived data: a crash may lose the last index writes, and the watermark with them.
+    index
+        .pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)
+        .map_err(db_err)?;
     index
         .pragma_update(None, "synchronous", "NORMAL")
         .map_err(db_err)?;
@@ -189,14 +194,22 @@ fn catch_up(
             .collect::<rusqlite::Result<_>>()
             .map_err(db_err)?
         };
-        let Some(last) = rows.last().map(|r| r.0) else {
+        if rows.is_empty() {
             return Ok(());
-        };
+        }
+        let mut last = mark;
+        let mut bytes = 0usize;
         index.execute_batch("BEGIN").map_err(db_err)?;
         for (id, hash, data) in rows {
+            // Bounded transactions: the index's WAL and memory stay small however big the messages.
+            if bytes >= INDEX_CHUNK_BYTES {
+                break;
+            }
+            last = id;
             let Some(text) = search_text_of(blobs, &hash, data, limits) else {
                 continue;
             };
+            bytes += text.headers.len() + text.body.len();
             index
                 .execute(
                     "INSERT OR REPLACE INTO blob_text(rowid, headers, body) VALUES (?1, ?2, ?3)",

@@ -579,7 +579,7 @@ fn store_flags_in(
 pub(crate) fn check_integrity(conn: &Connection, blobs: &BlobDir) -> Result<IntegrityReport> {
     let mut report = IntegrityReport::default();
     let check: String =
-        query_row(conn, "PRAGMA integrity_check", [], |r| r.get(0)).map_err(db_err)?;
+        query_row(conn, "PRAGMA main.integrity_check", [], |r| r.get(0)).map_err(db_err)?;
     if check != "ok" {
         report
             .problems

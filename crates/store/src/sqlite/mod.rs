@@ -29,6 +29,8 @@ pub const DEFAULT_INLINE_BLOB_MAX: u64 = 64 * 1024;
 pub const DEFAULT_MAX_BATCH: usize = 256;
 /// How long a write waits for another process (the CLI) holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes the WAL file is kept to after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
 /// Reader connections kept open.
@@ -104,12 +106,48 @@ where
     conn.prepare_cached(sql)?.query_row(p, f)
 }
 
+/// Free space under which an I/O error at open is taken for a full disk.
+const NEARLY_FULL_BYTES: u64 = 256 * 1024;
+
+fn nearly_full(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct we own; `path` is a valid C string.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(path.as_ptr(), &mut st) == 0
+            && (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) < NEARLY_FULL_BYTES
+    }
+}
+
+/// SQLite reports some failed writes on a full disk as a generic I/O error; the OS error it saw
+/// tells them apart, so operators and clients get "storage is full" rather than "I/O error".
+pub(crate) fn refine(conn: &Connection, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Io(msg) => {
+            // SAFETY: the handle is valid for the life of `conn`; the call only reads a field.
+            let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+            if errno == libc::ENOSPC || errno == libc::EDQUOT {
+                StoreError::Full(msg)
+            } else {
+                StoreError::Io(msg)
+            }
+        }
+        other => other,
+    }
+}
+
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(db_err)?;
     // FULL: the WAL is fsynced at every commit, so a committed transaction survives power loss.
+    // The WAL is truncated back to this size after checkpoints instead of keeping its peak size.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(db_err)?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(db_err)?;
     Ok(())
@@ -126,7 +164,12 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`, migrating an older schema. A database from a
     /// newer Facteur is refused before anything is written.
     pub fn open(dir: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
-        Self::open_at(dir, opts, schema::SCHEMA_VERSION)
+        Self::open_at(dir, opts, schema::SCHEMA_VERSION).map_err(|e| match e {
+            // Opening creates the WAL, its index and maybe the schema: on a full disk SQLite often
+            // says only "disk I/O error", and no connection is left to ask for the OS error.
+            StoreError::Io(msg) if nearly_full(dir) => StoreError::Full(msg),
+            other => other,
+        })
     }
 
     fn open_at(dir: &Path, opts: SqliteOptions, version: i64) -> Result<SqliteStore> {

@@ -106,7 +106,7 @@ impl Writer {
                     "the write transaction could not start".into(),
                 )),
                 Some(tx) => match catch_unwind(AssertUnwindSafe(|| f(tx))) {
-                    Ok(r) => r,
+                    Ok(r) => r.map_err(|e| super::refine(tx.conn, e)),
                     Err(_) => Err(StoreError::Backend("a storage job panicked".into())),
                 },
             };
@@ -213,7 +213,9 @@ fn run_batch(
         }
     }
     if result.is_ok() {
-        result = conn.execute_batch("COMMIT").map_err(db_err);
+        result = conn
+            .execute_batch("COMMIT")
+            .map_err(|e| super::refine(conn, db_err(e)));
     }
     if result.is_err() {
         let _ = conn.execute_batch("ROLLBACK");

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Facteur against Postfix + Dovecot on this machine: SMTP ingest end to end, IMAP on a large
+# mailbox, POP3 RETR, memory per idle IMAP session, RSS at rest and start-up time.
+#
+#   bench/run-peers.sh                 # full run (a few minutes)
+#   QUICK=1 bench/run-peers.sh         # smaller counts, for a quick check
+#
+# Knobs (environment): QUICK=1; SMTP_MESSAGES (5000, QUICK 500); IMAP_MESSAGES (10000, QUICK 2000);
+# BIG_IMAP=1 adds a 100,000-message mailbox; POP3_MESSAGES (5000, QUICK 1000); IDLE_CONNS (1000,
+# QUICK 200); BIG_IDLE=1 adds 10,000 idle sessions; RUNS (3: IMAP and POP3 report the median);
+# STORE_MESSAGES (5000) for Facteur's store_append; WORKLOADS ("smtp imap pop3 idle store": a subset
+# runs only those); APPEND_DOC=0 to leave docs/benchmarks.md alone; KEEP=1 to keep the run's mail and
+# queues under bench/out/. Documented in docs/benchmarks.md, section "Peers".
+#
+# Installs postfix and dovecot from Debian when missing (bench/lib/install-peers.sh). The peers run as
+# their own instances from bench/peers/ rendered into bench/out/peers-DATE/, on free loopback ports,
+# and are stopped on exit by PID. Nothing touches the system Postfix or Dovecot.
+set -euo pipefail
+# The whole script is one function, read in full before it runs, so editing the file during a run
+# cannot derail that run.
+main() {
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then d_smtp=500 d_imap=2000 d_pop=1000 d_idle=200; else d_smtp=5000 d_imap=10000 d_pop=5000 d_idle=1000; fi
+SMTP_MESSAGES=${SMTP_MESSAGES:-$d_smtp}
+IMAP_MESSAGES=${IMAP_MESSAGES:-$d_imap}
+POP3_MESSAGES=${POP3_MESSAGES:-$d_pop}
+IDLE_CONNS=${IDLE_CONNS:-$d_idle}
+BIG_IMAP=${BIG_IMAP:-0}
+BIG_IDLE=${BIG_IDLE:-0}
+RUNS=${RUNS:-3}
+STORE_MESSAGES=${STORE_MESSAGES:-5000}
+WORKLOADS=${WORKLOADS:-smtp imap pop3 idle store}
+APPEND_DOC=${APPEND_DOC:-1}
+KEEP=${KEEP:-0}
+RARE_WORD=zanzibarquux
+RARE_COUNT=5
+PASS=benchpass
+
+PY="python3 $ROOT/bench/lib/peerbench.py"
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+RUN=$ROOT/bench/out/peers-$STAMP
+mkdir -p "$RUN"
+RESULTS=$RUN/results.md     # table rows
+: >"$RESULTS"
+want() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ------------------------------------------------------------------ install
+"$ROOT/bench/lib/install-peers.sh"
+command -v smtp-source >/dev/null || { echo "smtp-source missing" >&2; exit 1; }
+
+# ------------------------------------------------------------------ lifecycle
+PF_CONF=$RUN/postfix/etc
+DC_CONF=$RUN/dovecot/dovecot.conf
+PF_STARTED=0
+DC_STARTED=0
+PF_PID=""
+DC_PID=""
+
+stop_peers() {
+  set +e
+  if [ "$PF_STARTED" = 1 ]; then
+    postfix -c "$PF_CONF" stop >/dev/null 2>&1
+    # postfix stop signals the master and returns; wait for that PID to be gone.
+    for _ in $(seq 50); do [ -n "$PF_PID" ] && kill -0 "$PF_PID" 2>/dev/null || break; sleep 0.1; done
+    PF_STARTED=0
+  fi
+  if [ "$DC_STARTED" = 1 ]; then
+    doveadm -c "$DC_CONF" stop >/dev/null 2>&1 || { [ -n "$DC_PID" ] && kill "$DC_PID"; }
+    for _ in $(seq 50); do [ -n "$DC_PID" ] && kill -0 "$DC_PID" 2>/dev/null || break; sleep 0.1; done
+    DC_STARTED=0
+  fi
+  if [ "$KEEP" != 1 ]; then rm -rf "$RUN/mail" "$RUN/postfix/spool" "$RUN/store"; fi
+}
+trap stop_peers EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ configure
+read -r SMTP_PORT LMTP_PORT IMAP_PORT POP3_PORT <<<"$($PY freeports 4)"
+MAX_IDLE=$IDLE_CONNS
+[ "$BIG_IDLE" = 1 ] && MAX_IDLE=10000
+PROCS=$((MAX_IDLE + 200))
+CLIENTS=$((2 * MAX_IDLE + 1000))
+AUTH_CLIENTS=$((4 * PROCS + 100))
+MAIL_UID=$(id -u nobody)
+MAIL_GID=$(id -g nobody)
+
+render() { # template destination
+  sed -e "s|@RUN@|$RUN|g" -e "s|@SMTP_PORT@|$SMTP_PORT|g" -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
+      -e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@POP3_PORT@|$POP3_PORT|g" -e "s|@PROCS@|$PROCS|g" \
+      -e "s|@CLIENTS@|$CLIENTS|g" -e "s|@AUTH_CLIENTS@|$AUTH_CLIENTS|g" -e "s|@CONNS@|$MAX_IDLE|g" -e "s|@MAIL_UID@|$MAIL_UID|g" \
+      -e "s|@MAIL_GID@|$MAIL_GID|g" "$1" >"$2"
+}
+mkdir -p "$PF_CONF" "$RUN/postfix/spool" "$RUN/postfix/data" "$RUN/dovecot/run" "$RUN/dovecot/state" "$RUN/mail"
+render "$ROOT/bench/peers/postfix/main.cf" "$PF_CONF/main.cf"
+render "$ROOT/bench/peers/postfix/master.cf" "$PF_CONF/master.cf"
+render "$ROOT/bench/peers/dovecot/dovecot.conf" "$DC_CONF"
+# Logins used by the IMAP, POP3 and idle workloads (LMTP delivery needs no entry: static userdb).
+for u in imap10k imap100k pop3 idle; do echo "$u:{PLAIN}$PASS"; done >"$RUN/dovecot/users"
+chmod 0640 "$RUN/dovecot/users"; chgrp dovecot "$RUN/dovecot/users"
+chown "$MAIL_UID:$MAIL_GID" "$RUN/mail"
+chown postfix "$RUN/postfix/data"
+pf_fail() { echo "postfix $1 failed; its log:" >&2; tail -20 "$RUN/postfix/maillog" >&2 2>/dev/null; exit 1; }
+# check creates the queue folders with Postfix's own owners and modes.
+postfix -c "$PF_CONF" check || pf_fail check
+doveconf -c "$DC_CONF" -n >/dev/null
+
+# Raise the descriptor limit for the peers and the idle client (as far as the hard limit allows).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ------------------------------------------------------------------ row helpers
+row() { # workload facteur peer ratio
+  printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" >>"$RESULTS"
+  printf '  %-58s facteur: %-10s peer: %s\n' "$1" "$2" "$3" >&2
+}
+val() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+fmt() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
+NOT_YET="not yet"
+
+# One function per workload for Facteur; each echoes its figure as a bare number in the peer row's
+# unit (s, MiB, msg/s, KiB per session), or "not yet" while Facteur does not serve the protocol.
+# Filling these in is all that adding Facteur's column takes: the peer runs, the table and the ratio
+# column stay as they are (ratio: Facteur / peer for rates, peer / Facteur for times and memory, so
+# above 1 means Facteur does better).
+facteur_startup() { echo "$NOT_YET"; }
+facteur_rest_rss() { echo "$NOT_YET"; }
+facteur_smtp_ingest() { echo "$NOT_YET"; }   # args: sessions messages size_bytes
+facteur_imap() { echo "$NOT_YET"; }          # args: messages; echo select_fetch=S fetch_body=S search=S store=S
+facteur_pop3() { echo "$NOT_YET"; }          # args: messages
+facteur_idle_mem() { echo "$NOT_YET"; }      # args: connections
+ratio() { # facteur peer [higher-is-better: 1|0]
+  if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then
+    python3 -c "f,p,h=float('$1'),float('$2'),'${3:-1}'=='1'; print(f'{(f/p if h else p/f):.2f}')"
+  else echo "n/a"; fi
+}
+
+# ------------------------------------------------------------------ start-up and rest
+log "starting Postfix (SMTP 127.0.0.1:$SMTP_PORT) and Dovecot (LMTP $LMTP_PORT, IMAP $IMAP_PORT, POP3 $POP3_PORT) from $RUN"
+t0=$(date +%s.%N)
+DC_STARTED=1
+dovecot -c "$DC_CONF"
+$PY waitport "$IMAP_PORT" 30 >/dev/null
+DC_UP=$(python3 -c "import time;print(f'{time.time()-$t0:.2f}')")
+DC_PID=$(cat "$RUN/dovecot/run/master.pid")
+$PY waitport "$POP3_PORT" 10 >/dev/null
+$PY waitport "$LMTP_PORT" 10 >/dev/null
+t0=$(date +%s.%N)
+PF_STARTED=1
+postfix -c "$PF_CONF" start || pf_fail start
+$PY waitport "$SMTP_PORT" 30 >/dev/null
+PF_UP=$(python3 -c "import time;print(f'{time.time()-$t0:.2f}')")
+PF_PID=$(tr -d ' ' <"$RUN/postfix/spool/pid/master.pid")
+log "Dovecot up in ${DC_UP}s (pid $DC_PID), Postfix up in ${PF_UP}s (pid $PF_PID)"
+sleep 2
+rest_pf=$($PY rss "$PF_PID")
+rest_dc=$($PY rss "$DC_PID")
+row "start-up to first greeting, s (Postfix / Dovecot)" "$(facteur_startup)" "$PF_UP / $DC_UP" "n/a"
+row "RSS at rest, MiB (Postfix $(val procs "$rest_pf") procs / Dovecot $(val procs "$rest_dc") procs)" "$(facteur_rest_rss)" \
+  "$(( $(val rss_kib "$rest_pf") / 1024 )) / $(( $(val rss_kib "$rest_dc") / 1024 ))" "n/a"
+
+# ------------------------------------------------------------------ SMTP ingest
+want smtp && for size in 4096 102400; do
+  for sessions in 1 20; do
+    user="ingest-s$sessions-$((size / 1024))k"
+    timeout=$((SMTP_MESSAGES / 5 + 120))
+    log "SMTP ingest: $SMTP_MESSAGES x $((size / 1024)) KiB, $sessions session(s)"
+    r=$($PY smtp-ingest "$SMTP_PORT" "$sessions" "$SMTP_MESSAGES" "$size" "$user@bench.test" "$RUN/mail/$user/Maildir" "$timeout") || r="ok=0"
+    if [ "$(val ok "$r")" = 1 ]; then peer="$(val rate "$r") msg/s ($(val seconds "$r") s)"; else peer="FAILED ($r)"; fi
+    f=$(facteur_smtp_ingest "$sessions" "$SMTP_MESSAGES" "$size")
+    row "SMTP ingest to Maildir, $(fmt "$SMTP_MESSAGES") x $((size / 1024)) KiB, $sessions session(s)" "$f" "$peer" "$(ratio "$f" "$(val rate "$r")")"
+  done
+done
+
+# ------------------------------------------------------------------ IMAP
+fill() { # user messages [word count]
+  local dir=$RUN/mail/$1/Maildir
+  log "filling $1 with $(fmt "$2") messages"
+  $PY fill-maildir "$dir" "$2" 4096 "${3:-none}" "${4:-0}" >/dev/null
+  chown -R "$MAIL_UID:$MAIL_GID" "$RUN/mail/$1"
+  doveadm -c "$DC_CONF" force-resync -u "$1" INBOX
+}
+imap_sizes=("$IMAP_MESSAGES:imap10k")
+[ "$BIG_IMAP" = 1 ] && imap_sizes+=("100000:imap100k")
+want imap && for spec in "${imap_sizes[@]}"; do
+  n=${spec%%:*} user=${spec#*:}
+  fill "$user" "$n" "$RARE_WORD" "$RARE_COUNT"
+  log "IMAP on $(fmt "$n") messages, median of $RUNS"
+  r=$($PY imap "$IMAP_PORT" "$user" "$PASS" "$n" "$RARE_WORD" "$RARE_COUNT" "$RUNS") || r="failed"
+  f=$(facteur_imap "$n")
+  for k in select_fetch fetch_body search store; do
+    case $k in
+      select_fetch) what="SELECT + UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)" ;;
+      fetch_body) what="FETCH 1:* BODY.PEEK[]" ;;
+      search) what="SEARCH BODY <rare word> ($RARE_COUNT hits)" ;;
+      store) what='STORE 1:* +FLAGS (\Seen)' ;;
+    esac
+    p=$(val "$k" "$r"); fk=$(val "$k" "$f"); [ -z "$fk" ] && fk=$f
+    row "IMAP $what, $(fmt "$n") msgs, s" "$fk" "${p:-FAILED}" "$(ratio "$fk" "$p" 0)"
+  done
+done
+
+# ------------------------------------------------------------------ POP3
+if want pop3; then
+fill pop3 "$POP3_MESSAGES"
+log "POP3 RETR of $(fmt "$POP3_MESSAGES") messages, median of $RUNS"
+r=$($PY pop3 "$POP3_PORT" pop3 "$PASS" "$POP3_MESSAGES" "$RUNS") || r="failed"
+f=$(facteur_pop3 "$POP3_MESSAGES")
+row "POP3 RETR of all, $(fmt "$POP3_MESSAGES") x 4 KiB" "$f" "$(val rate "$r") msg/s ($(val seconds "$r") s)" "$(ratio "$f" "$(val rate "$r")")"
+fi
+
+# ------------------------------------------------------------------ idle IMAP sessions
+idle_counts=("$IDLE_CONNS")
+[ "$BIG_IDLE" = 1 ] && [ "$IDLE_CONNS" != 10000 ] && idle_counts+=(10000)
+want idle && fill idle 100
+want idle && for n in "${idle_counts[@]}"; do
+  log "idle IMAP: $(fmt "$n") sessions LOGIN, SELECT, IDLE"
+  base=$($PY rss "$DC_PID")
+  r=$($PY idle "$IMAP_PORT" idle "$PASS" "$n" "$DC_PID") || r="failed"
+  held=$(val held "$r")
+  f=$(facteur_idle_mem "$n")
+  if [ -n "$held" ] && [ "$held" -gt 0 ]; then
+    per=$(( $(val rss_kib "$r") / held ))
+    delta=$(( ($(val rss_kib "$r") - $(val rss_kib "$base")) / held ))
+    pss=$(( $(val pss_kib "$r") / held ))
+    peer="$per KiB RSS/session (delta over rest $delta, PSS $pss; $held held, $(val failed "$r") failed, $(val procs "$r") procs)"
+  else
+    peer="FAILED ($r)"; per=""
+  fi
+  row "memory per idle IMAP session, $(fmt "$n") sessions" "$f" "$peer" "$(ratio "$f" "$per" 0)"
+  sleep 3
+done
+
+# ------------------------------------------------------------------ Facteur's store
+want store && log "Facteur store_append $STORE_MESSAGES"
+STORE_OUT=$RUN/store_append.txt
+if ! want store; then
+  echo "(not run: WORKLOADS=$WORKLOADS)" >"$STORE_OUT"
+elif cargo build --release -q -p facteur-bench >"$RUN/cargo.log" 2>&1; then
+  mkdir -p "$RUN/store"
+  ./target/release/store_append "$STORE_MESSAGES" "$RUN/store" >"$STORE_OUT" 2>&1 || echo "store_append failed" >>"$STORE_OUT"
+else
+  { echo "cargo build -p facteur-bench failed:"; tail -20 "$RUN/cargo.log"; } >"$STORE_OUT"
+fi
+
+# ------------------------------------------------------------------ report
+MACHINE="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(df -T "$RUN" | awk 'NR==2{print $2}') on $(df "$RUN" | awk 'NR==2{print $1}'); $(postconf -c "$PF_CONF" -h mail_version | sed 's/^/Postfix /'), Dovecot $(dovecot --version | cut -d' ' -f1)"
+PARAMS="QUICK=$QUICK SMTP_MESSAGES=$SMTP_MESSAGES IMAP_MESSAGES=$IMAP_MESSAGES BIG_IMAP=$BIG_IMAP POP3_MESSAGES=$POP3_MESSAGES IDLE_CONNS=$IDLE_CONNS BIG_IDLE=$BIG_IDLE RUNS=$RUNS WORKLOADS='$WORKLOADS'"
+REPORT=$RUN/report.md
+{
+  echo "## Peers (bench/run-peers.sh) — run of $(date -u +%Y-%m-%d)"
+  echo
+  echo "Machine: $MACHINE."
+  echo "Parameters: \`$PARAMS\`."
+  echo
+  echo "| workload | Facteur | Postfix + Dovecot | ratio |"
+  echo "|---|---|---|---|"
+  cat "$RESULTS"
+  echo
+  echo "Facteur's store benchmark in the same run (\`store_append $STORE_MESSAGES\`):"
+  echo
+  sed 's/^/    /' "$STORE_OUT"
+  echo
+} >"$REPORT"
+echo
+cat "$REPORT"
+if [ "$APPEND_DOC" = 1 ]; then
+  { echo; cat "$REPORT"; } >>"$ROOT/docs/benchmarks.md"
+  log "appended to docs/benchmarks.md"
+fi
+log "run folder: $RUN"
+}
+main "$@"; exit

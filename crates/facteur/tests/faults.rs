@@ -1,0 +1,248 @@
+//! The `facteur` binary on a real full disk (a small tmpfs): a first start that does not fit, and
+//! an admin command on a data folder that filled up. The operator must get one clear error
+//! line and a non-zero exit, never a panic, and everything must work again once space is freed.
+//!
+//! Mounting needs root; elsewhere the tests print "SKIPPED" and pass.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_facteur");
+
+/// tmpfs sizes (KiB) too small for a first start. Between them, the first start runs out of
+/// space at different steps: config file, TLS key and certificate, database creation, schema
+/// migration, full-text database, postmaster account.
+const TOO_SMALL_KIB: &[u64] = &[4, 8, 12, 16, 32, 64, 96, 128, 160, 192, 224];
+/// Repetitions of the strict admin test (which step fails first varies between runs).
+const ROUNDS: usize = 5;
+/// Enough for a first start with room to spare.
+const ROOMY_KIB: u64 = 4096;
+
+/// A tmpfs mounted on a fresh temporary directory, unmounted on drop (even on panic).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// None (after printing why) when not root or when mounting fails.
+    fn mount(size_kib: u64) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED: needs root to mount tmpfs");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k,mode=0700")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Tmpfs { dir }),
+            other => {
+                println!("SKIPPED: needs root to mount tmpfs (mount: {other:?})");
+                None
+            }
+        }
+    }
+
+    /// Grows (or shrinks) the filesystem in place, as an operator freeing space would.
+    fn resize(&self, size_kib: u64) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size_kib}k")])
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount tmpfs to {size_kib} KiB");
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(self.dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+fn facteur(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("FACTEUR_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run facteur")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The error lines the binary itself prints (log lines from `tracing` are separate).
+fn error_lines(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("facteur: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Fails the test unless `o` is a clean failure: non-zero exit, no panic, exactly one error line.
+fn assert_clean_failure(o: &Output, what: &str) -> String {
+    let err = stderr(o);
+    assert!(!o.status.success(), "{what}: succeeded on a full disk");
+    assert!(!err.contains("panicked"), "{what}: panic: {err}");
+    assert!(
+        o.status.code().is_some(),
+        "{what}: killed by a signal: {:?}\n{err}",
+        o.status
+    );
+    let lines = error_lines(o);
+    assert_eq!(lines.len(), 1, "{what}: not one error line:\n{err}");
+    lines[0].clone()
+}
+
+fn names_full_disk(line: &str) -> bool {
+    line.contains("storage is full") || line.contains("No space left on device")
+}
+
+/// Writes zeros until the filesystem refuses: nothing is left for anyone else.
+fn fill(path: &Path) {
+    let mut f = std::fs::File::create(path).expect("create filler");
+    let chunk = vec![0u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    // A last partial page may still fit.
+    while f.write_all(&[0u8]).is_ok() {}
+}
+
+#[test]
+fn first_start_on_a_too_small_disk_fails_cleanly() {
+    for &kib in TOO_SMALL_KIB {
+        let Some(fs) = Tmpfs::mount(kib) else {
+            return;
+        };
+        let data = fs.path().join("data");
+        let o = facteur(&data, &["serve", "--init-only"]);
+        let line = assert_clean_failure(&o, &format!("first start on {kib} KiB"));
+        println!("{kib} KiB: exit {:?}: {line}", o.status.code());
+    }
+}
+
+/// Stricter: the error names the full disk at every step of the first start, and once space is
+/// freed, running the first start again completes it.
+///
+/// Ignored until two fixes land (see docs/testing.md, "Known failures"): SQLite reports some
+/// ENOSPC as SQLITE_IOERR (mapped to "storage I/O error: disk I/O error"), and a failed
+/// certificate write leaves the key alone, which the next start refuses as a half-present pair.
+#[test]
+fn first_start_names_the_full_disk_and_resumes_after_freeing_space() {
+    let mut problems = Vec::new();
+    for &kib in TOO_SMALL_KIB {
+        let Some(fs) = Tmpfs::mount(kib) else {
+            return;
+        };
+        let data = fs.path().join("data");
+        let o = facteur(&data, &["serve", "--init-only"]);
+        let line = assert_clean_failure(&o, &format!("first start on {kib} KiB"));
+        if !names_full_disk(&line) {
+            problems.push(format!(
+                "{kib} KiB: error does not name the full disk: {line}"
+            ));
+        }
+        fs.resize(ROOMY_KIB);
+        let again = facteur(&data, &["serve", "--init-only"]);
+        if !again.status.success() {
+            problems.push(format!(
+                "{kib} KiB: first start after freeing space failed: {}",
+                stderr(&again).trim()
+            ));
+            continue;
+        }
+        let check = facteur(&data, &["check-store"]);
+        if !check.status.success() {
+            problems.push(format!("{kib} KiB: check-store: {}", stderr(&check).trim()));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn admin_command_on_a_full_disk_fails_cleanly_and_works_after_freeing_space() {
+    if let Some(line) = admin_command_on_a_full_disk()
+        && !line.contains("storage is full")
+    {
+        println!("KNOWN BUG (docs/testing.md, Known failures): {line}");
+    }
+}
+
+/// Stricter: the error says that storage is full. Ignored for the first reason given at
+/// [`first_start_names_the_full_disk_and_resumes_after_freeing_space`]: opening the store on a
+/// full disk often fails on the WAL index with an SQLITE_IOERR, reported as "disk I/O error".
+#[test]
+fn admin_command_on_a_full_disk_says_storage_is_full() {
+    for _ in 0..ROUNDS {
+        if let Some(line) = admin_command_on_a_full_disk() {
+            assert!(
+                line.contains("storage is full"),
+                "the error does not say storage is full: {line}"
+            );
+        }
+    }
+}
+
+/// Sets up a data folder, fills the disk, runs `account add` (which must fail cleanly, with exit
+/// status 1 and nothing created), frees the space, runs it again (which must work) and
+/// `check-store`. Returns the error line of the refused command; None when skipped.
+fn admin_command_on_a_full_disk() -> Option<String> {
+    let fs = Tmpfs::mount(ROOMY_KIB)?;
+    let data = fs.path().join("data");
+    let init = facteur(&data, &["serve", "--init-only"]);
+    assert!(init.status.success(), "first start: {}", stderr(&init));
+
+    let filler = fs.path().join("filler");
+    fill(&filler);
+    let o = facteur(&data, &["account", "add", "x@localhost"]);
+    let line = assert_clean_failure(&o, "account add on a full disk");
+    assert_eq!(o.status.code(), Some(1), "exit status: {line}");
+
+    std::fs::remove_file(&filler).expect("remove filler");
+    // Nothing half-done: the refused account does not exist.
+    let list = facteur(&data, &["account", "list"]);
+    assert!(list.status.success(), "account list: {}", stderr(&list));
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains("x@localhost"),
+        "a refused account was created"
+    );
+    let o = facteur(&data, &["account", "add", "x@localhost"]);
+    assert!(
+        o.status.success(),
+        "account add after freeing space: {}",
+        stderr(&o)
+    );
+    let check = facteur(&data, &["check-store"]);
+    assert!(
+        check.status.success(),
+        "check-store after the fault: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        stderr(&check)
+    );
+    Some(line)
+}
