@@ -35,6 +35,17 @@ pub fn throttle_config(cfg: &Config) -> ThrottleConfig {
     }
 }
 
+pub fn imap_config(cfg: &Config) -> imap::ImapConfig {
+    imap::ImapConfig {
+        hostname: cfg.server.hostname.clone(),
+        max_message_size: cfg.limits.max_message_size,
+        line_length: cfg.limits.imap_line_length,
+        max_errors: cfg.limits.max_bad_commands,
+        pre_auth_timeout: Duration::from_secs(cfg.limits.command_timeout_secs),
+        idle_timeout: Duration::from_secs(cfg.limits.idle_timeout_secs),
+    }
+}
+
 pub fn smtp_config(cfg: &Config) -> SmtpConfig {
     SmtpConfig {
         hostname: cfg.server.hostname.clone(),
@@ -83,8 +94,22 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
     let service = Arc::new(Service {
         config: Arc::new(smtp_config(cfg)),
         backend,
-        tls: Some(tls),
+        tls: Some(tls.clone()),
         limiter,
+    });
+    // IMAP has its own connection budget: long-lived IDLE sessions must not starve SMTP.
+    let imap_service = Arc::new(imap::server::Service {
+        config: Arc::new(imap_config(cfg)),
+        backend: Arc::new(imap::MailBackend {
+            store: ctx.store.clone(),
+            directory: ctx.directory.clone(),
+            throttle: throttle.clone(),
+        }),
+        tls: Some(tls),
+        limiter: ConnLimiter::new(
+            cfg.limits.max_connections,
+            cfg.limits.max_connections_per_ip,
+        ),
     });
     let mut bound = Vec::new();
     let plan: [(&'static str, &[String], Mode, bool, &'static str); 3] = [
@@ -118,6 +143,25 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.clone());
             tokio::spawn(serve_tcp(l, mode, implicit, service.clone()));
+            bound.push(Bound {
+                service: name,
+                address: local,
+                note,
+            });
+        }
+    }
+    let imap_plan: [(&'static str, &[String], bool, &'static str); 2] = [
+        ("imap", &cfg.listeners.imap, false, "IMAP, STARTTLS"),
+        ("imaps", &cfg.listeners.imaps, true, "IMAP, implicit TLS"),
+    ];
+    for (name, addrs, implicit, note) in imap_plan {
+        for addr in addrs {
+            let l = bind(addr, name).await?;
+            let local = l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| addr.clone());
+            tokio::spawn(imap::server::serve_tcp(l, implicit, imap_service.clone()));
             bound.push(Bound {
                 service: name,
                 address: local,

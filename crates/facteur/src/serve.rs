@@ -169,12 +169,12 @@ fn print_banner(
         .listeners
         .services()
         .iter()
-        .filter(|(s, a)| matches!(*s, "imap" | "imaps" | "pop3" | "pop3s") && !a.is_empty())
+        .filter(|(s, a)| matches!(*s, "pop3" | "pop3s") && !a.is_empty())
         .map(|(s, a)| format!("{s} ({})", a.join(", ")))
         .collect();
     if !pending.is_empty() {
         out.push_str(&format!(
-            "Configured but not served yet (IMAP and POP3 land with their issues): {}\n",
+            "Configured but not served yet (POP3 lands with its issue): {}\n",
             pending.join(", ")
         ));
     }

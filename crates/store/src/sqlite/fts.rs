@@ -73,7 +73,7 @@ pub(crate) fn start(
     db_path: &Path,
     blobs: BlobDir,
     limits: message::Limits,
-) -> Result<IndexerHandle> {
+) -> Result<(IndexerHandle, std::thread::JoinHandle<()>)> {
     let index_path = fts_path(db_path);
     let index = open_conn(
         &index_path,
@@ -96,7 +96,7 @@ pub(crate) fn start(
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("store-indexer".into())
         .spawn(move || {
             lower_priority();
@@ -105,7 +105,7 @@ pub(crate) fn start(
         .map_err(crate::StoreError::from)?;
     let handle = IndexerHandle { tx, stop };
     handle.notify(vec![]);
-    Ok(handle)
+    Ok((handle, thread))
 }
 
 /// Deliveries come first: on a busy machine the indexer lags and searches scan a little more.

@@ -65,6 +65,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     db_path: PathBuf,
     indexer: fts::IndexerHandle,
+    indexer_thread: Option<std::thread::JoinHandle<()>>,
     blobs: BlobDir,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
@@ -201,7 +202,7 @@ impl SqliteStore {
         schema::migrate_to(&mut conn, version)?;
         let blobs = BlobDir::open(blobs_path, opts.inline_blob_max)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        let indexer = fts::start(&db_path, blobs.clone(), opts.mime_limits)?;
+        let (indexer, indexer_thread) = fts::start(&db_path, blobs.clone(), opts.mime_limits)?;
         let writer = Writer::start(
             conn,
             blobs.clone(),
@@ -212,6 +213,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             db_path,
             indexer,
+            indexer_thread: Some(indexer_thread),
             blobs,
             writer,
             readers: Mutex::new(Vec::new()),
@@ -269,8 +271,13 @@ impl SqliteStore {
 }
 
 impl Drop for SqliteStore {
+    /// Stops and waits for the indexer, then (when the fields drop) for the writer, so the database
+    /// is closed when the store is gone.
     fn drop(&mut self) {
         self.indexer.stop();
+        if let Some(t) = self.indexer_thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

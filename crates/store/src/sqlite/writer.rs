@@ -61,8 +61,21 @@ pub(crate) struct WriterStats {
 }
 
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Job>,
+    /// `None` once shut down.
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     pub stats: Arc<WriterStats>,
+}
+
+impl Drop for Writer {
+    /// Lets the writer finish the jobs it has, then waits for it: when a store is dropped, its
+    /// database is closed (and the WAL checkpointed) before anyone else opens it again.
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Writer {
@@ -76,7 +89,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 run(
@@ -90,7 +103,11 @@ impl Writer {
                 )
             })
             .map_err(StoreError::from)?;
-        Ok(Writer { tx, stats })
+        Ok(Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+            stats,
+        })
     }
 
     /// Runs `f` in the next group commit; returns its value once the batch is durable.
@@ -121,7 +138,11 @@ impl Writer {
             });
             (ok, completion)
         });
-        self.tx.send(job).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(job)
+            .map_err(|_| StoreError::Closed)?;
         done_rx.await.map_err(|_| StoreError::Closed)?
     }
 }

@@ -1,0 +1,42 @@
+//! Command handlers, one module per family. Each is an `impl Session` block.
+
+pub mod append;
+pub mod fetch;
+pub mod mailbox;
+pub mod search;
+pub mod update;
+
+use imap_codec::imap_types::mailbox::Mailbox;
+use store::{INBOX, MAILBOX_DELIMITER};
+
+/// Longest mailbox name accepted, in bytes.
+pub const MAX_MAILBOX_NAME: usize = 1024;
+
+/// The name a command gives, with INBOX normalised (RFC 9051 §5.1: case-insensitive, also as
+/// the first level of a hierarchy). `None` if it is not valid UTF-8 or not a valid name.
+pub fn mailbox_name(m: &Mailbox<'_>) -> Option<String> {
+    let name = match m {
+        Mailbox::Inbox => return Some(INBOX.to_string()),
+        Mailbox::Other(o) => std::str::from_utf8(o.as_ref()).ok()?.to_string(),
+    };
+    let name = name.trim_end_matches(MAILBOX_DELIMITER);
+    if name.is_empty()
+        || name.len() > MAX_MAILBOX_NAME
+        || name.starts_with(MAILBOX_DELIMITER)
+        || name.chars().any(|c| c.is_control())
+        || name.split(MAILBOX_DELIMITER).any(str::is_empty)
+    {
+        return None;
+    }
+    Some(normalize_inbox(name))
+}
+
+pub fn normalize_inbox(name: &str) -> String {
+    match name.split_once(MAILBOX_DELIMITER) {
+        Some((first, rest)) if first.eq_ignore_ascii_case(INBOX) => {
+            format!("{INBOX}{MAILBOX_DELIMITER}{rest}")
+        }
+        None if name.eq_ignore_ascii_case(INBOX) => INBOX.to_string(),
+        _ => name.to_string(),
+    }
+}

@@ -1,0 +1,403 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4): flags, sizes, dates and sets from message metadata;
+//! header keys from the analysis cached at append; BODY and TEXT from the store's full-text index,
+//! with a scan of the cached search text when the index cannot answer (e.g. needles under three
+//! characters). With IMAP4rev2 enabled the answer is an ESEARCH response (RFC 9051 §7.3.4).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use imap_codec::imap_types::core::{AString, Charset};
+use imap_codec::imap_types::search::SearchKey;
+use message::Analysis;
+use store::{Flags, MessageRecord, TextField, Uid};
+
+use crate::backend::Backend;
+use crate::config::MAX_SEARCH_DEPTH;
+use crate::encode;
+use crate::selected::ranges;
+use crate::session::{Session, Tagged, bad, no, ok, store_failure};
+
+const EPOCH_DAYS_FROM_CE: i64 = 719_163;
+
+fn text(a: &AString<'_>) -> String {
+    String::from_utf8_lossy(a.as_ref()).to_lowercase()
+}
+
+fn day_of(unix: i64) -> i64 {
+    unix.div_euclid(86_400)
+}
+
+fn days(d: &imap_codec::imap_types::datetime::NaiveDate) -> i64 {
+    use chrono::Datelike;
+    i64::from(d.as_ref().num_days_from_ce()) - EPOCH_DAYS_FROM_CE
+}
+
+fn depth(k: &SearchKey<'_>) -> usize {
+    match k {
+        SearchKey::And(v) => 1 + v.as_ref().iter().map(depth).max().unwrap_or(0),
+        SearchKey::Not(k) => 1 + depth(k),
+        SearchKey::Or(a, b) => 1 + depth(a).max(depth(b)),
+        _ => 1,
+    }
+}
+
+/// Whether evaluating needs the cached analysis (headers, Date:, or a text fallback).
+fn needs_analysis(k: &SearchKey<'_>) -> bool {
+    match k {
+        SearchKey::And(v) => v.as_ref().iter().any(needs_analysis),
+        SearchKey::Not(k) => needs_analysis(k),
+        SearchKey::Or(a, b) => needs_analysis(a) || needs_analysis(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Header(..)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
+        _ => false,
+    }
+}
+
+fn text_keys<'k>(k: &'k SearchKey<'k>, out: &mut Vec<(TextField, String)>) {
+    match k {
+        SearchKey::And(v) => v.as_ref().iter().for_each(|k| text_keys(k, out)),
+        SearchKey::Not(k) => text_keys(k, out),
+        SearchKey::Or(a, b) => {
+            text_keys(a, out);
+            text_keys(b, out);
+        }
+        SearchKey::Body(s) => out.push((TextField::Body, text(s))),
+        SearchKey::Text(s) => out.push((TextField::Text, text(s))),
+        _ => {}
+    }
+}
+
+/// Unfolded values of the header fields named `name` in a raw header block.
+fn raw_header_values(block: &[u8], name: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(block);
+    let mut fields: Vec<String> = Vec::new();
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = fields.last_mut() {
+                last.push_str(line);
+            }
+        } else {
+            fields.push(line.to_string());
+        }
+    }
+    fields
+        .into_iter()
+        .filter_map(|f| {
+            let (n, v) = f.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_lowercase())
+        })
+        .collect()
+}
+
+/// Whether the key needs the raw header block (header keys).
+fn needs_header(k: &SearchKey<'_>) -> bool {
+    match k {
+        SearchKey::And(v) => v.as_ref().iter().any(needs_header),
+        SearchKey::Not(k) => needs_header(k),
+        SearchKey::Or(a, b) => needs_header(a) || needs_header(b),
+        SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Subject(_)
+        | SearchKey::Header(..) => true,
+        _ => false,
+    }
+}
+
+struct Ctx<'a> {
+    msn: u32,
+    rec: &'a MessageRecord,
+    analysis: Option<&'a Analysis>,
+    /// Raw header block, for header keys.
+    header: Option<&'a [u8]>,
+    /// Text computed from the blob when the index could not answer.
+    scanned: Option<&'a message::SearchText>,
+    /// Results of BODY/TEXT from the index; `None` entries are scanned.
+    text_hits: &'a HashMap<(u8, String), Option<HashSet<Uid>>>,
+    exists: u32,
+    last_uid: Uid,
+    now: i64,
+}
+
+fn field_code(f: TextField) -> u8 {
+    match f {
+        TextField::Body => 0,
+        TextField::Text => 1,
+        TextField::Headers => 2,
+    }
+}
+
+fn matches(k: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
+    let flags = c.rec.flags;
+    // Raw (unfolded) values, plus the decoded forms the analysis cached (RFC 2047 subjects,
+    // display names), so both "=?utf-8?...?=" and "café" find a message.
+    let header_has = |name: &str, needle: &str| {
+        let raw = c.header.is_some_and(|h| {
+            raw_header_values(h, name)
+                .iter()
+                .any(|v| v.contains(needle))
+        });
+        let decoded = c.analysis.is_some_and(|a| {
+            let h = &a.headers;
+            match name {
+                "subject" => h
+                    .subject
+                    .as_ref()
+                    .is_some_and(|s| s.to_lowercase().contains(needle)),
+                "from" => {
+                    h.from.iter().any(|x| x.contains(needle))
+                        || h.from_display
+                            .as_ref()
+                            .is_some_and(|d| d.to_lowercase().contains(needle))
+                }
+                "to" => h.to.iter().any(|x| x.contains(needle)),
+                "cc" => h.cc.iter().any(|x| x.contains(needle)),
+                _ => false,
+            }
+        });
+        raw || decoded
+    };
+    let text_has = |field: TextField, needle: &String| match c
+        .text_hits
+        .get(&(field_code(field), needle.clone()))
+    {
+        Some(Some(hits)) => hits.contains(&c.rec.uid),
+        _ => c.scanned.is_some_and(|t| {
+            let body = t.body.to_lowercase().contains(needle.as_str());
+            match field {
+                TextField::Body => body,
+                _ => body || t.headers.to_lowercase().contains(needle.as_str()),
+            }
+        }),
+    };
+    let sent_day = || c.analysis.and_then(|a| a.headers.date).map(day_of);
+    match k {
+        SearchKey::And(v) => v.as_ref().iter().all(|k| matches(k, c)),
+        SearchKey::Not(k) => !matches(k, c),
+        SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
+        SearchKey::All | SearchKey::Old => true,
+        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::SequenceSet(set) => ranges(set, c.exists)
+            .iter()
+            .any(|(a, b)| (*a..=*b).contains(&c.msn)),
+        SearchKey::Uid(set) => ranges(set, c.last_uid)
+            .iter()
+            .any(|(a, b)| (*a..=*b).contains(&c.rec.uid)),
+        SearchKey::Answered => flags.contains(Flags::ANSWERED),
+        SearchKey::Unanswered => !flags.contains(Flags::ANSWERED),
+        SearchKey::Deleted => flags.contains(Flags::DELETED),
+        SearchKey::Undeleted => !flags.contains(Flags::DELETED),
+        SearchKey::Draft => flags.contains(Flags::DRAFT),
+        SearchKey::Undraft => !flags.contains(Flags::DRAFT),
+        SearchKey::Flagged => flags.contains(Flags::FLAGGED),
+        SearchKey::Unflagged => !flags.contains(Flags::FLAGGED),
+        SearchKey::Seen => flags.contains(Flags::SEEN),
+        SearchKey::Unseen => !flags.contains(Flags::SEEN),
+        SearchKey::Keyword(kw) => c
+            .rec
+            .keywords
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(kw.inner())),
+        SearchKey::Unkeyword(kw) => !c
+            .rec
+            .keywords
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(kw.inner())),
+        SearchKey::Larger(n) => c.rec.size > u64::from(*n),
+        SearchKey::Smaller(n) => c.rec.size < u64::from(*n),
+        // RFC 9051 §6.4.4: dates compare days, disregarding time (internal dates are in UTC).
+        SearchKey::Before(d) => day_of(c.rec.internal_date) < days(d),
+        SearchKey::On(d) => day_of(c.rec.internal_date) == days(d),
+        SearchKey::Since(d) => day_of(c.rec.internal_date) >= days(d),
+        SearchKey::SentBefore(d) => sent_day().is_some_and(|s| s < days(d)),
+        SearchKey::SentOn(d) => sent_day().is_some_and(|s| s == days(d)),
+        SearchKey::SentSince(d) => sent_day().is_some_and(|s| s >= days(d)),
+        SearchKey::Older(n) => c.now - c.rec.internal_date >= i64::from(n.get()),
+        SearchKey::Younger(n) => c.now - c.rec.internal_date <= i64::from(n.get()),
+        SearchKey::From(s) => header_has("from", &text(s)),
+        SearchKey::To(s) => header_has("to", &text(s)),
+        SearchKey::Cc(s) => header_has("cc", &text(s)),
+        SearchKey::Bcc(s) => header_has("bcc", &text(s)),
+        SearchKey::Subject(s) => header_has("subject", &text(s)),
+        SearchKey::Header(name, value) => {
+            header_has(&String::from_utf8_lossy(name.as_ref()), &text(value))
+        }
+        SearchKey::Body(s) => text_has(TextField::Body, &text(s)),
+        SearchKey::Text(s) => text_has(TextField::Text, &text(s)),
+        SearchKey::ModSequence { modseq, .. } => c.rec.modseq >= *modseq,
+    }
+}
+
+fn uses_modseq(k: &SearchKey<'_>) -> bool {
+    match k {
+        SearchKey::And(v) => v.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::ModSequence { .. } => true,
+        _ => false,
+    }
+}
+
+impl<B: Backend> Session<B> {
+    pub(crate) async fn search(
+        &mut self,
+        tag: &str,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'static>],
+        uid: bool,
+    ) -> Tagged {
+        if let Some(cs) = charset {
+            let name = match cs {
+                Charset::Atom(a) => a.inner().to_string(),
+                Charset::Quoted(q) => q.inner().to_string(),
+            };
+            if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
+                return no(Some("BADCHARSET (US-ASCII UTF-8)"), "Unsupported charset");
+            }
+        }
+        let key = SearchKey::And(match criteria.to_vec().try_into() {
+            Ok(v) => v,
+            Err(_) => return bad("Empty search"),
+        });
+        if depth(&key) > MAX_SEARCH_DEPTH {
+            return bad("Search nested too deeply");
+        }
+        let with_modseq = uses_modseq(&key);
+        if with_modseq {
+            self.enabled.condstore = true;
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return bad("No mailbox selected");
+        };
+        let mailbox = sel.id();
+        let store = self.backend.store().clone();
+        let records = match store.messages(mailbox, 1..=Uid::MAX).await {
+            Ok(r) => r,
+            Err(e) => return store_failure(&e),
+        };
+        let by_uid: BTreeMap<Uid, MessageRecord> =
+            records.into_iter().map(|r| (r.uid, r)).collect();
+        let mut keys = Vec::new();
+        text_keys(&key, &mut keys);
+        let mut text_hits = HashMap::new();
+        let wants_analysis = needs_analysis(&key);
+        let wants_header = needs_header(&key);
+        let mut scan = false;
+        for (field, needle) in keys {
+            let hits = match store.search_text(mailbox, field, &needle).await {
+                Ok(Some(uids)) => Some(uids.into_iter().collect::<HashSet<_>>()),
+                Ok(None) => {
+                    scan = true;
+                    None
+                }
+                Err(e) => return store_failure(&e),
+            };
+            text_hits.insert((field_code(field), needle), hits);
+        }
+        let exists = sel.exists();
+        let last_uid = sel.uids().last().copied().unwrap_or(0);
+        let now = store::now_unix();
+        let view: Vec<(u32, Uid)> = sel
+            .uids()
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| !sel.is_expunged(**u))
+            .map(|(i, u)| (i as u32 + 1, *u))
+            .collect();
+        let mut found: Vec<(u32, Uid, u64)> = Vec::new();
+        for (msn, u) in view {
+            let Some(rec) = by_uid.get(&u) else { continue };
+            let analysis: Option<Arc<Analysis>> = if wants_analysis {
+                match store.analysis(rec.blob).await {
+                    Ok(a) => Some(a),
+                    Err(e) => return store_failure(&e),
+                }
+            } else {
+                None
+            };
+            let header = match (&analysis, wants_header) {
+                (Some(a), true) => {
+                    let (s, e) = a.body.header_range;
+                    match store.blob_read(rec.blob, Some(s..e)).await {
+                        Ok(h) => Some(h),
+                        Err(e) => return store_failure(&e),
+                    }
+                }
+                _ => None,
+            };
+            // The cached analysis keeps no search text: recompute it from the blob.
+            let scanned = if scan {
+                match store.blob_read(rec.blob, None).await {
+                    Ok(raw) => Some(message::analyze(&raw, &message::Limits::default()).search),
+                    Err(e) => return store_failure(&e),
+                }
+            } else {
+                None
+            };
+            let ctx = Ctx {
+                msn,
+                rec,
+                analysis: analysis.as_deref(),
+                header: header.as_deref(),
+                scanned: scanned.as_ref(),
+                text_hits: &text_hits,
+                exists,
+                last_uid,
+                now,
+            };
+            if matches(&key, &ctx) {
+                found.push((msn, u, rec.modseq));
+            }
+        }
+        let nums: Vec<u32> = found
+            .iter()
+            .map(|(m, u, _)| if uid { *u } else { *m })
+            .collect();
+        let max_modseq = found.iter().map(|f| f.2).max();
+        let mut o = Vec::new();
+        if self.enabled.rev2 {
+            o.extend_from_slice(b"* ESEARCH (TAG ");
+            encode::string(&mut o, tag.as_bytes(), false);
+            o.push(b')');
+            if uid {
+                o.extend_from_slice(b" UID");
+            }
+            if !nums.is_empty() {
+                o.extend_from_slice(format!(" ALL {}", encode::sequence_set(&nums)).as_bytes());
+                if let (true, Some(m)) = (with_modseq, max_modseq) {
+                    o.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
+                }
+            }
+        } else {
+            o.extend_from_slice(b"* SEARCH");
+            for n in &nums {
+                o.extend_from_slice(format!(" {n}").as_bytes());
+            }
+            // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
+            if let (true, Some(m)) = (with_modseq, max_modseq) {
+                o.extend_from_slice(format!(" (MODSEQ {m})").as_bytes());
+            }
+        }
+        o.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&o);
+        ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+}

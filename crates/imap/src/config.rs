@@ -1,0 +1,41 @@
+//! Settings of the IMAP service (filled from `facteur.toml`).
+
+use std::time::Duration;
+
+/// Longest command line, CRLF included, outside literals.
+pub const DEFAULT_LINE_LENGTH: usize = 64 * 1024;
+/// Default size limit of a message (APPEND) and of any literal.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
+/// Largest synchronizing literal accepted before login (LOGIN arguments need no more).
+pub const PRE_AUTH_MAX_LITERAL: u32 = 8 * 1024;
+/// Deepest nesting of SEARCH keys (parentheses, NOT, OR) evaluated.
+pub const MAX_SEARCH_DEPTH: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct ImapConfig {
+    /// Announced in the greeting.
+    pub hostname: String,
+    /// Largest APPEND, and largest literal of any command.
+    pub max_message_size: u64,
+    /// Longest command line (outside literals), CRLF included.
+    pub line_length: usize,
+    /// Bad commands (and failed logins) before the connection is closed.
+    pub max_errors: u32,
+    /// Inactivity allowed before login.
+    pub pre_auth_timeout: Duration,
+    /// Inactivity allowed after login, IDLE included (RFC 9051 §5.4: at least 30 minutes).
+    pub idle_timeout: Duration,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            hostname: "localhost".into(),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            line_length: DEFAULT_LINE_LENGTH,
+            max_errors: 10,
+            pre_auth_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}

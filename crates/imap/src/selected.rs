@@ -1,0 +1,340 @@
+//! The session's view of its selected mailbox: the MSN ↔ UID map the client knows, the flags it
+//! was last told, and the changes of other sessions waiting to be announced.
+//!
+//! Changes from the store's feed are queued and applied only at announcement points, so message
+//! sequence numbers never move under a command. RFC 9051 §7.5.1: EXPUNGE is never sent while
+//! answering FETCH, STORE or SEARCH by sequence number; those expunged messages keep their MSN
+//! (and appear in `expunged`) until a later command may announce them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use store::{
+    Change, ChangeKind, DynStore, Flags, MailboxId, MailboxRecord, MessageRecord, ModSeq, Uid,
+};
+
+use crate::encode;
+
+/// What the client was last told about one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub modseq: ModSeq,
+}
+
+impl Known {
+    pub fn of(m: &MessageRecord) -> Known {
+        Known {
+            flags: m.flags,
+            keywords: m.keywords.clone(),
+            modseq: m.modseq,
+        }
+    }
+}
+
+/// How untagged updates are phrased for this client.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phrasing {
+    /// CONDSTORE is on: flag updates carry MODSEQ (RFC 7162 §3.2).
+    pub condstore: bool,
+    /// QRESYNC is on: VANISHED replaces EXPUNGE (RFC 7162 §3.2.10).
+    pub qresync: bool,
+}
+
+pub struct Selected {
+    pub mailbox: MailboxRecord,
+    pub read_only: bool,
+    /// UID of each MSN (index + 1), ascending.
+    uids: Vec<Uid>,
+    known: HashMap<Uid, Known>,
+    /// Expunged in the store, not yet announced: they keep their MSN until then.
+    expunged: BTreeSet<Uid>,
+    /// Changes from the feed, applied at the next announcement point.
+    queued: Vec<Change>,
+    /// The feed lagged: the whole mailbox is re-read at the next announcement.
+    resync: bool,
+    /// Keywords used in the mailbox, for the FLAGS response.
+    pub keywords: BTreeSet<String>,
+    pub highest_modseq: ModSeq,
+}
+
+/// A sequence set of a command resolved against the view.
+pub enum Resolved {
+    /// (MSN, UID) pairs in ascending order.
+    Messages(Vec<(u32, Uid)>),
+    /// A message sequence number beyond the mailbox (RFC 9051 §6.4: BAD).
+    OutOfRange,
+}
+
+impl Selected {
+    pub async fn open(
+        store: &DynStore,
+        mailbox: MailboxRecord,
+        read_only: bool,
+    ) -> store::Result<Selected> {
+        let messages = store.messages(mailbox.id, 1..=Uid::MAX).await?;
+        let mut s = Selected {
+            highest_modseq: mailbox.highestmodseq,
+            mailbox,
+            read_only,
+            uids: Vec::with_capacity(messages.len()),
+            known: HashMap::with_capacity(messages.len()),
+            expunged: BTreeSet::new(),
+            queued: Vec::new(),
+            resync: false,
+            keywords: BTreeSet::new(),
+        };
+        for m in &messages {
+            s.insert(m);
+        }
+        Ok(s)
+    }
+
+    fn insert(&mut self, m: &MessageRecord) {
+        self.uids.push(m.uid);
+        self.keywords.extend(m.keywords.iter().cloned());
+        self.highest_modseq = self.highest_modseq.max(m.modseq);
+        self.known.insert(m.uid, Known::of(m));
+    }
+
+    pub fn id(&self) -> MailboxId {
+        self.mailbox.id
+    }
+
+    /// Number of messages the client knows of (EXISTS).
+    pub fn exists(&self) -> u32 {
+        self.uids.len() as u32
+    }
+
+    pub fn uids(&self) -> &[Uid] {
+        &self.uids
+    }
+
+    pub fn msn_of(&self, uid: Uid) -> Option<u32> {
+        self.uids.binary_search(&uid).ok().map(|i| i as u32 + 1)
+    }
+
+    pub fn known(&self, uid: Uid) -> Option<&Known> {
+        self.known.get(&uid)
+    }
+
+    pub fn is_expunged(&self, uid: Uid) -> bool {
+        self.expunged.contains(&uid)
+    }
+
+    /// Records flags this session set itself (so the feed's echo is not announced twice).
+    pub fn set_known(&mut self, m: &MessageRecord) {
+        if self.known.contains_key(&m.uid) {
+            self.keywords.extend(m.keywords.iter().cloned());
+            self.highest_modseq = self.highest_modseq.max(m.modseq);
+            self.known.insert(m.uid, Known::of(m));
+        }
+    }
+
+    /// Resolves a sequence set: MSNs (`uid` false) or UIDs. `*` is the last message the client
+    /// knows; a UID range `n:*` always includes the last message (RFC 9051 §6.4.9).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Resolved {
+        let ranges = ranges(
+            set,
+            if uid {
+                self.uids.last().copied().unwrap_or(0)
+            } else {
+                self.exists()
+            },
+        );
+        let mut out = BTreeSet::new();
+        for (a, b) in ranges {
+            if uid {
+                let lo = self.uids.partition_point(|&u| u < a);
+                let hi = self.uids.partition_point(|&u| u <= b);
+                for i in lo..hi {
+                    out.insert((i as u32 + 1, self.uids[i]));
+                }
+            } else {
+                if a == 0 || b > self.exists() {
+                    return Resolved::OutOfRange;
+                }
+                for msn in a..=b {
+                    out.insert((msn, self.uids[(msn - 1) as usize]));
+                }
+            }
+        }
+        Resolved::Messages(out.into_iter().collect())
+    }
+
+    /// Queues a change from the feed (already filtered to this account).
+    pub fn queue(&mut self, change: Change) {
+        if change.mailbox_id == self.mailbox.id {
+            self.queued.push(change);
+        }
+    }
+
+    pub fn lagged(&mut self) {
+        self.resync = true;
+    }
+
+    /// Removes messages this session expunged itself and returns their EXPUNGE/VANISHED lines.
+    /// Other pending expunges are announced too (an expunge announcement point).
+    pub fn expunged_now(&mut self, uids: &[Uid], phrasing: Phrasing) -> Vec<u8> {
+        for u in uids {
+            if self.known.contains_key(u) {
+                self.expunged.insert(*u);
+            }
+        }
+        self.flush_expunges(phrasing)
+    }
+
+    fn flush_expunges(&mut self, phrasing: Phrasing) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.expunged.is_empty() {
+            return out;
+        }
+        let gone: Vec<Uid> = std::mem::take(&mut self.expunged).into_iter().collect();
+        if phrasing.qresync {
+            out.extend_from_slice(
+                format!("* VANISHED {}\r\n", encode::sequence_set(&gone)).as_bytes(),
+            );
+        }
+        // Descending MSN order: each EXPUNGE leaves the numbers still to be sent valid.
+        for u in gone.iter().rev() {
+            if let Ok(i) = self.uids.binary_search(u) {
+                if !phrasing.qresync {
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                }
+                self.uids.remove(i);
+            }
+            self.known.remove(u);
+        }
+        out
+    }
+
+    /// Applies queued changes and returns the untagged responses announcing them. With
+    /// `allow_expunge` false (FETCH, STORE, SEARCH by MSN) expunges stay pending.
+    pub async fn announce(
+        &mut self,
+        store: &DynStore,
+        allow_expunge: bool,
+        phrasing: Phrasing,
+    ) -> store::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let before = self.exists();
+        let mut changed: BTreeSet<Uid> = BTreeSet::new();
+        if std::mem::take(&mut self.resync) {
+            self.queued.clear();
+            let all = store.messages(self.mailbox.id, 1..=Uid::MAX).await?;
+            let present: BTreeSet<Uid> = all.iter().map(|m| m.uid).collect();
+            for u in &self.uids {
+                if !present.contains(u) {
+                    self.expunged.insert(*u);
+                }
+            }
+            let last = self.uids.last().copied().unwrap_or(0);
+            for m in &all {
+                if m.uid > last {
+                    self.insert(m);
+                } else if self.known.get(&m.uid).is_some_and(|k| k.modseq != m.modseq) {
+                    changed.insert(m.uid);
+                    self.known.insert(m.uid, Known::of(m));
+                    self.keywords.extend(m.keywords.iter().cloned());
+                }
+            }
+        }
+        let queued = std::mem::take(&mut self.queued);
+        for change in queued {
+            self.highest_modseq = self.highest_modseq.max(change.modseq);
+            match change.kind {
+                ChangeKind::Appended(uids) => {
+                    let last = self.uids.last().copied().unwrap_or(0);
+                    let new: Vec<Uid> = uids.into_iter().filter(|u| *u > last).collect();
+                    if let (Some(&lo), Some(&hi)) = (new.iter().min(), new.iter().max()) {
+                        for m in store.messages(self.mailbox.id, lo..=hi).await? {
+                            if m.uid > self.uids.last().copied().unwrap_or(0) {
+                                self.insert(&m);
+                            }
+                        }
+                    }
+                }
+                ChangeKind::Flags(uids) => {
+                    let mine: BTreeSet<Uid> = uids
+                        .into_iter()
+                        .filter(|u| self.known.contains_key(u))
+                        .collect();
+                    if let (Some(&lo), Some(&hi)) = (mine.first(), mine.last()) {
+                        for m in store.messages(self.mailbox.id, lo..=hi).await? {
+                            let Some(k) = self.known.get(&m.uid) else {
+                                continue;
+                            };
+                            if k.flags != m.flags || k.keywords != m.keywords {
+                                changed.insert(m.uid);
+                            }
+                            if mine.contains(&m.uid) {
+                                self.keywords.extend(m.keywords.iter().cloned());
+                                self.known.insert(m.uid, Known::of(&m));
+                            }
+                        }
+                    }
+                }
+                ChangeKind::Expunged(uids) => {
+                    for u in uids {
+                        if self.known.contains_key(&u) {
+                            self.expunged.insert(u);
+                        }
+                    }
+                }
+                ChangeKind::MailboxCreated
+                | ChangeKind::MailboxDeleted
+                | ChangeKind::MailboxRenamed => {}
+            }
+        }
+        for u in &changed {
+            if self.expunged.contains(u) {
+                continue;
+            }
+            let (Some(msn), Some(k)) = (self.msn_of(*u), self.known.get(u)) else {
+                continue;
+            };
+            out.extend_from_slice(format!("* {msn} FETCH (FLAGS ").as_bytes());
+            encode::flag_list(&mut out, k.flags, &k.keywords);
+            out.extend_from_slice(format!(" UID {u}").as_bytes());
+            if phrasing.condstore {
+                out.extend_from_slice(format!(" MODSEQ ({})", k.modseq).as_bytes());
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        let grew = self.exists() > before;
+        if allow_expunge {
+            out.extend_from_slice(&self.flush_expunges(phrasing));
+        }
+        // Announced after the expunges, so EXISTS is the final count.
+        if grew {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
+        }
+        Ok(out)
+    }
+}
+
+/// Sequence set to inclusive (low, high) ranges; `*` is `largest`.
+pub fn ranges(set: &SequenceSet, largest: u32) -> Vec<(u32, u32)> {
+    let val = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    set.0
+        .as_ref()
+        .iter()
+        .map(|seq| match seq {
+            Sequence::Single(a) => (val(a), val(a)),
+            Sequence::Range(a, b) => {
+                let (a, b) = (val(a), val(b));
+                (a.min(b), a.max(b))
+            }
+        })
+        .collect()
+}
+
+/// A non-zero number, for the few places imap-types wants one.
+pub fn nz(n: u32) -> Option<NonZeroU32> {
+    NonZeroU32::new(n)
+}

@@ -1,0 +1,736 @@
+//! The IMAP state machine (RFC 9051 §3): not authenticated → authenticated ⇄ selected → logout.
+//! It is fed bytes and returns response bytes plus an event for the driver (start TLS, close); it
+//! holds no socket. Command framing (lines and literals) is imap-codec's `Fragmentizer`, decoding
+//! its `CommandCodec`; each command family lives in `command/`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::utf8::Utf8Kind;
+use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
+use store::{Change, StoreError};
+use tokio::sync::broadcast;
+
+use crate::backend::{AuthOutcome, AuthUser, Backend};
+use crate::config::{ImapConfig, PRE_AUTH_MAX_LITERAL};
+use crate::selected::{Phrasing, Selected};
+
+/// What the driver must do after writing the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Perform the TLS handshake now (STARTTLS was accepted).
+    StartTls,
+    Close,
+}
+
+#[derive(Debug, Default)]
+pub struct Output {
+    pub bytes: Vec<u8>,
+    pub event: Option<Event>,
+}
+
+/// About the connection, from the driver.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub peer: Option<IpAddr>,
+    /// The connection is already TLS (implicit TLS on 993).
+    pub tls: bool,
+    /// STARTTLS can be offered (plaintext TCP and a certificate is configured).
+    pub starttls: bool,
+}
+
+/// Extensions the client turned on with ENABLE (RFC 5161) or by use (CONDSTORE).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Enabled {
+    pub rev2: bool,
+    pub condstore: bool,
+    pub qresync: bool,
+    pub utf8: bool,
+}
+
+/// A tagged completion.
+pub(crate) struct Tagged {
+    pub status: &'static str,
+    pub code: Option<String>,
+    pub text: String,
+}
+
+pub(crate) fn ok(text: impl Into<String>) -> Tagged {
+    Tagged {
+        status: "OK",
+        code: None,
+        text: text.into(),
+    }
+}
+pub(crate) fn ok_code(code: impl Into<String>, text: impl Into<String>) -> Tagged {
+    Tagged {
+        status: "OK",
+        code: Some(code.into()),
+        text: text.into(),
+    }
+}
+pub(crate) fn no(code: Option<&str>, text: impl Into<String>) -> Tagged {
+    Tagged {
+        status: "NO",
+        code: code.map(str::to_string),
+        text: text.into(),
+    }
+}
+pub(crate) fn bad(text: impl Into<String>) -> Tagged {
+    Tagged {
+        status: "BAD",
+        code: None,
+        text: text.into(),
+    }
+}
+
+/// RFC 5530 response code for a store failure; the detail goes to the log only.
+pub(crate) fn store_failure(e: &StoreError) -> Tagged {
+    match e {
+        StoreError::OverQuota { .. } => no(Some("OVERQUOTA"), "Quota exceeded"),
+        StoreError::NotFound(_) => no(Some("NONEXISTENT"), "No such mailbox"),
+        StoreError::AlreadyExists(_) => no(Some("ALREADYEXISTS"), "Mailbox already exists"),
+        StoreError::Invalid(why) => no(Some("CANNOT"), why.clone()),
+        _ => {
+            tracing::warn!(error = %e, "imap: store failure");
+            no(Some("UNAVAILABLE"), "Temporary failure, try again later")
+        }
+    }
+}
+
+enum Mode {
+    Command,
+    /// Waiting for the SASL response of AUTHENTICATE PLAIN.
+    Authenticate(String),
+    /// IDLE in progress (RFC 2177), waiting for DONE.
+    Idle(String),
+}
+
+pub struct Session<B: Backend> {
+    pub(crate) cfg: Arc<ImapConfig>,
+    pub(crate) backend: Arc<B>,
+    info: SessionInfo,
+    frag: Fragmentizer,
+    /// Bytes enqueued in the fragmentizer and not yet returned as a fragment.
+    unconsumed: usize,
+    /// Length of the literal being received, if any (allowed on top of a line).
+    literal_expected: usize,
+    mode: Mode,
+    pub(crate) user: Option<AuthUser>,
+    pub(crate) selected: Option<Selected>,
+    pub(crate) enabled: Enabled,
+    changes: Option<broadcast::Receiver<Change>>,
+    errors: u32,
+    pub(crate) out: Vec<u8>,
+    event: Option<Event>,
+}
+
+fn new_fragmentizer(cfg: &ImapConfig) -> Fragmentizer {
+    let max = cfg
+        .max_message_size
+        .saturating_add(cfg.line_length as u64 * 2)
+        .min(u64::from(u32::MAX)) as u32;
+    Fragmentizer::new(max)
+}
+
+impl<B: Backend> Session<B> {
+    pub fn new(cfg: Arc<ImapConfig>, backend: Arc<B>, info: SessionInfo) -> Session<B> {
+        Session {
+            frag: new_fragmentizer(&cfg),
+            cfg,
+            backend,
+            info,
+            unconsumed: 0,
+            literal_expected: 0,
+            mode: Mode::Command,
+            user: None,
+            selected: None,
+            enabled: Enabled::default(),
+            changes: None,
+            errors: 0,
+            out: Vec::new(),
+            event: None,
+        }
+    }
+
+    pub fn greeting(&self) -> Vec<u8> {
+        format!(
+            "* OK [CAPABILITY {}] {} Facteur IMAP ready\r\n",
+            self.capabilities(),
+            self.cfg.hostname
+        )
+        .into_bytes()
+    }
+
+    /// The untagged BYE sent when the driver's inactivity timer fires.
+    pub fn timeout(&self) -> Vec<u8> {
+        b"* BYE Autologout; idle for too long\r\n".to_vec()
+    }
+
+    pub fn authenticated(&self) -> bool {
+        self.user.is_some()
+    }
+
+    pub fn idling(&self) -> bool {
+        matches!(self.mode, Mode::Idle(_))
+    }
+
+    /// The TLS handshake after STARTTLS succeeded.
+    pub fn tls_started(&mut self) {
+        self.info.tls = true;
+        self.info.starttls = false;
+    }
+
+    pub(crate) fn phrasing(&self) -> Phrasing {
+        Phrasing {
+            condstore: self.enabled.condstore,
+            qresync: self.enabled.qresync,
+        }
+    }
+
+    /// UTF-8 may be sent in quoted strings (RFC 9051 §4.3; RFC 6855).
+    pub(crate) fn utf8(&self) -> bool {
+        self.enabled.rev2 || self.enabled.utf8
+    }
+
+    pub(crate) fn capabilities(&self) -> String {
+        let mut caps = vec!["IMAP4rev2", "IMAP4rev1", "LITERAL+", "ID", "ENABLE"];
+        if self.user.is_none() {
+            if self.info.tls {
+                caps.extend(["AUTH=PLAIN", "SASL-IR"]);
+            } else {
+                // RFC 9051 §6.2.3 / §11.1: no password over plaintext; TLS first.
+                if self.info.starttls {
+                    caps.push("STARTTLS");
+                }
+                caps.push("LOGINDISABLED");
+            }
+            return caps.join(" ");
+        }
+        caps.extend([
+            "IDLE",
+            "NAMESPACE",
+            "UIDPLUS",
+            "MOVE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "CONDSTORE",
+            "QRESYNC",
+            "ESEARCH",
+            "STATUS=SIZE",
+            "UTF8=ACCEPT",
+        ]);
+        let mut s = caps.join(" ");
+        s.push_str(&format!(" APPENDLIMIT={}", self.cfg.max_message_size));
+        s
+    }
+
+    /// Feeds bytes from the client; returns what to send back.
+    pub async fn feed(&mut self, bytes: &[u8]) -> Output {
+        self.frag.enqueue_bytes(bytes);
+        self.unconsumed += bytes.len();
+        loop {
+            if self.event.is_some() {
+                break;
+            }
+            let Some(info) = self.frag.progress() else {
+                if self.unconsumed > self.cfg.line_length + self.literal_expected {
+                    self.out
+                        .extend_from_slice(b"* BYE Command line too long\r\n");
+                    self.event = Some(Event::Close);
+                }
+                break;
+            };
+            self.unconsumed = self.unconsumed.saturating_sub(info.range().len());
+            match info {
+                FragmentInfo::Line {
+                    announcement: Some(LiteralAnnouncement { mode, length }),
+                    ..
+                } => {
+                    self.literal_announced(mode, length);
+                    continue;
+                }
+                FragmentInfo::Literal { .. } => self.literal_expected = 0,
+                FragmentInfo::Line { .. } => {}
+            }
+            if !self.frag.is_message_complete() {
+                continue;
+            }
+            self.message().await;
+        }
+        if self.event == Some(Event::StartTls) {
+            // RFC 9051 §6.2.1 (and RFC 3207 §5's lesson): plaintext pipelined after STARTTLS is
+            // discarded, never executed inside the TLS session.
+            self.frag = new_fragmentizer(&self.cfg);
+            self.unconsumed = 0;
+            self.literal_expected = 0;
+        }
+        Output {
+            bytes: std::mem::take(&mut self.out),
+            event: self.event.take(),
+        }
+    }
+
+    fn literal_announced(&mut self, mode: LiteralMode, length: u32) {
+        let max = if self.user.is_some() {
+            self.cfg.max_message_size.min(u64::from(u32::MAX)) as u32
+        } else {
+            PRE_AUTH_MAX_LITERAL
+        };
+        if length <= max {
+            if mode == LiteralMode::Sync {
+                self.out.extend_from_slice(b"+ Ready for literal data\r\n");
+            }
+            self.literal_expected = length as usize;
+            return;
+        }
+        let tag = self.frag.decode_tag().map(|t| t.inner().to_string());
+        match (mode, tag) {
+            // RFC 7889 / RFC 4469 §4: refuse before the client sends the data.
+            (LiteralMode::Sync, Some(tag)) => {
+                self.frag.skip_message();
+                self.respond(&tag, no(Some("TOOBIG"), "Literal exceeds the size limit"));
+                self.count_error();
+            }
+            // A non-synchronizing literal is already on its way: the stream cannot be resynchronised.
+            _ => {
+                self.out
+                    .extend_from_slice(b"* BYE [TOOBIG] Literal exceeds the size limit\r\n");
+                self.event = Some(Event::Close);
+            }
+        }
+    }
+
+    fn count_error(&mut self) {
+        self.errors += 1;
+        if self.errors >= self.cfg.max_errors {
+            self.out.extend_from_slice(b"* BYE Too many errors\r\n");
+            self.event = Some(Event::Close);
+        }
+    }
+
+    pub(crate) fn respond(&mut self, tag: &str, t: Tagged) {
+        self.out.extend_from_slice(tag.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(t.status.as_bytes());
+        self.out.push(b' ');
+        if let Some(code) = &t.code {
+            self.out.extend_from_slice(format!("[{code}] ").as_bytes());
+        }
+        self.out.extend_from_slice(t.text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        if t.status == "BAD" {
+            self.count_error();
+        }
+    }
+
+    /// One complete message from the fragmentizer.
+    async fn message(&mut self) {
+        match std::mem::replace(&mut self.mode, Mode::Command) {
+            Mode::Command => {
+                let decoded = self
+                    .frag
+                    .decode_message(&CommandCodec::default())
+                    .map(|c| c.into_static());
+                match decoded {
+                    Ok(cmd) => self.command(cmd).await,
+                    Err(_) => {
+                        let tag = self
+                            .frag
+                            .decode_tag()
+                            .map(|t| t.inner().to_string())
+                            .unwrap_or_else(|| "*".into());
+                        self.respond(&tag, bad("Syntax error or unknown command"));
+                    }
+                }
+            }
+            Mode::Authenticate(tag) => {
+                let data = self
+                    .frag
+                    .decode_message(&AuthenticateDataCodec::default())
+                    .map(|d| d.into_static());
+                match data {
+                    Ok(AuthenticateData::Continue(secret)) => {
+                        let t = self.sasl_plain(secret.declassify()).await;
+                        self.respond(&tag, t);
+                    }
+                    Ok(AuthenticateData::Cancel) => {
+                        self.respond(&tag, bad("Authentication cancelled"))
+                    }
+                    Err(_) => self.respond(&tag, bad("Invalid base64 response")),
+                }
+            }
+            Mode::Idle(tag) => {
+                let done = self.frag.decode_message(&IdleDoneCodec::default()).is_ok();
+                let upd = self.announce(true).await;
+                self.out.extend_from_slice(&upd);
+                if done {
+                    self.respond(&tag, ok("IDLE terminated"));
+                } else {
+                    self.respond(&tag, bad("Expected DONE"));
+                }
+            }
+        }
+    }
+
+    /// Pending changes as untagged responses (an announcement point).
+    pub(crate) async fn announce(&mut self, allow_expunge: bool) -> Vec<u8> {
+        self.drain_feed();
+        let phrasing = self.phrasing();
+        let store = self.backend.store().clone();
+        let Some(sel) = self.selected.as_mut() else {
+            return Vec::new();
+        };
+        match sel.announce(&store, allow_expunge, phrasing).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "imap: cannot read mailbox changes");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Moves changes of this account from the feed into the selected view.
+    pub(crate) fn drain_feed(&mut self) {
+        let Some(rx) = self.changes.as_mut() else {
+            return;
+        };
+        let account = self.user.as_ref().map(|u| u.account_id);
+        loop {
+            match rx.try_recv() {
+                Ok(c) => {
+                    if Some(c.account_id) == account
+                        && let Some(sel) = self.selected.as_mut()
+                    {
+                        sel.queue(c);
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    if let Some(sel) = self.selected.as_mut() {
+                        sel.lagged();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Waits until the feed has a change for the selected mailbox (used by the driver during
+    /// IDLE). Cancel-safe: a received change is queued before this returns.
+    pub async fn wait_change(&mut self) {
+        let account = self.user.as_ref().map(|u| u.account_id);
+        loop {
+            let (Some(rx), Some(sel)) = (self.changes.as_mut(), self.selected.as_mut()) else {
+                std::future::pending::<()>().await;
+                return;
+            };
+            match rx.recv().await {
+                Ok(c) => {
+                    if Some(c.account_id) == account && c.mailbox_id == sel.id() {
+                        sel.queue(c);
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    sel.lagged();
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.changes = None;
+                }
+            }
+        }
+    }
+
+    /// Untagged updates to send during IDLE, after [`Session::wait_change`] returned.
+    pub async fn idle_updates(&mut self) -> Vec<u8> {
+        self.announce(true).await
+    }
+
+    async fn command(&mut self, cmd: Command<'static>) {
+        let tag = cmd.tag.inner().to_string();
+        // Announcement rule of RFC 9051 §7.5.1 for what follows the command.
+        let mut allow_expunge = true;
+        let needs_auth = !matches!(
+            cmd.body,
+            CommandBody::Capability
+                | CommandBody::Noop
+                | CommandBody::Logout
+                | CommandBody::StartTLS
+                | CommandBody::Authenticate { .. }
+                | CommandBody::Login { .. }
+                | CommandBody::Id { .. }
+        );
+        let needs_selected = matches!(
+            cmd.body,
+            CommandBody::Check
+                | CommandBody::Close
+                | CommandBody::Unselect
+                | CommandBody::Expunge
+                | CommandBody::ExpungeUid { .. }
+                | CommandBody::Search { .. }
+                | CommandBody::Fetch { .. }
+                | CommandBody::Store { .. }
+                | CommandBody::Copy { .. }
+                | CommandBody::Move { .. }
+        );
+        if needs_auth && self.user.is_none() {
+            return self.respond(&tag, bad("Log in first"));
+        }
+        if needs_selected && self.selected.is_none() {
+            return self.respond(&tag, bad("No mailbox selected"));
+        }
+        let t: Option<Tagged> = match cmd.body {
+            CommandBody::Capability => {
+                let line = format!("* CAPABILITY {}\r\n", self.capabilities());
+                self.out.extend_from_slice(line.as_bytes());
+                Some(ok("CAPABILITY completed"))
+            }
+            CommandBody::Noop | CommandBody::Check => Some(ok("NOOP completed")),
+            CommandBody::Logout => {
+                self.out.extend_from_slice(b"* BYE Logging out\r\n");
+                self.respond(&tag, ok("LOGOUT completed"));
+                self.event = Some(Event::Close);
+                return;
+            }
+            CommandBody::StartTLS => {
+                if self.info.tls || !self.info.starttls {
+                    Some(bad("TLS is already active or not available"))
+                } else if self.user.is_some() {
+                    Some(bad("Already authenticated"))
+                } else {
+                    self.respond(&tag, ok("Begin TLS negotiation now"));
+                    self.event = Some(Event::StartTls);
+                    return;
+                }
+            }
+            CommandBody::Login { username, password } => {
+                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                Some(self.login(&user, &pass).await)
+            }
+            CommandBody::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                if self.user.is_some() {
+                    Some(bad("Already authenticated"))
+                } else if mechanism != AuthMechanism::Plain {
+                    Some(no(Some("CANNOT"), "Unsupported mechanism"))
+                } else if !self.info.tls {
+                    Some(no(Some("PRIVACYREQUIRED"), "Use STARTTLS first"))
+                } else if let Some(ir) = initial_response {
+                    Some(self.sasl_plain(ir.declassify()).await)
+                } else {
+                    self.out.extend_from_slice(b"+ \r\n");
+                    self.mode = Mode::Authenticate(tag);
+                    return;
+                }
+            }
+            CommandBody::Id { .. } => {
+                self.out.extend_from_slice(
+                    format!(
+                        "* ID (\"name\" \"Facteur\" \"version\" \"{}\")\r\n",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                    .as_bytes(),
+                );
+                Some(ok("ID completed"))
+            }
+            CommandBody::Enable { capabilities } => Some(self.enable(capabilities.as_ref())),
+            CommandBody::Idle => {
+                self.out.extend_from_slice(b"+ idling\r\n");
+                let upd = self.announce(true).await;
+                self.out.extend_from_slice(&upd);
+                self.mode = Mode::Idle(tag);
+                return;
+            }
+            CommandBody::Namespace => {
+                self.out
+                    .extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                Some(ok("NAMESPACE completed"))
+            }
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => Some(self.select(&mailbox, &parameters, false).await),
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => Some(self.select(&mailbox, &parameters, true).await),
+            CommandBody::Create { mailbox } => Some(self.create(&mailbox).await),
+            CommandBody::Delete { mailbox } => Some(self.delete(&mailbox).await),
+            CommandBody::Rename { from, to } => Some(self.rename(&from, &to).await),
+            CommandBody::Subscribe { mailbox } => Some(self.subscribe(&mailbox, true).await),
+            CommandBody::Unsubscribe { mailbox } => Some(self.subscribe(&mailbox, false).await),
+            CommandBody::List {
+                reference,
+                mailbox_wildcard,
+            } => Some(self.list(&reference, &mailbox_wildcard, false).await),
+            CommandBody::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => Some(self.list(&reference, &mailbox_wildcard, true).await),
+            CommandBody::Status {
+                mailbox,
+                item_names,
+            } => Some(self.status(&mailbox, item_names.as_ref()).await),
+            CommandBody::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => Some(self.append(&mailbox, &flags, date.as_ref(), message).await),
+            CommandBody::Close => Some(self.close(true).await),
+            CommandBody::Unselect => Some(self.close(false).await),
+            CommandBody::Expunge => Some(self.expunge(None).await),
+            CommandBody::ExpungeUid { sequence_set } => {
+                Some(self.expunge(Some(&sequence_set)).await)
+            }
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                allow_expunge = uid;
+                Some(
+                    self.fetch(&sequence_set, macro_or_item_names, uid, &modifiers)
+                        .await,
+                )
+            }
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                allow_expunge = uid;
+                Some(
+                    self.store(&sequence_set, kind, response, &flags, uid, &modifiers)
+                        .await,
+                )
+            }
+            CommandBody::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => Some(self.copy(&sequence_set, &mailbox, uid, false).await),
+            CommandBody::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => Some(self.copy(&sequence_set, &mailbox, uid, true).await),
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                allow_expunge = uid;
+                Some(
+                    self.search(&tag, charset.as_ref(), criteria.as_ref(), uid)
+                        .await,
+                )
+            }
+            _ => Some(bad("Command not supported")),
+        };
+        let upd = self.announce(allow_expunge).await;
+        self.out.extend_from_slice(&upd);
+        if let Some(t) = t {
+            self.respond(&tag, t);
+        }
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Tagged {
+        if self.user.is_some() {
+            return bad("Already authenticated");
+        }
+        if !self.info.tls {
+            // RFC 9051 §6.2.3: LOGINDISABLED is advertised until TLS is active.
+            return no(Some("PRIVACYREQUIRED"), "Use STARTTLS first");
+        }
+        match self
+            .backend
+            .authenticate(self.info.peer, user, password)
+            .await
+        {
+            AuthOutcome::Ok(u) => {
+                self.changes = Some(self.backend.store().changes());
+                self.user = Some(u);
+                ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")
+            }
+            AuthOutcome::Failed => {
+                self.count_error();
+                no(Some("AUTHENTICATIONFAILED"), "Authentication failed")
+            }
+            AuthOutcome::Unavailable => no(Some("UNAVAILABLE"), "Try again later"),
+        }
+    }
+
+    /// RFC 4616 PLAIN: `authzid NUL authcid NUL passwd`; only authzid = authcid (or empty).
+    async fn sasl_plain(&mut self, data: &[u8]) -> Tagged {
+        let parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+        let [authz, authc, pass] = parts.as_slice() else {
+            return bad("Malformed PLAIN response");
+        };
+        let (Ok(authz), Ok(authc), Ok(pass)) = (
+            std::str::from_utf8(authz),
+            std::str::from_utf8(authc),
+            std::str::from_utf8(pass),
+        ) else {
+            return no(Some("AUTHENTICATIONFAILED"), "Authentication failed");
+        };
+        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
+            return no(
+                Some("AUTHORIZATIONFAILED"),
+                "Authorization identity refused",
+            );
+        }
+        self.login(authc, pass).await
+    }
+
+    fn enable(&mut self, caps: &[CapabilityEnable<'static>]) -> Tagged {
+        let mut newly = Vec::new();
+        for c in caps {
+            match c {
+                CapabilityEnable::CondStore if !self.enabled.condstore => {
+                    self.enabled.condstore = true;
+                    newly.push("CONDSTORE");
+                }
+                CapabilityEnable::Utf8(Utf8Kind::Accept) if !self.enabled.utf8 => {
+                    self.enabled.utf8 = true;
+                    newly.push("UTF8=ACCEPT");
+                }
+                CapabilityEnable::Other(_) => {
+                    let name = c.to_string();
+                    if name.eq_ignore_ascii_case("IMAP4rev2") && !self.enabled.rev2 {
+                        self.enabled.rev2 = true;
+                        newly.push("IMAP4rev2");
+                    } else if name.eq_ignore_ascii_case("QRESYNC") && !self.enabled.qresync {
+                        // RFC 7162 §3.2.3: enabling QRESYNC implies CONDSTORE.
+                        self.enabled.qresync = true;
+                        self.enabled.condstore = true;
+                        newly.push("QRESYNC");
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !newly.is_empty() {
+            self.out
+                .extend_from_slice(format!("* ENABLED {}\r\n", newly.join(" ")).as_bytes());
+        } else {
+            self.out.extend_from_slice(b"* ENABLED\r\n");
+        }
+        ok("ENABLE completed")
+    }
+}
