@@ -62,6 +62,7 @@ DC_PID=""
 
 stop_peers() {
   set +e
+  stop_facteur
   if [ "$PF_STARTED" = 1 ]; then
     postfix -c "$PF_CONF" stop >/dev/null 2>&1
     # postfix stop signals the master and returns; wait for that PID to be gone.
@@ -125,9 +126,55 @@ NOT_YET="not yet"
 # Filling these in is all that adding Facteur's column takes: the peer runs, the table and the ratio
 # column stay as they are (ratio: Facteur / peer for rates, peer / Facteur for times and memory, so
 # above 1 means Facteur does better).
-facteur_startup() { echo "$NOT_YET"; }
-facteur_rest_rss() { echo "$NOT_YET"; }
-facteur_smtp_ingest() { echo "$NOT_YET"; }   # args: sessions messages size_bytes
+FACTEUR_BIN=$ROOT/target/release/facteur
+F_DATA=$RUN/facteur
+F_PID=""
+F_UP=""
+F_SMTP=""
+start_facteur() { # starts Facteur on its own data folder, free loopback ports; sets F_PID F_UP F_SMTP
+  rm -rf "$F_DATA"; mkdir -p "$F_DATA"
+  cat >"$F_DATA/facteur.toml" <<TOML
+[server]
+hostname = "mx.bench.test"
+primary_domain = "bench.test"
+[listeners]
+smtp = ["127.0.0.1:0"]
+submission = []
+submissions = []
+imap = []
+imaps = []
+pop3 = []
+pop3s = []
+[log]
+level = "warn"
+TOML
+  local t0; t0=$(date +%s.%N)
+  "$FACTEUR_BIN" --data "$F_DATA" serve --domain bench.test >"$F_DATA/stdout" 2>"$F_DATA/stderr" &
+  F_PID=$!
+  for _ in $(seq 600); do grep -q '^Ready\.' "$F_DATA/stdout" 2>/dev/null && break; sleep 0.05; done
+  grep -q '^Ready\.' "$F_DATA/stdout" || { echo "Facteur did not start:" >&2; cat "$F_DATA/stderr" >&2; return 1; }
+  F_UP=$(python3 -c "import time;print(f'{time.time()-$t0:.2f}')")
+  F_SMTP=$(awk '$1 == "smtp" {print $2}' "$F_DATA/stdout")
+}
+stop_facteur() { [ -n "$F_PID" ] && kill "$F_PID" 2>/dev/null && wait "$F_PID" 2>/dev/null; F_PID=""; }
+f_messages() { "$FACTEUR_BIN" --data "$F_DATA" --json check-store | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])'; }
+facteur_startup() { echo "${F_UP:-$NOT_YET}"; }
+facteur_rest_rss() { # MiB
+  [ -n "$F_PID" ] || { echo "$NOT_YET"; return; }
+  echo $(( $(val rss_kib "$($PY rss "$F_PID")") / 1024 ))
+}
+facteur_smtp_ingest() { # args: sessions messages size_bytes. Facteur's 250 means stored durably in
+  # the mailbox, so the time smtp-source takes is the time to durable storage; the count is checked.
+  [ -n "$F_SMTP" ] || { echo "$NOT_YET"; return; }
+  local before after t0 t1
+  "$FACTEUR_BIN" --data "$F_DATA" account add "ingest$1x$3@bench.test" >/dev/null 2>&1 || true
+  before=$(f_messages)
+  t0=$(date +%s.%N)
+  smtp-source -s "$1" -m "$2" -l "$3" -f sender@example.test -t "ingest$1x$3@bench.test" "$F_SMTP" >/dev/null 2>&1 || { echo "FAILED"; return; }
+  t1=$(date +%s.%N)
+  after=$(f_messages)
+  python3 -c "n=$after-$before; print(f'{n/($t1-$t0):.0f}' if n >= $2 else 'FAILED (stored {n} of $2)')"
+}
 facteur_imap() { echo "$NOT_YET"; }          # args: messages; echo select_fetch=S fetch_body=S search=S store=S
 facteur_pop3() { echo "$NOT_YET"; }          # args: messages
 facteur_idle_mem() { echo "$NOT_YET"; }      # args: connections
@@ -154,6 +201,10 @@ $PY waitport "$SMTP_PORT" 30 >/dev/null
 PF_UP=$(python3 -c "import time;print(f'{time.time()-$t0:.2f}')")
 PF_PID=$(tr -d ' ' <"$RUN/postfix/spool/pid/master.pid")
 log "Dovecot up in ${DC_UP}s (pid $DC_PID), Postfix up in ${PF_UP}s (pid $PF_PID)"
+if [ -x "$FACTEUR_BIN" ] || (cd "$ROOT" && cargo build --release -q -p facteur); then
+  start_facteur || F_PID=""
+  log "Facteur up in ${F_UP}s (pid $F_PID, SMTP $F_SMTP)"
+fi
 sleep 2
 rest_pf=$($PY rss "$PF_PID")
 rest_dc=$($PY rss "$DC_PID")
