@@ -39,6 +39,7 @@ max_len() {
     blob_id) echo 256 ;;
     smtp_command) echo 2048 ;;
     smtp_session) echo 16384 ;;
+    imap_session) echo 16384 ;;
     *) echo 4096 ;;
   esac
 }

@@ -129,6 +129,8 @@ pub struct Session<B: Backend> {
     errors: u32,
     pub(crate) out: Vec<u8>,
     event: Option<Event>,
+    /// The session ended (BYE sent): further input is ignored.
+    closed: bool,
 }
 
 fn new_fragmentizer(cfg: &ImapConfig) -> Fragmentizer {
@@ -142,6 +144,7 @@ fn new_fragmentizer(cfg: &ImapConfig) -> Fragmentizer {
 impl<B: Backend> Session<B> {
     pub fn new(cfg: Arc<ImapConfig>, backend: Arc<B>, info: SessionInfo) -> Session<B> {
         Session {
+            closed: false,
             frag: new_fragmentizer(&cfg),
             cfg,
             backend,
@@ -234,6 +237,10 @@ impl<B: Backend> Session<B> {
 
     /// Feeds bytes from the client; returns what to send back.
     pub async fn feed(&mut self, bytes: &[u8]) -> Output {
+        // After BYE nothing more is read or answered, even if the driver feeds more.
+        if self.closed {
+            return Output::default();
+        }
         self.frag.enqueue_bytes(bytes);
         self.unconsumed += bytes.len();
         loop {
@@ -271,6 +278,9 @@ impl<B: Backend> Session<B> {
             self.frag = new_fragmentizer(&self.cfg);
             self.unconsumed = 0;
             self.literal_expected = 0;
+        }
+        if self.event == Some(Event::Close) {
+            self.closed = true;
         }
         Output {
             bytes: std::mem::take(&mut self.out),
