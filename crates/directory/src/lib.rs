@@ -8,6 +8,7 @@
 pub mod address;
 mod auth;
 mod error;
+pub mod login;
 mod manage;
 pub mod password;
 mod resolve;
@@ -16,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use address::{Address, AddressError, parse_address, split_plus};
 pub use error::{AuthError, DirectoryError};
+pub use login::LoginOutcome;
 pub use password::{HashParams, MIN_PASSWORD_LEN, Password, generate_password};
 pub use resolve::{MAX_ALIAS_DEPTH, Resolution};
 pub use store::{AccountRecord, AliasRecord, DomainRecord, QuotaUsage};

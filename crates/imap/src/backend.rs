@@ -1,12 +1,12 @@
 //! What the IMAP state machine needs from the rest of the server: logins (through the directory
 //! and the shared login throttle), the mail store, and quotas.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use directory::{AuthError, Directory};
-use net::throttle::{LoginThrottle, Verdict};
+use directory::{Directory, LoginOutcome};
+use net::throttle::LoginThrottle;
 use store::{AccountId, DynStore};
 
 /// An authenticated user of a session.
@@ -42,29 +42,18 @@ pub struct MailBackend {
 #[async_trait]
 impl Backend for MailBackend {
     async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome {
-        let ip = peer.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        match self.throttle.check(ip, Some(user)) {
+        match self
+            .directory
+            .login(&self.throttle, "imap", peer, user, password)
+            .await
+        {
+            LoginOutcome::Ok(acc) => AuthOutcome::Ok(AuthUser {
+                account_id: acc.id,
+                address: acc.address(),
+            }),
             // A banned client gets the ordinary failure: nothing tells it the password was not tried.
-            Verdict::Banned { .. } => return AuthOutcome::Failed,
-            Verdict::Allow { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-            Verdict::Allow { .. } => {}
-        }
-        match self.directory.authenticate(user, password).await {
-            Ok(acc) => {
-                self.throttle.record_success(ip, user);
-                AuthOutcome::Ok(AuthUser {
-                    account_id: acc.id,
-                    address: acc.address(),
-                })
-            }
-            Err(AuthError::Invalid) => {
-                self.throttle.record_failure("imap", ip, user);
-                AuthOutcome::Failed
-            }
-            Err(AuthError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "authentication unavailable");
-                AuthOutcome::Unavailable
-            }
+            LoginOutcome::Failed | LoginOutcome::Banned => AuthOutcome::Failed,
+            LoginOutcome::Unavailable => AuthOutcome::Unavailable,
         }
     }
 

@@ -4,12 +4,12 @@
 //! outbound queue entries, so the final 250 means "on stable storage" for every recipient.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use directory::{AuthError, Directory, DirectoryError};
-use net::throttle::{LoginThrottle, Verdict};
+use directory::{Directory, DirectoryError, LoginOutcome};
+use net::throttle::LoginThrottle;
 use store::{
     AppendRequest, DynStore, Flags, NewQueueEntry, QueueRecipient, StoreError, WriteBatch,
 };
@@ -84,28 +84,18 @@ impl MailBackend {
 #[async_trait]
 impl Backend for MailBackend {
     async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome {
-        let ip = peer.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        match self.throttle.check(ip, Some(user)) {
-            Verdict::Banned { .. } => return AuthOutcome::Banned,
-            Verdict::Allow { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-            Verdict::Allow { .. } => {}
-        }
-        match self.directory.authenticate(user, password).await {
-            Ok(acc) => {
-                self.throttle.record_success(ip, user);
-                AuthOutcome::Ok(AuthUser {
-                    account_id: acc.id,
-                    address: acc.address(),
-                })
-            }
-            Err(AuthError::Invalid) => match self.throttle.record_failure("smtp", ip, user) {
-                Verdict::Banned { .. } => AuthOutcome::Banned,
-                Verdict::Allow { .. } => AuthOutcome::Failed,
-            },
-            Err(AuthError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "authentication unavailable");
-                AuthOutcome::Unavailable
-            }
+        match self
+            .directory
+            .login(&self.throttle, "smtp", peer, user, password)
+            .await
+        {
+            LoginOutcome::Ok(acc) => AuthOutcome::Ok(AuthUser {
+                account_id: acc.id,
+                address: acc.address(),
+            }),
+            LoginOutcome::Failed => AuthOutcome::Failed,
+            LoginOutcome::Banned => AuthOutcome::Banned,
+            LoginOutcome::Unavailable => AuthOutcome::Unavailable,
         }
     }
 
