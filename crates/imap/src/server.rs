@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use net::accept::write_all;
 use net::limits::ConnLimiter;
 use net::stream::MaybeTls;
 use net::tls::TlsReloader;
@@ -35,28 +36,10 @@ pub async fn serve_tcp<B: Backend + 'static>(
     implicit_tls: bool,
     svc: Arc<Service<B>>,
 ) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "imap: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            handle(MaybeTls::Plain(tcp), peer, implicit_tls, svc).await;
-        });
-    }
-}
-
-async fn write_all(stream: &mut MaybeTls, bytes: &[u8]) -> bool {
-    if bytes.is_empty() {
-        return true;
-    }
-    stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
+    net::accept::accept_loop(listener, "imap", move |stream, peer| {
+        handle(stream, peer, implicit_tls, svc.clone())
+    })
+    .await;
 }
 
 async fn handle<B: Backend + 'static>(

@@ -1,5 +1,6 @@
 //! Networking shared by every protocol: TLS, connection streams, connection limits, login throttling.
 
+pub mod accept;
 pub mod limits;
 pub mod stream;
 pub mod throttle;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use net::accept::write_all;
 use net::limits::ConnLimiter;
 use net::stream::MaybeTls;
 use net::tls::TlsReloader;
@@ -35,22 +36,10 @@ pub async fn serve_tcp<B: Backend + 'static>(
     implicit_tls: bool,
     svc: Arc<Service<B>>,
 ) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let svc = svc.clone();
-        tokio::spawn(async move {
-            handle(MaybeTls::Plain(tcp), Some(peer), mode, implicit_tls, svc).await;
-        });
-    }
+    net::accept::accept_loop(listener, mode.name(), move |stream, peer| {
+        handle(stream, Some(peer), mode, implicit_tls, svc.clone())
+    })
+    .await;
 }
 
 /// LMTP over a Unix socket.
@@ -73,13 +62,6 @@ pub async fn serve_unix<B: Backend + 'static>(
             }
         }
     }
-}
-
-async fn write_all(stream: &mut MaybeTls, bytes: &[u8]) -> bool {
-    if bytes.is_empty() {
-        return true;
-    }
-    stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
 }
 
 async fn handle<B: Backend + 'static>(
