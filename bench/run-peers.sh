@@ -142,7 +142,7 @@ smtp = ["127.0.0.1:0"]
 submission = []
 submissions = []
 imap = []
-imaps = []
+imaps = ["127.0.0.1:0"]
 pop3 = []
 pop3s = []
 [log]
@@ -155,6 +155,7 @@ TOML
   grep -q '^Ready\.' "$F_DATA/stdout" || { echo "Facteur did not start:" >&2; cat "$F_DATA/stderr" >&2; return 1; }
   F_UP=$(python3 -c "import time;print(f'{time.time()-$t0:.2f}')")
   F_SMTP=$(awk '$1 == "smtp" {print $2}' "$F_DATA/stdout")
+  F_IMAPS=$(awk '$1 == "imaps" {print $2}' "$F_DATA/stdout")
 }
 stop_facteur() { [ -n "$F_PID" ] && kill "$F_PID" 2>/dev/null && wait "$F_PID" 2>/dev/null; F_PID=""; }
 f_messages() { "$FACTEUR_BIN" --data "$F_DATA" --json check-store | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])'; }
@@ -175,7 +176,13 @@ facteur_smtp_ingest() { # args: sessions messages size_bytes. Facteur's 250 mean
   after=$(f_messages)
   python3 -c "n=$after-$before; print(f'{n/($t1-$t0):.0f}' if n >= $2 else 'FAILED (stored {n} of $2)')"
 }
-facteur_imap() { echo "$NOT_YET"; }          # args: messages; echo select_fetch=S fetch_body=S search=S store=S
+facteur_imap() { # args: messages; echoes select_fetch=S fetch_body=S search=S store=S
+  [ -n "$F_IMAPS" ] || { echo "$NOT_YET"; return; }
+  local user="imap$1@bench.test" port=${F_IMAPS##*:}
+  printf '%s' "$PASS" | "$FACTEUR_BIN" --data "$F_DATA" account add "$user" --password-stdin >/dev/null 2>&1
+  IMAP_SSL=1 $PY fill-imap "$port" "$user" "$PASS" "$1" 4096 "$RARE_WORD" "$RARE_COUNT" >/dev/null || { echo "FAILED"; return; }
+  IMAP_SSL=1 $PY imap "$port" "$user" "$PASS" "$1" "$RARE_WORD" "$RARE_COUNT" "$RUNS" || echo "FAILED"
+}
 facteur_pop3() { echo "$NOT_YET"; }          # args: messages
 facteur_idle_mem() { echo "$NOT_YET"; }      # args: connections
 ratio() { # facteur peer [higher-is-better: 1|0]
