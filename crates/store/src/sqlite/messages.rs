@@ -774,6 +774,11 @@ impl MailStore for Sqlite {
     }
 
     async fn analysis(&self, blob: BlobId) -> Result<Arc<Analysis>> {
+        // Blobs are immutable, so a cached analysis never goes stale.
+        if let Some(a) = self.0.analysis_cache.get(&blob) {
+            return Ok(a);
+        }
+        let cache = self.0.clone();
         self.0
             .read(move |c, _| {
                 let json: String = query_row(
@@ -787,7 +792,9 @@ impl MailStore for Sqlite {
                 .ok_or_else(|| StoreError::NotFound(format!("{blob:?}")))?;
                 let a: Analysis = serde_json::from_str(&json)
                     .map_err(|e| StoreError::Backend(format!("cached analysis: {e}")))?;
-                Ok(Arc::new(a))
+                let a = Arc::new(a);
+                cache.analysis_cache.put(blob, a.clone());
+                Ok(a)
             })
             .await
     }

@@ -62,7 +62,42 @@ impl Default for SqliteOptions {
     }
 }
 
+/// Parsed analyses kept in memory (ENVELOPE, BODYSTRUCTURE for FETCH): blobs never change, so
+/// entries never go stale. Bounded; the oldest entries go first.
+type AnalysisMap = std::collections::HashMap<crate::BlobId, Arc<crate::Analysis>>;
+
+pub(crate) struct AnalysisCache {
+    inner: Mutex<(AnalysisMap, std::collections::VecDeque<crate::BlobId>)>,
+}
+
+/// Analyses kept in memory (a few KiB each).
+const ANALYSIS_CACHE_ENTRIES: usize = 50_000;
+
+impl AnalysisCache {
+    fn new() -> AnalysisCache {
+        AnalysisCache {
+            inner: Mutex::new(Default::default()),
+        }
+    }
+    pub(crate) fn get(&self, id: &crate::BlobId) -> Option<Arc<crate::Analysis>> {
+        self.inner.lock().ok()?.0.get(id).cloned()
+    }
+    pub(crate) fn put(&self, id: crate::BlobId, a: Arc<crate::Analysis>) {
+        let Ok(mut g) = self.inner.lock() else { return };
+        let (map, order) = &mut *g;
+        if map.insert(id, a).is_none() {
+            order.push_back(id);
+            while order.len() > ANALYSIS_CACHE_ENTRIES {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 pub struct SqliteStore {
+    analysis_cache: AnalysisCache,
     db_path: PathBuf,
     indexer: fts::IndexerHandle,
     indexer_thread: Option<std::thread::JoinHandle<()>>,
@@ -211,6 +246,7 @@ impl SqliteStore {
             indexer.clone(),
         )?;
         Ok(SqliteStore {
+            analysis_cache: AnalysisCache::new(),
             db_path,
             indexer,
             indexer_thread: Some(indexer_thread),
