@@ -46,6 +46,15 @@ pub fn imap_config(cfg: &Config) -> imap::ImapConfig {
     }
 }
 
+pub fn pop3_config(cfg: &Config) -> pop3::Pop3Config {
+    pop3::Pop3Config {
+        hostname: cfg.server.hostname.clone(),
+        max_errors: cfg.limits.max_bad_commands,
+        pre_auth_timeout: Duration::from_secs(cfg.limits.command_timeout_secs),
+        ..pop3::Pop3Config::default()
+    }
+}
+
 pub fn smtp_config(cfg: &Config) -> SmtpConfig {
     SmtpConfig {
         hostname: cfg.server.hostname.clone(),
@@ -105,6 +114,21 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
             directory: ctx.directory.clone(),
             throttle: throttle.clone(),
         }),
+        tls: Some(tls.clone()),
+        limiter: ConnLimiter::new(
+            cfg.limits.max_connections,
+            cfg.limits.max_connections_per_ip,
+        ),
+    });
+    // POP3 has its own connection budget too, and its own maildrop locks (one session per account).
+    let pop3_service = Arc::new(pop3::server::Service {
+        config: Arc::new(pop3_config(cfg)),
+        backend: Arc::new(pop3::MailBackend {
+            store: ctx.store.clone(),
+            directory: ctx.directory.clone(),
+            throttle: throttle.clone(),
+            locks: pop3::lock::MaildropLocks::default(),
+        }),
         tls: Some(tls),
         limiter: ConnLimiter::new(
             cfg.limits.max_connections,
@@ -162,6 +186,25 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.clone());
             tokio::spawn(imap::server::serve_tcp(l, implicit, imap_service.clone()));
+            bound.push(Bound {
+                service: name,
+                address: local,
+                note,
+            });
+        }
+    }
+    let pop3_plan: [(&'static str, &[String], bool, &'static str); 2] = [
+        ("pop3", &cfg.listeners.pop3, false, "POP3, STLS"),
+        ("pop3s", &cfg.listeners.pop3s, true, "POP3, implicit TLS"),
+    ];
+    for (name, addrs, implicit, note) in pop3_plan {
+        for addr in addrs {
+            let l = bind(addr, name).await?;
+            let local = l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| addr.clone());
+            tokio::spawn(pop3::server::serve_tcp(l, implicit, pop3_service.clone()));
             bound.push(Bound {
                 service: name,
                 address: local,

@@ -164,20 +164,6 @@ fn print_banner(
             ));
         }
     }
-    let pending: Vec<String> = ctx
-        .config
-        .listeners
-        .services()
-        .iter()
-        .filter(|(s, a)| matches!(*s, "pop3" | "pop3s") && !a.is_empty())
-        .map(|(s, a)| format!("{s} ({})", a.join(", ")))
-        .collect();
-    if !pending.is_empty() {
-        out.push_str(&format!(
-            "Configured but not served yet (POP3 lands with its issue): {}\n",
-            pending.join(", ")
-        ));
-    }
     out.push_str("Ready.\n");
     print!("{out}");
     let _ = std::io::stdout().flush();

@@ -1,0 +1,59 @@
+//! What the POP3 state machine needs from the rest of the server: logins (through the directory
+//! and the shared login throttle), the mail store, and the maildrop locks.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use directory::{Directory, LoginOutcome};
+use net::throttle::LoginThrottle;
+use store::{AccountId, DynStore};
+
+use crate::lock::MaildropLocks;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Ok(AccountId),
+    /// Wrong credentials, unknown user, or banned: one answer for all.
+    Failed,
+    Unavailable,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome;
+    fn store(&self) -> &DynStore;
+    fn locks(&self) -> &MaildropLocks;
+}
+
+/// The real backend: store, directory and the login throttle shared with the other protocols.
+pub struct MailBackend {
+    pub store: DynStore,
+    pub directory: Directory,
+    pub throttle: Arc<LoginThrottle>,
+    pub locks: MaildropLocks,
+}
+
+#[async_trait]
+impl Backend for MailBackend {
+    async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome {
+        match self
+            .directory
+            .login(&self.throttle, "pop3", peer, user, password)
+            .await
+        {
+            LoginOutcome::Ok(acc) => AuthOutcome::Ok(acc.id),
+            // A banned client gets the ordinary failure: nothing tells it the password was not tried.
+            LoginOutcome::Failed | LoginOutcome::Banned => AuthOutcome::Failed,
+            LoginOutcome::Unavailable => AuthOutcome::Unavailable,
+        }
+    }
+
+    fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    fn locks(&self) -> &MaildropLocks {
+        &self.locks
+    }
+}

@@ -1,0 +1,257 @@
+//! State-machine tests: a session fed bytes directly, over a real SQLite store in a temporary
+//! folder (no sockets).
+
+use std::sync::Arc;
+
+use base64::Engine;
+use directory::{Directory, DirectoryConfig, HashParams};
+use net::throttle::{LoginThrottle, ThrottleConfig};
+use store::{AppendRequest, DynStore, Flags, WriteBatch};
+
+use crate::backend::MailBackend;
+use crate::config::Pop3Config;
+use crate::session::{Event, Session, SessionInfo};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    backend: Arc<MailBackend>,
+    cfg: Arc<Pop3Config>,
+}
+
+const USER: &str = "alice@example.com";
+const PASS: &str = "alice-password-1";
+
+async fn fixture(messages: &[&[u8]]) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: DynStore = Arc::new(
+        store::sqlite::Sqlite::open(dir.path(), store::sqlite::SqliteOptions::default())
+            .expect("store"),
+    );
+    let directory = Directory::new(
+        store.clone(),
+        DirectoryConfig {
+            hash_params: HashParams {
+                memory_kib: 1024,
+                iterations: 1,
+                parallelism: 1,
+            },
+            default_domain: None,
+        },
+    )
+    .expect("directory");
+    directory.add_domain("example.com").await.expect("domain");
+    directory
+        .add_account(USER, Some(PASS), "Alice", None)
+        .await
+        .expect("account");
+    let acc = store
+        .account_get("alice", "example.com")
+        .await
+        .expect("get")
+        .expect("exists");
+    let inbox = store
+        .mailbox_get(acc.id, "INBOX")
+        .await
+        .expect("mb")
+        .expect("INBOX");
+    for raw in messages {
+        store
+            .commit(WriteBatch {
+                appends: vec![AppendRequest {
+                    mailbox_id: inbox.id,
+                    raw: Arc::from(*raw),
+                    flags: Flags::default(),
+                    keywords: Vec::new(),
+                    internal_date: store::now_unix(),
+                }],
+                enqueue: Vec::new(),
+            })
+            .await
+            .expect("append");
+    }
+    let backend = Arc::new(MailBackend {
+        store,
+        directory,
+        throttle: Arc::new(LoginThrottle::new(ThrottleConfig {
+            base_delay: std::time::Duration::ZERO,
+            ..ThrottleConfig::default()
+        })),
+        locks: Default::default(),
+    });
+    Fixture {
+        _dir: dir,
+        backend,
+        cfg: Arc::new(Pop3Config::default()),
+    }
+}
+
+impl Fixture {
+    fn session(&self, tls: bool) -> Session<MailBackend> {
+        Session::new(
+            self.cfg.clone(),
+            self.backend.clone(),
+            SessionInfo {
+                peer: None,
+                tls,
+                starttls: !tls,
+            },
+        )
+    }
+
+    async fn logged_in(&self) -> Session<MailBackend> {
+        let mut s = self.session(true);
+        let r = run(&mut s, &format!("USER {USER}\r\nPASS {PASS}\r\n")).await;
+        assert!(r.starts_with("+OK Send PASS\r\n+OK Maildrop locked"), "{r}");
+        s
+    }
+}
+
+async fn run(s: &mut Session<MailBackend>, input: &str) -> String {
+    let out = s.feed(input.as_bytes()).await;
+    String::from_utf8_lossy(&out.bytes).into_owned()
+}
+
+const M1: &[u8] = b"Subject: one\r\n\r\nhello\r\n.dot line\r\nbye\r\n";
+const M2: &[u8] = b"Subject: two\r\n\r\nsecond\r\n";
+
+#[tokio::test]
+async fn credentials_refused_before_tls_and_capa_follows_tls() {
+    let f = fixture(&[]).await;
+    let mut plain = f.session(false);
+    let r = run(&mut plain, "CAPA\r\n").await;
+    assert!(
+        r.contains("\r\nSTLS\r\n") && !r.contains("USER") && !r.contains("SASL"),
+        "{r}"
+    );
+    assert!(r.contains("IMPLEMENTATION Facteur\r\n.\r\n"), "{r}");
+    let r = run(&mut plain, &format!("USER {USER}\r\n")).await;
+    assert!(r.starts_with("-ERR [AUTH]"), "{r}");
+    let r = run(&mut plain, "AUTH PLAIN\r\n").await;
+    assert!(r.starts_with("-ERR [AUTH]"), "{r}");
+    let mut tls = f.session(true);
+    let r = run(&mut tls, "CAPA\r\n").await;
+    assert!(
+        r.contains("\r\nUSER\r\n") && r.contains("SASL PLAIN") && !r.contains("STLS"),
+        "{r}"
+    );
+    let r = run(&mut tls, &format!("USER {USER}\r\nPASS wrong\r\n")).await;
+    assert!(r.ends_with("-ERR [AUTH] Authentication failed\r\n"), "{r}");
+    let r = run(&mut tls, "USER nobody@example.com\r\nPASS wrong\r\n").await;
+    assert!(r.ends_with("-ERR [AUTH] Authentication failed\r\n"), "{r}");
+}
+
+#[tokio::test]
+async fn stls_discards_pipelined_plaintext() {
+    let f = fixture(&[]).await;
+    let mut s = f.session(false);
+    let out = s.feed(format!("STLS\r\nUSER {USER}\r\n").as_bytes()).await;
+    assert_eq!(out.event, Some(Event::StartTls));
+    assert_eq!(
+        String::from_utf8_lossy(&out.bytes),
+        "+OK Begin TLS negotiation\r\n"
+    );
+    s.tls_started();
+    // The injected USER did not survive: PASS has no user to go with.
+    let r = run(&mut s, &format!("PASS {PASS}\r\n")).await;
+    assert!(r.starts_with("-ERR Send USER first"), "{r}");
+}
+
+#[tokio::test]
+async fn auth_plain_with_and_without_initial_response() {
+    let f = fixture(&[]).await;
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASS}"));
+    let mut a = f.session(true);
+    let r = run(&mut a, &format!("AUTH PLAIN {cred}\r\n")).await;
+    assert!(r.starts_with("+OK Maildrop"), "{r}");
+    let r = run(&mut a, "QUIT\r\n").await;
+    assert!(r.starts_with("+OK"), "{r}");
+    let mut b = f.session(true);
+    let r = run(&mut b, "AUTH PLAIN\r\n").await;
+    assert_eq!(r, "+ \r\n");
+    let r = run(&mut b, &format!("{cred}\r\n")).await;
+    assert!(r.starts_with("+OK Maildrop"), "{r}");
+}
+
+#[tokio::test]
+async fn listing_retrieval_and_dot_stuffing() {
+    let f = fixture(&[M1, M2]).await;
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "STAT\r\n").await;
+    assert_eq!(r, format!("+OK 2 {}\r\n", M1.len() + M2.len()));
+    let r = run(&mut s, "LIST\r\n").await;
+    assert!(
+        r.ends_with(&format!("1 {}\r\n2 {}\r\n.\r\n", M1.len(), M2.len())),
+        "{r}"
+    );
+    let r = run(&mut s, "UIDL 2\r\n").await;
+    assert!(r.starts_with("+OK 2 ") && r.ends_with(".2\r\n"), "{r}");
+    let r = run(&mut s, "RETR 1\r\n").await;
+    assert_eq!(
+        r,
+        format!(
+            "+OK {} octets\r\nSubject: one\r\n\r\nhello\r\n..dot line\r\nbye\r\n.\r\n",
+            M1.len()
+        )
+    );
+    let r = run(&mut s, "TOP 1 1\r\n").await;
+    assert_eq!(
+        r,
+        "+OK Top of message follows\r\nSubject: one\r\n\r\nhello\r\n.\r\n"
+    );
+    let r = run(&mut s, "RETR 3\r\n").await;
+    assert!(r.starts_with("-ERR"), "{r}");
+}
+
+#[tokio::test]
+async fn dele_rset_quit_and_lock() {
+    let f = fixture(&[M1, M2]).await;
+    let mut s = f.logged_in().await;
+    let mut other = f.session(true);
+    let r = run(&mut other, &format!("USER {USER}\r\nPASS {PASS}\r\n")).await;
+    assert!(
+        r.ends_with("-ERR [IN-USE] Maildrop already in use by another session\r\n"),
+        "{r}"
+    );
+    let r = run(&mut s, "DELE 1\r\nDELE 1\r\nSTAT\r\nRETR 1\r\n").await;
+    assert!(
+        r.contains("-ERR Message already deleted")
+            && r.contains(&format!("+OK 1 {}\r\n", M2.len())),
+        "{r}"
+    );
+    let r = run(&mut s, "RSET\r\nSTAT\r\n").await;
+    assert!(
+        r.ends_with(&format!("+OK 2 {}\r\n", M1.len() + M2.len())),
+        "{r}"
+    );
+    // A dropped session deletes nothing and releases the lock.
+    run(&mut s, "DELE 1\r\n").await;
+    drop(s);
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "STAT\r\nDELE 2\r\n").await;
+    assert!(
+        r.starts_with(&format!("+OK 2 {}\r\n", M1.len() + M2.len())),
+        "{r}"
+    );
+    let out = s.feed(b"QUIT\r\n").await;
+    assert_eq!(out.event, Some(Event::Close));
+    assert!(String::from_utf8_lossy(&out.bytes).contains("(1 messages left)"));
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "UIDL\r\n").await;
+    assert!(r.ends_with(".1\r\n.\r\n") && !r.contains("2 "), "{r}");
+}
+
+#[tokio::test]
+async fn too_many_errors_close() {
+    let f = fixture(&[]).await;
+    let mut s = f.session(true);
+    let out = s.feed("BOGUS\r\n".repeat(12).as_bytes()).await;
+    assert_eq!(out.event, Some(Event::Close));
+    assert!(
+        String::from_utf8_lossy(&out.bytes)
+            .ends_with("-ERR Too many errors, closing connection\r\n")
+    );
+    let mut s = f.session(true);
+    let long = format!("NOOP {}\r\n", "x".repeat(600));
+    let r = run(&mut s, &long).await;
+    assert!(r.starts_with("-ERR Line too long"), "{r}");
+}
