@@ -144,7 +144,7 @@ submissions = []
 imap = []
 imaps = ["127.0.0.1:0"]
 pop3 = []
-pop3s = []
+pop3s = ["127.0.0.1:0"]
 [log]
 level = "warn"
 TOML
@@ -156,6 +156,7 @@ TOML
   F_UP=$(python3 -c "import time;print(f'{time.time()-$t0:.2f}')")
   F_SMTP=$(awk '$1 == "smtp" {print $2}' "$F_DATA/stdout")
   F_IMAPS=$(awk '$1 == "imaps" {print $2}' "$F_DATA/stdout")
+  F_POP3S=$(awk '$1 == "pop3s" {print $2}' "$F_DATA/stdout")
 }
 stop_facteur() { [ -n "$F_PID" ] && kill "$F_PID" 2>/dev/null && wait "$F_PID" 2>/dev/null; F_PID=""; }
 f_messages() { "$FACTEUR_BIN" --data "$F_DATA" --json check-store | python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])'; }
@@ -183,7 +184,14 @@ facteur_imap() { # args: messages; echoes select_fetch=S fetch_body=S search=S s
   IMAP_SSL=1 $PY fill-imap "$port" "$user" "$PASS" "$1" 4096 "$RARE_WORD" "$RARE_COUNT" >/dev/null || { echo "FAILED"; return; }
   IMAP_SSL=1 $PY imap "$port" "$user" "$PASS" "$1" "$RARE_WORD" "$RARE_COUNT" "$RUNS" || echo "FAILED"
 }
-facteur_pop3() { echo "$NOT_YET"; }          # args: messages
+facteur_pop3() { # args: messages; echoes msg/s of RETR of all (over 995)
+  [ -n "$F_POP3S" ] && [ -n "$F_IMAPS" ] || { echo "$NOT_YET"; return; }
+  local user="pop$1@bench.test" r
+  printf '%s' "$PASS" | "$FACTEUR_BIN" --data "$F_DATA" account add "$user" --password-stdin >/dev/null 2>&1
+  IMAP_SSL=1 $PY fill-imap "${F_IMAPS##*:}" "$user" "$PASS" "$1" 4096 none 0 >/dev/null || { echo "FAILED"; return; }
+  r=$(POP3_SSL=1 $PY pop3 "${F_POP3S##*:}" "$user" "$PASS" "$1" "$RUNS") || { echo "FAILED"; return; }
+  val rate "$r"
+}
 facteur_idle_mem() { echo "$NOT_YET"; }      # args: connections
 ratio() { # facteur peer [higher-is-better: 1|0]
   if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then

@@ -288,7 +288,15 @@ def pop3(port, user, password, n, runs):
     n, times = int(n), []
     total = 0
     for _ in range(int(runs)):
-        c = poplib.POP3(HOST, int(port))
+        if os.environ.get("POP3_SSL") == "1":
+            # Facteur refuses USER/PASS before TLS: its runs use port 995.
+            import ssl
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            c = poplib.POP3_SSL(HOST, int(port), context=ctx)
+        else:
+            c = poplib.POP3(HOST, int(port))
         c.user(user)
         c.pass_(password)
         count_, _ = c.stat()
