@@ -1,6 +1,7 @@
 //! Networking shared by every protocol: TLS, connection streams, connection limits, login throttling.
 
 pub mod accept;
+pub mod client;
 pub mod limits;
 pub mod stream;
 pub mod throttle;

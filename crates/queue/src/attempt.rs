@@ -1,0 +1,302 @@
+//! One delivery attempt for the entries of one destination domain: route, connect (trying the
+//! next address or MX host when one fails), send every entry over the same connection, and report
+//! what became of each recipient.
+
+use std::sync::Arc;
+
+use smtp::client::{
+    ClientConfig, ClientError, Connection, OutEnvelope, OutRecipient, TlsMode,
+    conn::MAX_RCPTS_PER_TRANSACTION,
+};
+use store::QueueEntry;
+
+use crate::config::{QueueConfig, RelaySecurity};
+use crate::dns::Resolver;
+use crate::route::{self, RouteError, Target};
+
+/// What became of one recipient in this attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptResult {
+    /// The remote server took responsibility (its 250). `dsn` tells whether it announced DSN
+    /// (else a success notification says "relayed").
+    Delivered {
+        reply: String,
+        remote: String,
+        dsn: bool,
+    },
+    /// Try again later.
+    Deferred {
+        reason: String,
+        remote: Option<String>,
+    },
+    /// Will never work: the sender gets a DSN.
+    Failed {
+        status: String,
+        reason: String,
+        remote: Option<String>,
+    },
+    /// Not tried in this attempt (already done earlier).
+    Untouched,
+}
+
+/// Everything the attempt needs besides the entries.
+pub struct Deliverer {
+    pub config: Arc<QueueConfig>,
+    pub resolver: Arc<dyn Resolver>,
+    pub mx_client: ClientConfig,
+    pub relay_client: Option<ClientConfig>,
+}
+
+fn is_pending(status: &str) -> bool {
+    status == "pending" || status == "delayed"
+}
+
+fn from_route_error(e: &RouteError) -> RcptResult {
+    if e.permanent {
+        RcptResult::Failed {
+            status: e.status.to_string(),
+            reason: e.reason.clone(),
+            remote: None,
+        }
+    } else {
+        RcptResult::Deferred {
+            reason: e.reason.clone(),
+            remote: None,
+        }
+    }
+}
+
+impl Deliverer {
+    /// Tries every entry (all for `domain`) and returns, per entry, a result per recipient in the
+    /// entry's order. `bodies[i]` is the message of `entries[i]`.
+    pub async fn deliver(
+        &self,
+        domain: &str,
+        entries: &[QueueEntry],
+        bodies: &[Arc<[u8]>],
+    ) -> Vec<Vec<RcptResult>> {
+        let mut results: Vec<Vec<RcptResult>> = entries
+            .iter()
+            .map(|e| {
+                e.recipients
+                    .iter()
+                    .map(|r| {
+                        if is_pending(&r.status) {
+                            RcptResult::Deferred {
+                                reason: "not attempted".into(),
+                                remote: None,
+                            }
+                        } else {
+                            RcptResult::Untouched
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+
+        let (targets, client) = match self.targets(domain).await {
+            Ok(t) => t,
+            Err(e) => {
+                for (entry, res) in entries.iter().zip(results.iter_mut()) {
+                    for (r, out) in entry.recipients.iter().zip(res.iter_mut()) {
+                        if is_pending(&r.status) {
+                            *out = from_route_error(&e);
+                        }
+                    }
+                }
+                return results;
+            }
+        };
+
+        // Entries not yet settled by some server.
+        let mut todo: Vec<usize> = (0..entries.len()).collect();
+        let mut last_error: Option<ClientError> = None;
+        'hosts: for target in &targets {
+            for addr in &target.addrs {
+                if todo.is_empty() {
+                    break 'hosts;
+                }
+                let mut conn = match Connection::connect(*addr, &target.name, client).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!(domain, host = %target.name, %addr, error = %e, "connection failed, trying the next host");
+                        last_error = Some(e);
+                        continue;
+                    }
+                };
+                if let Some(relay) = self.config.relay.as_ref()
+                    && let (Some(user), Some(pw)) = (&relay.username, &relay.password)
+                    && let Err(e) = conn.authenticate(user, pw).await
+                {
+                    // A refused login is a configuration problem: defer, never bounce.
+                    tracing::warn!(relay = %relay.host, error = %e, "relay authentication failed");
+                    last_error = Some(ClientError::Protocol(format!(
+                        "authentication to relay failed: {e}"
+                    )));
+                    conn.quit().await;
+                    continue;
+                }
+                let tls = conn.tls_info();
+                let remote = conn.remote.clone();
+                let dsn = conn.ehlo().dsn;
+                let mut still: Vec<usize> = Vec::new();
+                let mut broken = false;
+                for &i in &todo {
+                    if broken {
+                        still.push(i);
+                        continue;
+                    }
+                    let entry = &entries[i];
+                    let pending: Vec<usize> = entry
+                        .recipients
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| is_pending(&r.status))
+                        .map(|(k, _)| k)
+                        .collect();
+                    for chunk in pending.chunks(MAX_RCPTS_PER_TRANSACTION) {
+                        let env = OutEnvelope {
+                            from: entry.sender.clone(),
+                            recipients: chunk
+                                .iter()
+                                .map(|&k| OutRecipient {
+                                    address: entry.recipients[k].address.clone(),
+                                    notify: entry.recipients[k].notify.clone(),
+                                    orcpt: entry.recipients[k].orcpt.clone(),
+                                })
+                                .collect(),
+                            envid: entry.envid.clone(),
+                            ret: entry.ret.clone(),
+                        };
+                        match conn.send(&env, &bodies[i]).await {
+                            Ok(tx) => {
+                                for (&k, r) in chunk.iter().zip(tx.recipients) {
+                                    results[i][k] = match r {
+                                        Ok(reply) => RcptResult::Delivered {
+                                            reply: reply.to_string(),
+                                            remote: remote.clone(),
+                                            dsn,
+                                        },
+                                        Err(reply) if reply.is_permanent() => RcptResult::Failed {
+                                            status: if reply.enhanced.is_empty() {
+                                                "5.0.0".into()
+                                            } else {
+                                                reply.enhanced.clone()
+                                            },
+                                            reason: reply.to_string(),
+                                            remote: Some(remote.clone()),
+                                        },
+                                        Err(reply) => RcptResult::Deferred {
+                                            reason: reply.to_string(),
+                                            remote: Some(remote.clone()),
+                                        },
+                                    };
+                                }
+                            }
+                            Err(e @ ClientError::Refused { .. })
+                            | Err(e @ ClientError::Unsendable { .. }) => {
+                                for &k in chunk {
+                                    results[i][k] = if e.is_permanent() {
+                                        RcptResult::Failed {
+                                            status: e.enhanced(),
+                                            reason: e.to_string(),
+                                            remote: Some(remote.clone()),
+                                        }
+                                    } else {
+                                        RcptResult::Deferred {
+                                            reason: e.to_string(),
+                                            remote: Some(remote.clone()),
+                                        }
+                                    };
+                                }
+                            }
+                            Err(e) => {
+                                // The connection broke mid-transaction: nothing of this entry
+                                // counts as delivered; it is tried again on the next host.
+                                tracing::info!(domain, host = %target.name, error = %e, "connection lost during delivery");
+                                last_error = Some(e);
+                                broken = true;
+                                break;
+                            }
+                        }
+                    }
+                    if broken {
+                        still.push(i);
+                    } else {
+                        tracing::info!(
+                            queue_id = entry.id,
+                            domain,
+                            remote = %remote,
+                            tls = tls.as_ref().map_or("none".to_string(), |t| format!("{} {}", t.version, t.cipher)),
+                            results = ?results[i],
+                            "delivery attempt"
+                        );
+                    }
+                }
+                if !broken {
+                    conn.quit().await;
+                }
+                todo = still;
+            }
+        }
+        if !todo.is_empty() {
+            let reason =
+                last_error.map_or("no host could be reached".to_string(), |e| e.to_string());
+            for i in todo {
+                for (k, r) in entries[i].recipients.iter().enumerate() {
+                    if is_pending(&r.status) && matches!(results[i][k], RcptResult::Deferred { .. })
+                    {
+                        results[i][k] = RcptResult::Deferred {
+                            reason: reason.clone(),
+                            remote: None,
+                        };
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    async fn targets(&self, domain: &str) -> Result<(Vec<Target>, &ClientConfig), RouteError> {
+        match (&self.config.relay, &self.relay_client) {
+            (Some(relay), Some(client)) => Ok((
+                vec![route::relay_target(self.resolver.as_ref(), &relay.host, relay.port).await?],
+                client,
+            )),
+            _ => Ok((
+                route::mx_targets(self.resolver.as_ref(), domain, self.config.remote_port).await?,
+                &self.mx_client,
+            )),
+        }
+    }
+}
+
+/// The client configurations for MX delivery and for the relay, from the queue configuration.
+pub fn client_configs(config: &QueueConfig) -> (ClientConfig, Option<ClientConfig>) {
+    let mx = ClientConfig {
+        helo_name: config.hostname.clone(),
+        tls_mode: match config.tls {
+            crate::config::OutboundTls::Opportunistic => TlsMode::Opportunistic,
+            crate::config::OutboundTls::Required => TlsMode::Required,
+        },
+        tls: match config.tls {
+            crate::config::OutboundTls::Opportunistic => net::client::opportunistic(),
+            crate::config::OutboundTls::Required => net::client::verifying(),
+        },
+        timeouts: config.timeouts.clone(),
+    };
+    let relay = config.relay.as_ref().map(|r| ClientConfig {
+        helo_name: config.hostname.clone(),
+        tls_mode: match r.security {
+            RelaySecurity::StartTls => TlsMode::Required,
+            RelaySecurity::Implicit => TlsMode::Implicit,
+        },
+        tls: if r.verify_certificate {
+            net::client::verifying()
+        } else {
+            net::client::opportunistic()
+        },
+        timeouts: config.timeouts.clone(),
+    });
+    (mx, relay)
+}
