@@ -54,6 +54,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub smtp: SmtpSection,
+    pub queue: QueueSection,
+    pub dns: DnsSection,
     pub log: LogConfig,
 }
 
@@ -87,6 +89,98 @@ impl Default for SmtpSection {
             min_data_rate: 1024,
         }
     }
+}
+
+/// TLS towards recipient MX hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboundTlsPolicy {
+    /// STARTTLS when offered, any certificate (RFC 7435).
+    #[default]
+    Opportunistic,
+    /// STARTTLS with a valid certificate, or the attempt is deferred.
+    Required,
+}
+
+/// How the smarthost connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelaySecurityPolicy {
+    /// STARTTLS required (port 587).
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// Outbound delivery: retries, concurrency, TLS and the optional smarthost.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    pub remote_port: u16,
+    pub concurrency: usize,
+    pub per_domain: usize,
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
+    pub max_age_secs: u64,
+    pub delay_warning_secs: u64,
+    pub tls: OutboundTlsPolicy,
+    pub relay_host: String,
+    pub relay_port: u16,
+    pub relay_security: RelaySecurityPolicy,
+    pub relay_verify_certificate: bool,
+    pub relay_username: String,
+    pub relay_password: String,
+}
+
+impl std::fmt::Debug for QueueSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueSection")
+            .field("remote_port", &self.remote_port)
+            .field("concurrency", &self.concurrency)
+            .field("per_domain", &self.per_domain)
+            .field("retry_initial_secs", &self.retry_initial_secs)
+            .field("retry_max_secs", &self.retry_max_secs)
+            .field("max_age_secs", &self.max_age_secs)
+            .field("delay_warning_secs", &self.delay_warning_secs)
+            .field("tls", &self.tls)
+            .field("relay_host", &self.relay_host)
+            .field("relay_port", &self.relay_port)
+            .field("relay_security", &self.relay_security)
+            .field("relay_verify_certificate", &self.relay_verify_certificate)
+            .field("relay_username", &self.relay_username)
+            .field("relay_password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection {
+            remote_port: 25,
+            concurrency: 32,
+            per_domain: 4,
+            retry_initial_secs: 5 * 60,
+            retry_max_secs: 4 * 3600,
+            max_age_secs: 5 * 86_400,
+            delay_warning_secs: 4 * 3600,
+            tls: OutboundTlsPolicy::Opportunistic,
+            relay_host: String::new(),
+            relay_port: 587,
+            relay_security: RelaySecurityPolicy::Starttls,
+            relay_verify_certificate: true,
+            relay_username: String::new(),
+            relay_password: String::new(),
+        }
+    }
+}
+
+/// DNS resolution for outbound delivery and mail authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSection {
+    /// "IP:PORT" of recursive resolvers; empty uses the system's (/etc/resolv.conf).
+    pub nameservers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +299,8 @@ impl Config {
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             smtp: SmtpSection::default(),
+            queue: QueueSection::default(),
+            dns: DnsSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -494,6 +590,7 @@ impl Config {
         }
 
         self.validate_listeners()?;
+        self.validate_queue()?;
 
         not_empty("tls.cert", &self.tls.cert)?;
         not_empty("tls.key", &self.tls.key)?;
@@ -626,6 +723,42 @@ impl Config {
         }
 
         validate_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;
+        Ok(())
+    }
+
+    fn validate_queue(&self) -> Result<(), Invalid> {
+        let q = &self.queue;
+        at_least("queue.remote_port", q.remote_port, 1)?;
+        at_least("queue.concurrency", q.concurrency, 1)?;
+        at_least("queue.per_domain", q.per_domain, 1)?;
+        at_least("queue.retry_initial_secs", q.retry_initial_secs, 1)?;
+        at_least("queue.retry_max_secs", q.retry_max_secs, q.retry_initial_secs)?;
+        at_least("queue.max_age_secs", q.max_age_secs, q.retry_initial_secs)?;
+        if !q.relay_host.is_empty() {
+            at_least("queue.relay_port", q.relay_port, 1)?;
+            if q.relay_host.parse::<std::net::IpAddr>().is_err() && !is_valid_hostname(&q.relay_host)
+            {
+                return Err(invalid(
+                    "queue.relay_host",
+                    format!("{:?} is neither an IP address nor a DNS name", q.relay_host),
+                ));
+            }
+        }
+        if q.relay_username.is_empty() != q.relay_password.is_empty() {
+            return Err(invalid(
+                "queue.relay_password",
+                "relay_username and relay_password go together",
+            ));
+        }
+        for (index, ns) in self.dns.nameservers.iter().enumerate() {
+            if ns.parse::<SocketAddr>().is_err() {
+                return Err(Invalid {
+                    keys: vec!["dns.nameservers".into()],
+                    index: Some(index),
+                    message: format!("{ns:?} is not IP:PORT"),
+                });
+            }
+        }
         Ok(())
     }
 

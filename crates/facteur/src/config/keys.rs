@@ -44,6 +44,14 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "SMTP, submission and LMTP behaviour (limits shared with other protocols are in [limits]).",
     },
     SectionDoc {
+        name: "queue",
+        comment: "Outbound delivery: retries, concurrency, TLS, and an optional smarthost (relay_*).",
+    },
+    SectionDoc {
+        name: "dns",
+        comment: "DNS resolution for outbound delivery and mail authentication.",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -224,6 +232,65 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "smtp",
         "min_data_rate",
         "Bytes per second below which a message transfer is abandoned.",
+    ),
+    key(
+        "queue",
+        "remote_port",
+        "TCP port of recipient MX hosts (25; other values are for tests).",
+    ),
+    key("queue", "concurrency", "Delivery connections open at once."),
+    key(
+        "queue",
+        "per_domain",
+        "Delivery connections open at once to one destination domain.",
+    ),
+    key(
+        "queue",
+        "retry_initial_secs",
+        "First retry delay, doubled after each failed attempt.",
+    ),
+    key("queue", "retry_max_secs", "Longest delay between two attempts."),
+    key(
+        "queue",
+        "max_age_secs",
+        "Give up and return the message to its sender after this long.",
+    ),
+    key(
+        "queue",
+        "delay_warning_secs",
+        "Send the sender one \"delayed\" notice after this long (0: never).",
+    ),
+    key(
+        "queue",
+        "tls",
+        "\"opportunistic\": STARTTLS when offered; \"required\": STARTTLS with a valid certificate or no delivery.",
+    ),
+    key(
+        "queue",
+        "relay_host",
+        "Smarthost for all outbound mail (\"\": deliver to MX hosts directly).",
+    ),
+    key("queue", "relay_port", "Smarthost port."),
+    key(
+        "queue",
+        "relay_security",
+        "\"starttls\" (port 587) or \"tls\" (implicit TLS, port 465).",
+    ),
+    key(
+        "queue",
+        "relay_verify_certificate",
+        "Check the smarthost's certificate against the public roots.",
+    ),
+    key(
+        "queue",
+        "relay_username",
+        "Login at the smarthost (AUTH PLAIN, only over TLS); \"\": none.",
+    ),
+    key("queue", "relay_password", "Password at the smarthost."),
+    key(
+        "dns",
+        "nameservers",
+        "Resolvers as \"IP:PORT\"; [] uses the system's (/etc/resolv.conf).",
     ),
     key(
         "log",
