@@ -12,7 +12,7 @@ use crate::context::Context;
 /// Longest password accepted on standard input.
 const MAX_PASSWORD_INPUT: u64 = 4096;
 
-fn emit(cli: &Cli, value: Value, text: impl FnOnce() -> String) {
+pub(crate) fn emit(cli: &Cli, value: Value, text: impl FnOnce() -> String) {
     if cli.json {
         println!("{value}");
     } else {

@@ -52,6 +52,23 @@ pub enum Command {
     Auth(AuthCmd),
     /// Check the store's integrity (database, blob references, files).
     CheckStore,
+    /// Inspect and act on the outbound queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// List queued messages: id, age, attempts, sender, recipients, next attempt, last error.
+    List,
+    /// Show one queued message: envelope, recipient states and its headers.
+    Show { id: i64 },
+    /// Attempt delivery of one queued message now (the running server picks it up within seconds).
+    Retry { id: i64 },
+    /// Remove a queued message without notifying its sender.
+    Delete { id: i64 },
+    /// Attempt delivery of every queued message now.
+    Flush,
 }
 
 #[derive(Debug, Args)]

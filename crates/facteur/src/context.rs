@@ -28,6 +28,8 @@ pub struct Context {
     pub config: Arc<Config>,
     pub store: DynStore,
     pub directory: Directory,
+    /// Woken when outbound mail is queued (shared by the SMTP backends and the queue).
+    pub queue_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Loads the config of an existing data folder (admin commands never create one).
@@ -94,6 +96,7 @@ impl Context {
             config: Arc::new(cfg),
             store,
             directory,
+            queue_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }

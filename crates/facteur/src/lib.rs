@@ -7,6 +7,8 @@ pub mod config;
 pub mod context;
 pub mod listeners;
 pub mod logging;
+pub mod outbound;
+pub mod queue_cmd;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -97,5 +99,6 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Alias(cmd) => admin::alias(&cli, cmd).await,
         Command::Auth(cmd) => admin::auth(&cli, cmd).await,
         Command::CheckStore => admin::check_store(&cli).await,
+        Command::Queue(cmd) => queue_cmd::run(&cli, cmd).await,
     }
 }

@@ -94,6 +94,7 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
         directory: ctx.directory.clone(),
         throttle: throttle.clone(),
         hostname: cfg.server.hostname.clone(),
+        queue_wake: Some(ctx.queue_wake.clone()),
     });
     // One connection budget for all SMTP-family listeners.
     let limiter = ConnLimiter::new(

@@ -113,7 +113,12 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let bound = if args.init_only {
         Vec::new()
     } else {
-        crate::listeners::start(&ctx, tls.clone()).await?
+        let bound = crate::listeners::start(&ctx, tls.clone()).await?;
+        let throttle = std::sync::Arc::new(net::throttle::LoginThrottle::new(
+            crate::listeners::throttle_config(&ctx.config),
+        ));
+        crate::outbound::start(&ctx, throttle)?;
+        bound
     };
     print_banner(cli, &ctx, &first, &bound, args.init_only);
     tracing::info!(data = %cli.data.display(), backend = ctx.store.backend(), "facteur started");

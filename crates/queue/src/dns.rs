@@ -71,3 +71,100 @@ impl Resolver for StaticResolver {
         Ok(self.hosts.get(&k).cloned().unwrap_or_default())
     }
 }
+
+/// The real resolver: hickory with the system's configuration or the configured nameservers.
+pub struct HickoryResolver {
+    inner: hickory_resolver::TokioResolver,
+}
+
+impl HickoryResolver {
+    /// `nameservers` empty: /etc/resolv.conf. Otherwise those servers, over UDP and TCP.
+    pub fn new(nameservers: &[std::net::SocketAddr]) -> Result<HickoryResolver, DnsError> {
+        use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+        use hickory_resolver::net::runtime::TokioRuntimeProvider;
+        let builder = if nameservers.is_empty() {
+            hickory_resolver::TokioResolver::builder_tokio()
+                .map_err(|e| DnsError(format!("system resolver configuration: {e}")))?
+        } else {
+            let servers = nameservers
+                .iter()
+                .map(|sa| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = sa.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = sa.port();
+                    NameServerConfig::new(sa.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            hickory_resolver::TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let inner = builder
+            .build()
+            .map_err(|e| DnsError(format!("resolver: {e}")))?;
+        Ok(HickoryResolver { inner })
+    }
+}
+
+/// `Ok(None)` for "no records" answers with their response code; `Err` for failures to retry.
+fn no_records(
+    e: &hickory_resolver::net::NetError,
+) -> Option<hickory_resolver::proto::op::ResponseCode> {
+    match e {
+        hickory_resolver::net::NetError::Dns(hickory_resolver::net::DnsError::NoRecordsFound(
+            nr,
+        )) => Some(nr.response_code),
+        _ => None,
+    }
+}
+
+fn fqdn(name: &str) -> String {
+    // Absolute names: no search-list expansion for mail routing.
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+#[async_trait]
+impl Resolver for HickoryResolver {
+    async fn mx(&self, domain: &str) -> Result<MxAnswer, DnsError> {
+        use hickory_resolver::proto::op::ResponseCode;
+        use hickory_resolver::proto::rr::RData;
+        match self.inner.mx_lookup(fqdn(domain)).await {
+            Ok(lookup) => {
+                let mut hosts = Vec::new();
+                for r in lookup.answers() {
+                    if let RData::MX(mx) = &r.data {
+                        hosts.push((mx.preference, mx.exchange.to_ascii()));
+                    }
+                }
+                // RFC 7505 §3: a single MX with an empty exchange (".") means no mail.
+                if hosts.len() == 1 && (hosts[0].1 == "." || hosts[0].1.is_empty()) {
+                    return Ok(MxAnswer::NullMx);
+                }
+                hosts.retain(|(_, h)| h != "." && !h.is_empty());
+                if hosts.is_empty() {
+                    return Ok(MxAnswer::NoMx);
+                }
+                Ok(MxAnswer::Hosts(hosts))
+            }
+            Err(e) => match no_records(&e) {
+                Some(ResponseCode::NXDomain) => Ok(MxAnswer::NoDomain),
+                Some(ResponseCode::NoError) => Ok(MxAnswer::NoMx),
+                _ => Err(DnsError(e.to_string())),
+            },
+        }
+    }
+
+    async fn ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        match self.inner.lookup_ip(fqdn(host)).await {
+            Ok(l) => Ok(l.iter().collect()),
+            Err(e) if no_records(&e).is_some() => Ok(vec![]),
+            Err(e) => Err(DnsError(e.to_string())),
+        }
+    }
+}

@@ -40,7 +40,7 @@ pub struct Queue {
     in_flight: Mutex<HashSet<QueueId>>,
     per_domain: Mutex<HashMap<String, usize>>,
     permits: Arc<Semaphore>,
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 fn domain_of(entry: &QueueEntry) -> String {
@@ -66,6 +66,7 @@ impl Queue {
         config: Arc<QueueConfig>,
         deliverer: Deliverer,
         injector: Arc<dyn Injector>,
+        wake: Arc<Notify>,
     ) -> Arc<Queue> {
         Arc::new(Queue {
             store,
@@ -75,7 +76,7 @@ impl Queue {
             injector,
             in_flight: Mutex::new(HashSet::new()),
             per_domain: Mutex::new(HashMap::new()),
-            wake: Notify::new(),
+            wake,
         })
     }
 

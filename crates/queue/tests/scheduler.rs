@@ -160,7 +160,13 @@ fn setup(
         relay_client,
     };
     let bounces = Arc::new(Bounces::default());
-    let q = Queue::new(store.clone(), config, deliverer, bounces.clone());
+    let q = Queue::new(
+        store.clone(),
+        config,
+        deliverer,
+        bounces.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
     (store, q, bounces)
 }
 

@@ -23,6 +23,8 @@ pub struct MailBackend {
     pub directory: Directory,
     pub throttle: Arc<LoginThrottle>,
     pub hostname: String,
+    /// Woken after a commit that queued outbound mail, so the queue sends it at once.
+    pub queue_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 fn relay_denied() -> Reply {
@@ -277,6 +279,11 @@ impl Backend for MailBackend {
         }
         match self.store.commit(batch).await {
             Ok(done) => {
+                if !done.queued.is_empty()
+                    && let Some(w) = &self.queue_wake
+                {
+                    w.notify_one();
+                }
                 tracing::info!(
                     id = %env.id,
                     service = env.mode.name(),
@@ -300,6 +307,76 @@ impl Backend for MailBackend {
 }
 
 impl MailBackend {
+    /// Delivers a message made here (a delivery status notification) from `from` to `to`: into
+    /// the INBOX of local recipients, or into the outbound queue, in one durable write. No quota
+    /// check: a DSN must reach its sender even when their mailbox is full.
+    pub async fn inject(&self, from: &str, to: &str, raw: &[u8]) -> Result<(), String> {
+        let now = store::now_unix();
+        let head = format!(
+            "Received: by {} (Facteur) with local;\r\n\t{}\r\n",
+            self.hostname,
+            received::rfc5322_date(now)
+        );
+        let relayed: Arc<[u8]> = [head.as_bytes(), raw].concat().into();
+        let final_copy: Arc<[u8]> = [format!("Return-Path: <{from}>\r\n").as_bytes(), &relayed]
+            .concat()
+            .into();
+        let mut batch = WriteBatch::default();
+        let mut external: Vec<String> = Vec::new();
+        match self.directory.resolve(to).await {
+            Ok(res) if res.is_empty() => return Err(format!("{to}: no such local address")),
+            Ok(res) => {
+                for acc in res.local.iter().filter(|a| a.enabled) {
+                    let mailbox_id = self.inbox(acc.id).await.map_err(|e| e.to_string())?;
+                    batch.appends.push(AppendRequest {
+                        mailbox_id,
+                        raw: final_copy.clone(),
+                        flags: Flags::empty(),
+                        keywords: vec![],
+                        internal_date: now,
+                    });
+                }
+                external = res.external;
+            }
+            Err(DirectoryError::NotLocal(_)) => external.push(to.to_string()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let mut remote: BTreeMap<String, Vec<QueueRecipient>> = BTreeMap::new();
+        for ext in external {
+            let domain = ext
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            remote.entry(domain).or_default().push(QueueRecipient {
+                address: ext,
+                notify: None,
+                orcpt: None,
+                status: "pending".into(),
+                last_reply: None,
+            });
+        }
+        for (_, recipients) in remote {
+            batch.enqueue.push(NewQueueEntry {
+                raw: relayed.clone(),
+                sender: from.to_string(),
+                recipients,
+                envid: None,
+                ret: None,
+                next_attempt: now,
+            });
+        }
+        if batch.appends.is_empty() && batch.enqueue.is_empty() {
+            return Err(format!("{to}: every local recipient is disabled"));
+        }
+        let done = self.store.commit(batch).await.map_err(|e| e.to_string())?;
+        if !done.queued.is_empty()
+            && let Some(w) = &self.queue_wake
+        {
+            w.notify_one();
+        }
+        Ok(())
+    }
+
     async fn inbox(&self, account: i64) -> Result<i64, StoreError> {
         match self.store.mailbox_get(account, store::INBOX).await? {
             Some(m) => Ok(m.id),

@@ -1,0 +1,96 @@
+//! Wiring of the outbound queue: its configuration from `[queue]` and `[dns]`, DSNs delivered
+//! through the SMTP delivery pipeline, and the scheduler started beside the listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use net::throttle::LoginThrottle;
+use queue::{
+    Deliverer, HickoryResolver, Injector, OutboundTls, Queue, QueueConfig, Relay, RelaySecurity,
+};
+use smtp::delivery::MailBackend;
+
+use crate::Failure;
+use crate::config::{Config, OutboundTlsPolicy, RelaySecurityPolicy};
+use crate::context::Context;
+
+pub fn queue_config(cfg: &Config) -> QueueConfig {
+    let q = &cfg.queue;
+    QueueConfig {
+        hostname: cfg.server.hostname.clone(),
+        remote_port: q.remote_port,
+        concurrency: q.concurrency,
+        per_domain: q.per_domain,
+        retry_initial: Duration::from_secs(q.retry_initial_secs),
+        retry_max: Duration::from_secs(q.retry_max_secs),
+        max_age: Duration::from_secs(q.max_age_secs),
+        delay_warning: (q.delay_warning_secs > 0)
+            .then(|| Duration::from_secs(q.delay_warning_secs)),
+        tls: match q.tls {
+            OutboundTlsPolicy::Opportunistic => OutboundTls::Opportunistic,
+            OutboundTlsPolicy::Required => OutboundTls::Required,
+        },
+        relay: (!q.relay_host.is_empty()).then(|| Relay {
+            host: q.relay_host.clone(),
+            port: q.relay_port,
+            security: match q.relay_security {
+                RelaySecurityPolicy::Starttls => RelaySecurity::StartTls,
+                RelaySecurityPolicy::Tls => RelaySecurity::Implicit,
+            },
+            verify_certificate: q.relay_verify_certificate,
+            username: (!q.relay_username.is_empty()).then(|| q.relay_username.clone()),
+            password: (!q.relay_password.is_empty()).then(|| q.relay_password.clone()),
+        }),
+        ..QueueConfig::default()
+    }
+}
+
+pub fn nameservers(cfg: &Config) -> Vec<SocketAddr> {
+    cfg.dns
+        .nameservers
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// DSNs go through the same pipeline as mail: local INBOX or the queue, from the null sender.
+struct DsnInjector(MailBackend);
+
+#[async_trait]
+impl Injector for DsnInjector {
+    async fn inject_dsn(&self, to: &str, raw: Vec<u8>) -> Result<(), String> {
+        self.0.inject("", to, &raw).await
+    }
+}
+
+/// Starts the scheduler; it runs until the process ends.
+pub fn start(ctx: &Context, throttle: Arc<LoginThrottle>) -> Result<Arc<Queue>, Failure> {
+    let config = Arc::new(queue_config(&ctx.config));
+    let resolver = HickoryResolver::new(&nameservers(&ctx.config))
+        .map_err(|e| Failure::op(format!("cannot set up DNS resolution: {e}")))?;
+    let (mx_client, relay_client) = queue::client_configs(&config);
+    let deliverer = Deliverer {
+        config: config.clone(),
+        resolver: Arc::new(resolver),
+        mx_client,
+        relay_client,
+    };
+    let injector = DsnInjector(MailBackend {
+        store: ctx.store.clone(),
+        directory: ctx.directory.clone(),
+        throttle,
+        hostname: ctx.config.server.hostname.clone(),
+        queue_wake: Some(ctx.queue_wake.clone()),
+    });
+    let q = Queue::new(
+        ctx.store.clone(),
+        config,
+        deliverer,
+        Arc::new(injector),
+        ctx.queue_wake.clone(),
+    );
+    q.start();
+    Ok(q)
+}
