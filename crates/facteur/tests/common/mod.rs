@@ -2,6 +2,8 @@
 //! loopback ports, and stops it (by PID) when dropped.
 #![allow(dead_code)]
 
+pub mod dnsmasq;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -47,6 +49,25 @@ impl Server {
         std::fs::create_dir_all(&data).expect("mkdir");
         std::fs::write(data.join("facteur.toml"), test_config(domain, extra))
             .expect("write config");
+        let mut s = Server {
+            dir,
+            data,
+            child: None,
+            addrs: HashMap::new(),
+            domain: domain.into(),
+            password: String::new(),
+            banner: String::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts a server with exactly `config` as its facteur.toml (own listeners and sections).
+    pub fn start_config(domain: &str, config: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::write(data.join("facteur.toml"), config).expect("write config");
         let mut s = Server {
             dir,
             data,

@@ -1,0 +1,225 @@
+//! Two Facteur instances on different loopback addresses exchange mail both ways through a local
+//! DNS server (dnsmasq) that serves their MX records: submission with lettre, outbound queue, MX
+//! lookup, STARTTLS between the servers, delivery into the other's mailbox. Also: a recipient the
+//! other side refuses gives exactly one DSN, a null-MX domain bounces at once, and `facteur queue`
+//! shows and flushes deferred mail.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use common::Server;
+use common::dnsmasq::{Dnsmasq, Record};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+const PW: &str = "exchange-password-1";
+
+/// A port free on both addresses, so each instance's MX listens on it and the other's queue
+/// (`queue.remote_port`) connects to it.
+fn common_free_port(a: &str, b: &str) -> u16 {
+    for _ in 0..50 {
+        let l = TcpListener::bind(format!("{a}:0")).expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        if TcpListener::bind(format!("{b}:{port}")).is_ok() {
+            return port;
+        }
+    }
+    panic!("no common free port");
+}
+
+fn config(domain: &str, ip: &str, port: u16, dns: SocketAddr, extra: &str) -> String {
+    format!(
+        "[server]\nhostname = \"mx.{domain}\"\nprimary_domain = \"{domain}\"\n\
+         [listeners]\nsmtp = [\"{ip}:{port}\"]\nsubmission = [\"{ip}:0\"]\nsubmissions = []\n\
+         lmtp = []\nimap = []\nimaps = []\npop3 = []\npop3s = []\n\
+         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
+         [queue]\nremote_port = {port}\nretry_initial_secs = 1\nretry_max_secs = 2\n{extra}\n\
+         [dns]\nnameservers = [\"{dns}\"]\n"
+    )
+}
+
+struct Pair {
+    _dns: Dnsmasq,
+    a: Server,
+    b: Server,
+}
+
+fn pair() -> Pair {
+    let (ip_a, ip_b) = ("127.0.0.2", "127.0.0.3");
+    let port = common_free_port(ip_a, ip_b);
+    let dns = Dnsmasq::start(&[
+        Record::Mx("a.test", "mx.a.test", 10),
+        Record::Addr("mx.a.test", ip_a),
+        Record::Mx("b.test", "mx.b.test", 10),
+        Record::Addr("mx.b.test", ip_b),
+        Record::Mx("null.test", ".", 0),
+    ]);
+    let a = Server::start_config("a.test", &config("a.test", ip_a, port, dns.addr, ""));
+    let b = Server::start_config("b.test", &config("b.test", ip_b, port, dns.addr, ""));
+    a.add_account("alice@a.test", PW);
+    b.add_account("bob@b.test", PW);
+    Pair { _dns: dns, a, b }
+}
+
+async fn submit(server: &Server, user: &str, to: &str, subject: &str) {
+    let tls = TlsParameters::builder(format!("mx.{}", server.domain))
+        .dangerous_accept_invalid_certs(true)
+        .build_rustls()
+        .expect("tls parameters");
+    let sub = server.addr("submission");
+    let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(sub.ip().to_string())
+        .port(sub.port())
+        .tls(Tls::Required(tls))
+        .credentials(Credentials::new(user.into(), PW.into()))
+        .build();
+    let msg = Message::builder()
+        .from(user.parse().expect("from"))
+        .to(to.parse().expect("to"))
+        .subject(subject)
+        .body(format!("This is {subject}.\r\n"))
+        .expect("message");
+    t.send(msg).await.expect("submission accepted");
+}
+
+/// Waits until the INBOX of `address` holds `n` messages.
+async fn wait_inbox(server: &Server, address: &str, n: usize) -> Vec<Vec<u8>> {
+    let store = server.store();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let msgs = common::inbox(&store, address).await;
+        if msgs.len() >= n || Instant::now() > deadline {
+            return msgs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_exchange_mail_both_ways_over_starttls() {
+    let p = pair();
+    submit(&p.a, "alice@a.test", "bob@b.test", "hello from a").await;
+    let got = wait_inbox(&p.b, "bob@b.test", 1).await;
+    assert_eq!(got.len(), 1, "bob received alice's message");
+    let m = text(&got[0]);
+    assert!(m.contains("Subject: hello from a"), "{m}");
+    // B's Received line records the TLS that A's queue negotiated (RFC 3848 ESMTPS).
+    assert!(m.contains("from mx.a.test"), "{m}");
+    assert!(
+        m.contains("with ESMTPS"),
+        "delivery between the servers used STARTTLS: {m}"
+    );
+    assert!(m.contains("Return-Path: <alice@a.test>"), "{m}");
+
+    submit(&p.b, "bob@b.test", "alice@a.test", "reply from b").await;
+    let got = wait_inbox(&p.a, "alice@a.test", 1).await;
+    assert_eq!(got.len(), 1, "alice received bob's reply");
+    assert!(text(&got[0]).contains("Subject: reply from b"));
+    assert!(text(&got[0]).contains("with ESMTPS"));
+
+    // Nothing left in either queue.
+    assert!(p.a.store().queue_list().await.unwrap().is_empty());
+    assert!(p.b.store().queue_list().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_recipient_gives_exactly_one_dsn() {
+    let p = pair();
+    submit(&p.a, "alice@a.test", "nobody@b.test", "to nobody").await;
+    let got = wait_inbox(&p.a, "alice@a.test", 1).await;
+    assert_eq!(got.len(), 1, "one DSN in alice's INBOX");
+    let dsn = text(&got[0]);
+    assert!(
+        dsn.contains("Content-Type: multipart/report; report-type=delivery-status"),
+        "{dsn}"
+    );
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@b.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed"), "{dsn}");
+    assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
+    assert!(dsn.contains("Remote-MTA: dns; mx.b.test"), "{dsn}");
+    assert!(
+        dsn.contains("Return-Path: <>"),
+        "a DSN comes from the null sender: {dsn}"
+    );
+    assert!(
+        dsn.contains("Subject: to nobody"),
+        "the original's headers are returned: {dsn}"
+    );
+    // Give the queue time to (wrongly) send a second one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        common::inbox(&p.a.store(), "alice@a.test").await.len(),
+        1,
+        "exactly one DSN"
+    );
+    assert!(p.a.store().queue_list().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn null_mx_bounces_at_once() {
+    let p = pair();
+    submit(&p.a, "alice@a.test", "someone@null.test", "to null").await;
+    let got = wait_inbox(&p.a, "alice@a.test", 1).await;
+    assert_eq!(got.len(), 1);
+    let dsn = text(&got[0]);
+    assert!(dsn.contains("Status: 5.1.10"), "{dsn}");
+    assert!(dsn.contains("null MX"), "{dsn}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deferred_mail_is_listed_flushed_and_delivered_after_the_peer_returns() {
+    let mut p = pair();
+    // B is down: A's attempts fail and the message waits in the queue.
+    p.b.kill9();
+    submit(&p.a, "alice@a.test", "bob@b.test", "while b is down").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entry = loop {
+        let q = p.a.store().queue_list().await.unwrap();
+        if let Some(e) = q.first()
+            && e.attempts > 0
+        {
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "no failed attempt recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(entry.last_error.is_some());
+
+    let out = p.a.admin(&["--json", "queue", "list"]);
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list[0]["recipients"][0]["address"], "bob@b.test");
+    assert_eq!(list[0]["recipients"][0]["status"], "pending");
+    let out = p.a.admin(&["queue", "show", &entry.id.to_string()]);
+    assert!(
+        text(&out.stdout).contains("Subject: while b is down"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // B comes back on the same address and port; a flush sends at once.
+    p.b.spawn();
+    let out = p.a.admin(&["queue", "flush"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = wait_inbox(&p.b, "bob@b.test", 1).await;
+    assert_eq!(got.len(), 1, "delivered after the peer returned");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        common::inbox(&p.b.store(), "bob@b.test").await.len(),
+        1,
+        "delivered once"
+    );
+    assert!(
+        common::inbox(&p.a.store(), "alice@a.test").await.is_empty(),
+        "no DSN"
+    );
+}
