@@ -54,6 +54,11 @@ start)
   chmod 755 "$dir"
   chown root:root "$dir/spool" "$dir/etc"
   chown postfix "$dir/data"
+  # A self-signed certificate so peers can use STARTTLS with this smtpd (Postfix reads the key as
+  # root before dropping privileges).
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=postfix-peer.test" \
+    -keyout "$dir/etc/key.pem" -out "$dir/etc/cert.pem" >/dev/null 2>&1
+  chmod 600 "$dir/etc/key.pem"
 
   case $mode in
   smtp) transport="relayhost = [$host]:$port" ;;
@@ -84,6 +89,11 @@ smtpd_recipient_restrictions = permit_mynetworks, reject
 $transport
 smtp_dns_support_level = disabled
 smtp_tls_security_level = may
+smtp_tls_loglevel = 1
+smtpd_tls_cert_file = $dir/etc/cert.pem
+smtpd_tls_key_file = $dir/etc/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
 lmtp_tls_security_level = none
 biff = no
 append_dot_mydomain = no

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use common::dnsmasq::{Dnsmasq, Record};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use common::mail::{submit, wait_inbox};
 
 const PW: &str = "exchange-password-1";
 
@@ -64,39 +62,6 @@ fn pair() -> Pair {
     Pair { _dns: dns, a, b }
 }
 
-async fn submit(server: &Server, user: &str, to: &str, subject: &str) {
-    let tls = TlsParameters::builder(format!("mx.{}", server.domain))
-        .dangerous_accept_invalid_certs(true)
-        .build_rustls()
-        .expect("tls parameters");
-    let sub = server.addr("submission");
-    let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(sub.ip().to_string())
-        .port(sub.port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new(user.into(), PW.into()))
-        .build();
-    let msg = Message::builder()
-        .from(user.parse().expect("from"))
-        .to(to.parse().expect("to"))
-        .subject(subject)
-        .body(format!("This is {subject}.\r\n"))
-        .expect("message");
-    t.send(msg).await.expect("submission accepted");
-}
-
-/// Waits until the INBOX of `address` holds `n` messages.
-async fn wait_inbox(server: &Server, address: &str, n: usize) -> Vec<Vec<u8>> {
-    let store = server.store();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let msgs = common::inbox(&store, address).await;
-        if msgs.len() >= n || Instant::now() > deadline {
-            return msgs;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -104,7 +69,7 @@ fn text(b: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_exchange_mail_both_ways_over_starttls() {
     let p = pair();
-    submit(&p.a, "alice@a.test", "bob@b.test", "hello from a").await;
+    submit(&p.a, PW, "alice@a.test", "bob@b.test", "hello from a").await;
     let got = wait_inbox(&p.b, "bob@b.test", 1).await;
     assert_eq!(got.len(), 1, "bob received alice's message");
     let m = text(&got[0]);
@@ -117,7 +82,7 @@ async fn two_instances_exchange_mail_both_ways_over_starttls() {
     );
     assert!(m.contains("Return-Path: <alice@a.test>"), "{m}");
 
-    submit(&p.b, "bob@b.test", "alice@a.test", "reply from b").await;
+    submit(&p.b, PW, "bob@b.test", "alice@a.test", "reply from b").await;
     let got = wait_inbox(&p.a, "alice@a.test", 1).await;
     assert_eq!(got.len(), 1, "alice received bob's reply");
     assert!(text(&got[0]).contains("Subject: reply from b"));
@@ -131,7 +96,7 @@ async fn two_instances_exchange_mail_both_ways_over_starttls() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_recipient_gives_exactly_one_dsn() {
     let p = pair();
-    submit(&p.a, "alice@a.test", "nobody@b.test", "to nobody").await;
+    submit(&p.a, PW, "alice@a.test", "nobody@b.test", "to nobody").await;
     let got = wait_inbox(&p.a, "alice@a.test", 1).await;
     assert_eq!(got.len(), 1, "one DSN in alice's INBOX");
     let dsn = text(&got[0]);
@@ -167,7 +132,7 @@ async fn refused_recipient_gives_exactly_one_dsn() {
 #[tokio::test(flavor = "multi_thread")]
 async fn null_mx_bounces_at_once() {
     let p = pair();
-    submit(&p.a, "alice@a.test", "someone@null.test", "to null").await;
+    submit(&p.a, PW, "alice@a.test", "someone@null.test", "to null").await;
     let got = wait_inbox(&p.a, "alice@a.test", 1).await;
     assert_eq!(got.len(), 1);
     let dsn = text(&got[0]);
@@ -180,7 +145,7 @@ async fn deferred_mail_is_listed_flushed_and_delivered_after_the_peer_returns() 
     let mut p = pair();
     // B is down: A's attempts fail and the message waits in the queue.
     p.b.kill9();
-    submit(&p.a, "alice@a.test", "bob@b.test", "while b is down").await;
+    submit(&p.a, PW, "alice@a.test", "bob@b.test", "while b is down").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let entry = loop {
         let q = p.a.store().queue_list().await.unwrap();
