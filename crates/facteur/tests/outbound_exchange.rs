@@ -46,6 +46,11 @@ struct Pair {
 }
 
 fn pair() -> Pair {
+    pair_with("")
+}
+
+/// Two instances; `extra_a` is added to A's [queue] section.
+fn pair_with(extra_a: &str) -> Pair {
     let (ip_a, ip_b) = ("127.0.0.2", "127.0.0.3");
     let port = common_free_port(ip_a, ip_b);
     let dns = Dnsmasq::start(&[
@@ -55,7 +60,7 @@ fn pair() -> Pair {
         Record::Addr("mx.b.test", ip_b),
         Record::Mx("null.test", ".", 0),
     ]);
-    let a = Server::start_config("a.test", &config("a.test", ip_a, port, dns.addr, ""));
+    let a = Server::start_config("a.test", &config("a.test", ip_a, port, dns.addr, extra_a));
     let b = Server::start_config("b.test", &config("b.test", ip_b, port, dns.addr, ""));
     a.add_account("alice@a.test", PW);
     b.add_account("bob@b.test", PW);
@@ -187,4 +192,79 @@ async fn deferred_mail_is_listed_flushed_and_delivered_after_the_peer_returns() 
         common::inbox(&p.a.store(), "alice@a.test").await.is_empty(),
         "no DSN"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_mid_queue_delivers_everything_once_after_restart() {
+    let mut p = pair();
+    p.b.kill9();
+    const N: usize = 10;
+    for i in 0..N {
+        submit(
+            &p.a,
+            PW,
+            "alice@a.test",
+            "bob@b.test",
+            &format!("queued {i}"),
+        )
+        .await;
+    }
+    // Wait until every entry has failed at least once, then crash A.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = p.a.store().queue_list().await.unwrap();
+        if q.len() == N && q.iter().all(|e| e.attempts > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "entries not attempted: {q:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    p.a.kill9();
+    p.b.spawn();
+    p.a.spawn();
+    let got = wait_inbox(&p.b, "bob@b.test", N).await;
+    assert_eq!(
+        got.len(),
+        N,
+        "every queued message delivered after the restart"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = common::inbox(&p.b.store(), "bob@b.test").await;
+    let mut subjects: Vec<String> = got
+        .iter()
+        .map(|m| {
+            text(m)
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), N, "each exactly once: {subjects:?}");
+    assert_eq!(got.len(), N);
+    assert!(p.a.store().queue_list().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_delay_sends_one_delayed_notice() {
+    let mut p = pair_with("delay_warning_secs = 1");
+    p.b.kill9();
+    submit(&p.a, PW, "alice@a.test", "bob@b.test", "slow one").await;
+    let got = wait_inbox(&p.a, "alice@a.test", 1).await;
+    assert_eq!(got.len(), 1, "a delay notice");
+    let dsn = text(&got[0]);
+    assert!(dsn.contains("Action: delayed"), "{dsn}");
+    assert!(dsn.contains("Final-Recipient: rfc822; bob@b.test"), "{dsn}");
+    // Later attempts do not repeat it; the message is still queued.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(common::inbox(&p.a.store(), "alice@a.test").await.len(), 1);
+    let q = p.a.store().queue_list().await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].recipients[0].status, "delayed");
+    // When B returns, the message goes through and no failure notice follows.
+    p.b.spawn();
+    p.a.admin(&["queue", "flush"]);
+    assert_eq!(wait_inbox(&p.b, "bob@b.test", 1).await.len(), 1);
+    assert_eq!(common::inbox(&p.a.store(), "alice@a.test").await.len(), 1);
 }
