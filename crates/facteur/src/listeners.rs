@@ -95,6 +95,7 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
         throttle: throttle.clone(),
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
+        srs: Some(crate::outbound::srs(ctx)?),
     });
     // One connection budget for all SMTP-family listeners.
     let limiter = ConnLimiter::new(

@@ -55,6 +55,59 @@ pub fn nameservers(cfg: &Config) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The SRS secret, in the data folder (made at first use, readable by the server's user only).
+pub const SRS_KEY_FILE: &str = "srs.key";
+/// Bytes of randomness in a new SRS secret.
+const SRS_KEY_BYTES: usize = 32;
+
+/// The sender rewriting of this server: our primary domain and the secret kept in the data folder.
+pub fn srs(ctx: &Context) -> Result<Arc<smtp::srs::Srs>, Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = ctx.data.join(SRS_KEY_FILE);
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+        Ok(_) => return Err(Failure::op(format!("{} is empty", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes: [u8; SRS_KEY_BYTES] = rand::random();
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(hex.as_bytes())
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| {
+                            Failure::op(format!("cannot write {}: {e}", path.display()))
+                        })?;
+                    hex
+                }
+                // Another process (the CLI, a second start) made it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| Failure::op(format!("cannot read {}: {e}", path.display())))?
+                        .trim()
+                        .to_string()
+                }
+                Err(e) => {
+                    return Err(Failure::op(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        Err(e) => return Err(Failure::op(format!("cannot read {}: {e}", path.display()))),
+    };
+    Ok(Arc::new(smtp::srs::Srs::new(
+        secret.as_bytes(),
+        &ctx.config.server.primary_domain,
+    )))
+}
+
 /// DSNs go through the same pipeline as mail: local INBOX or the queue, from the null sender.
 struct DsnInjector(MailBackend);
 
@@ -83,6 +136,7 @@ pub fn start(ctx: &Context, throttle: Arc<LoginThrottle>) -> Result<Arc<Queue>, 
         throttle,
         hostname: ctx.config.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
+        srs: Some(srs(ctx)?),
     });
     let q = Queue::new(
         ctx.store.clone(),

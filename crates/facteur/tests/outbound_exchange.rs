@@ -268,3 +268,71 @@ async fn a_long_delay_sends_one_delayed_notice() {
     assert_eq!(wait_inbox(&p.b, "bob@b.test", 1).await.len(), 1);
     assert_eq!(common::inbox(&p.a.store(), "alice@a.test").await.len(), 1);
 }
+
+fn return_path(m: &[u8]) -> String {
+    text(m)
+        .lines()
+        .find_map(|l| l.strip_prefix("Return-Path: ").map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarding_uses_srs_and_bounces_find_their_way_back() {
+    let p = pair();
+    p.a.add_account("carol@a.test", PW);
+    for (alias, target) in [
+        ("fwd@b.test", "carol@a.test"),
+        ("lost@b.test", "nobody@a.test"),
+    ] {
+        let out = p.b.admin(&["alias", "add", alias, target]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    // alice@a.test -> fwd@b.test, which B forwards to carol@a.test with an SRS sender.
+    submit(&p.a, PW, "alice@a.test", "fwd@b.test", "forward me").await;
+    let got = wait_inbox(&p.a, "carol@a.test", 1).await;
+    assert_eq!(got.len(), 1, "carol got the forwarded copy");
+    let rp = return_path(&got[0]);
+    assert!(
+        rp.starts_with("<SRS0=") && rp.ends_with("=a.test=alice@b.test>"),
+        "the forward's envelope sender is rewritten: {rp}"
+    );
+
+    // alice@a.test -> lost@b.test -> nobody@a.test: A refuses, B's DSN goes to the SRS address,
+    // which B decodes and sends on to alice.
+    submit(&p.a, PW, "alice@a.test", "lost@b.test", "forward to nobody").await;
+    let got = wait_inbox(&p.a, "alice@a.test", 1).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "the bounce of the forward reached the original sender"
+    );
+    let dsn = text(&got[0]);
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@a.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
+
+    // A forged SRS address is refused at RCPT (no open relay through SRS).
+    let mut s = std::net::TcpStream::connect(p.b.addr("smtp")).unwrap();
+    use std::io::{BufRead, BufReader, Write};
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    for cmd in [
+        "EHLO x.test",
+        "MAIL FROM:<>",
+        "RCPT TO:<SRS0=AAAA=AA=victim.test=v@b.test>",
+    ] {
+        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        loop {
+            l.clear();
+            r.read_line(&mut l).unwrap();
+            if l.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+    }
+    assert!(l.starts_with("550 5.1.1"), "{l}");
+}

@@ -25,6 +25,8 @@ pub struct MailBackend {
     pub hostname: String,
     /// Woken after a commit that queued outbound mail, so the queue sends it at once.
     pub queue_wake: Option<Arc<tokio::sync::Notify>>,
+    /// Sender rewriting for mail forwarded to outside addresses (and its bounces coming back).
+    pub srs: Option<Arc<crate::srs::Srs>>,
 }
 
 fn relay_denied() -> Reply {
@@ -149,6 +151,24 @@ impl Backend for MailBackend {
         if literal {
             return non_local();
         }
+        if let Some(srs) = &self.srs
+            && domain.eq_ignore_ascii_case(&srs.domain)
+        {
+            match srs.reverse(local, store::now_unix()) {
+                Ok(Some(original)) => {
+                    // A bounce (or reply) to an address we rewrote: it goes back to the original.
+                    return Ok(RcptTarget {
+                        local: vec![],
+                        external: vec![original],
+                    });
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::info!(rcpt = %address, reason = why, "SRS address refused");
+                    return Err(Reply::new(550, "5.1.1", "Invalid SRS address"));
+                }
+            }
+        }
         match self.directory.resolve(&address).await {
             Ok(res) if res.is_empty() => Err(Reply::new(550, "5.1.1", "Mailbox unavailable")),
             Ok(res) => {
@@ -231,7 +251,9 @@ impl Backend for MailBackend {
         }
         let mut batch = WriteBatch::default();
         let mut accounts_done = std::collections::HashSet::new();
-        let mut remote: BTreeMap<String, Vec<QueueRecipient>> = BTreeMap::new();
+        // Keyed by (destination domain, envelope sender): forwarded copies carry an SRS sender.
+        let mut remote: BTreeMap<(String, String), Vec<QueueRecipient>> = BTreeMap::new();
+        let forwarded_sender = self.forwarding_sender(&env.from, now).await;
         for (i, rcpt) in env.recipients.iter().enumerate() {
             if results[i].is_err() {
                 continue;
@@ -254,7 +276,14 @@ impl Backend for MailBackend {
                     .rsplit_once('@')
                     .map(|(_, d)| d.to_ascii_lowercase())
                     .unwrap_or_default();
-                let list = remote.entry(domain).or_default();
+                // An address reached through an alias is a forward: SPF at the next hop will
+                // check us, not the original sender's domain.
+                let sender = if ext.eq_ignore_ascii_case(&rcpt.address) {
+                    env.from.clone()
+                } else {
+                    forwarded_sender.clone()
+                };
+                let list = remote.entry((domain, sender)).or_default();
                 if !list.iter().any(|q| q.address.eq_ignore_ascii_case(ext)) {
                     list.push(QueueRecipient {
                         address: ext.clone(),
@@ -266,11 +295,11 @@ impl Backend for MailBackend {
                 }
             }
         }
-        // One queue entry per destination domain (delivered by the outbound queue, later issue).
-        for (_, recipients) in remote {
+        // One queue entry per destination domain and sender.
+        for ((_, sender), recipients) in remote {
             batch.enqueue.push(NewQueueEntry {
                 raw: relayed.clone(),
-                sender: env.from.clone(),
+                sender,
                 recipients,
                 envid: env.envid.clone(),
                 ret: env.ret.clone(),
@@ -323,6 +352,13 @@ impl MailBackend {
             .into();
         let mut batch = WriteBatch::default();
         let mut external: Vec<String> = Vec::new();
+        // A DSN for a forwarded message goes to its SRS sender: decode it back to the original.
+        if let (Some(srs), Some((local, domain))) = (&self.srs, to.rsplit_once('@'))
+            && domain.eq_ignore_ascii_case(&srs.domain)
+            && let Ok(Some(original)) = srs.reverse(local, now)
+        {
+            return Box::pin(self.inject(from, &original, raw)).await;
+        }
         match self.directory.resolve(to).await {
             Ok(res) if res.is_empty() => return Err(format!("{to}: no such local address")),
             Ok(res) => {
@@ -375,6 +411,21 @@ impl MailBackend {
             w.notify_one();
         }
         Ok(())
+    }
+
+    /// The envelope sender for copies forwarded outside: SRS-rewritten unless it is empty or in
+    /// one of our own domains (our SPF covers those already).
+    async fn forwarding_sender(&self, from: &str, now: i64) -> String {
+        let Some(srs) = &self.srs else {
+            return from.to_string();
+        };
+        let Some((_, domain)) = from.rsplit_once('@') else {
+            return from.to_string();
+        };
+        match self.store.domain_get(&domain.to_ascii_lowercase()).await {
+            Ok(Some(_)) => from.to_string(),
+            _ => srs.forward(from, now),
+        }
     }
 
     async fn inbox(&self, account: i64) -> Result<i64, StoreError> {

@@ -14,6 +14,7 @@ pub mod received;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod srs;
 
 pub use backend::{Backend, Mode};
 pub use config::{BareNewline, SmtpConfig};
