@@ -67,14 +67,16 @@ fn from_route_error(e: &RouteError) -> RcptResult {
 }
 
 impl Deliverer {
-    /// Tries every entry (all for `domain`) and returns, per entry, a result per recipient in the
-    /// entry's order. `bodies[i]` is the message of `entries[i]`.
+    /// Tries every entry (all for `domain`) and reports, per entry, a result per recipient in the
+    /// entry's order, on `done` as soon as that entry is settled (so the caller records a remote
+    /// `250` at once, not after the whole batch). `bodies[i]` is the message of `entries[i]`.
     pub async fn deliver(
         &self,
         domain: &str,
         entries: &[QueueEntry],
         bodies: &[Arc<[u8]>],
-    ) -> Vec<Vec<RcptResult>> {
+        done: tokio::sync::mpsc::UnboundedSender<(usize, Vec<RcptResult>)>,
+    ) {
         let mut results: Vec<Vec<RcptResult>> = entries
             .iter()
             .map(|e| {
@@ -104,7 +106,10 @@ impl Deliverer {
                         }
                     }
                 }
-                return results;
+                for (i, r) in results.into_iter().enumerate() {
+                    let _ = done.send((i, r));
+                }
+                return;
             }
         };
 
@@ -223,6 +228,7 @@ impl Deliverer {
                     if broken {
                         still.push(i);
                     } else {
+                        let _ = done.send((i, results[i].clone()));
                         tracing::info!(
                             queue_id = entry.id,
                             domain,
@@ -252,9 +258,9 @@ impl Deliverer {
                         };
                     }
                 }
+                let _ = done.send((i, results[i].clone()));
             }
         }
-        results
     }
 
     async fn targets(&self, domain: &str) -> Result<(Vec<Target>, &ClientConfig), RouteError> {

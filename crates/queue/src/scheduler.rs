@@ -22,8 +22,8 @@ use crate::dsn::{Action, Dsn, RecipientReport};
 
 /// Entries fetched per scheduling round.
 pub const DUE_BATCH: usize = 1000;
-/// Entries one worker sends over one connection before handing back.
-pub const ENTRIES_PER_CONNECTION: usize = 100;
+/// Most entries one worker sends over one connection before handing back.
+pub const ENTRIES_PER_CONNECTION: usize = 500;
 
 /// Where DSNs go: to a local mailbox or back into the queue, from the null sender.
 #[async_trait]
@@ -121,7 +121,22 @@ impl Queue {
         }
         let mut started = 0;
         for (domain, entries) in by_domain {
-            for batch in entries.chunks(ENTRIES_PER_CONNECTION) {
+            // Spread the domain's entries over the connections it may still open.
+            let free = {
+                let active = self.per_domain.lock().unwrap_or_else(|p| p.into_inner());
+                self.config
+                    .per_domain
+                    .max(1)
+                    .saturating_sub(active.get(&domain).copied().unwrap_or(0))
+            };
+            if free == 0 {
+                continue;
+            }
+            let chunk = entries
+                .len()
+                .div_ceil(free)
+                .clamp(1, ENTRIES_PER_CONNECTION);
+            for batch in entries.chunks(chunk) {
                 {
                     let mut active = self.per_domain.lock().unwrap_or_else(|p| p.into_inner());
                     let n = active.entry(domain.clone()).or_insert(0);
@@ -141,7 +156,7 @@ impl Queue {
                 tokio::spawn(async move {
                     let ids: Vec<QueueId> = batch.iter().map(|e| e.id).collect();
                     if let Ok(_permit) = q.permits.clone().acquire_owned().await {
-                        q.work(&domain, batch).await;
+                        q.clone().work(&domain, batch).await;
                     }
                     {
                         let mut in_flight = q.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,7 +187,7 @@ impl Queue {
             .len()
     }
 
-    async fn work(&self, domain: &str, entries: Vec<QueueEntry>) {
+    async fn work(self: Arc<Self>, domain: &str, entries: Vec<QueueEntry>) {
         let mut ready = Vec::with_capacity(entries.len());
         let mut bodies: Vec<Arc<[u8]>> = Vec::with_capacity(entries.len());
         for e in entries {
@@ -193,12 +208,23 @@ impl Queue {
         if ready.is_empty() {
             return;
         }
-        let results = self.deliverer.deliver(domain, &ready, &bodies).await;
-        for ((entry, body), res) in ready.into_iter().zip(bodies).zip(results) {
-            if let Err(e) = self.settle(entry, &body, res).await {
-                tracing::error!(error = %e, "cannot record a delivery attempt");
+        // Each entry is recorded as soon as the remote side has answered for it; the records of
+        // one connection go to the store concurrently and share its group commit.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let deliver = self.deliverer.deliver(domain, &ready, &bodies, tx);
+        let record = async {
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Some((i, res)) = rx.recv().await {
+                let (q, entry, body) = (self.clone(), ready[i].clone(), bodies[i].clone());
+                tasks.spawn(async move { q.settle(entry, &body, res).await });
             }
-        }
+            while let Some(r) = tasks.join_next().await {
+                if let Ok(Err(e)) = r {
+                    tracing::error!(error = %e, "cannot record a delivery attempt");
+                }
+            }
+        };
+        tokio::join!(deliver, record);
     }
 
     /// Records an attempt's results: recipient states, DSNs, next attempt or removal.

@@ -150,6 +150,8 @@ fn setup(
         retry_initial: Duration::from_secs(1),
         retry_max: Duration::from_secs(2),
         poll_interval: Duration::from_millis(100),
+        // One connection per destination, so connection reuse is visible.
+        per_domain: 1,
         ..QueueConfig::default()
     });
     let (mx_client, relay_client) = queue::client_configs(&config);
