@@ -55,6 +55,14 @@ pub enum Command {
     /// Inspect and act on the outbound queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Print the DNS records a mail domain needs; with --check, compare them with the DNS.
+    Dns {
+        domain: String,
+        /// Look each record up and report OK, MISSING or WRONG (exit status 1 if a required
+        /// record is not OK).
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod dns_cmd;
 pub mod listeners;
 pub mod logging;
 pub mod outbound;
@@ -100,5 +101,6 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Auth(cmd) => admin::auth(&cli, cmd).await,
         Command::CheckStore => admin::check_store(&cli).await,
         Command::Queue(cmd) => queue_cmd::run(&cli, cmd).await,
+        Command::Dns { domain, check } => dns_cmd::run(&cli, domain, *check).await,
     }
 }

@@ -168,3 +168,64 @@ impl Resolver for HickoryResolver {
         }
     }
 }
+
+/// Record types `facteur dns --check` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Txt,
+    Srv,
+    Cname,
+}
+
+impl HickoryResolver {
+    /// Records of `name` in presentation form: TXT strings joined, SRV as "priority weight port
+    /// target", CNAME as the target (names without the final dot). Empty when there are none.
+    pub async fn records(&self, name: &str, kind: RecordKind) -> Result<Vec<String>, DnsError> {
+        use hickory_resolver::proto::rr::{RData, RecordType};
+        let rtype = match kind {
+            RecordKind::Txt => RecordType::TXT,
+            RecordKind::Srv => RecordType::SRV,
+            RecordKind::Cname => RecordType::CNAME,
+        };
+        let lookup = match self.inner.lookup(fqdn(name), rtype).await {
+            Ok(l) => l,
+            Err(e) if no_records(&e).is_some() => return Ok(vec![]),
+            Err(e) => return Err(DnsError(e.to_string())),
+        };
+        let mut out = Vec::new();
+        for r in lookup.answers() {
+            match &r.data {
+                RData::TXT(t) if kind == RecordKind::Txt => out.push(
+                    t.txt_data
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect::<String>(),
+                ),
+                RData::SRV(s) if kind == RecordKind::Srv => out.push(format!(
+                    "{} {} {} {}",
+                    s.priority,
+                    s.weight,
+                    s.port,
+                    s.target.to_ascii().trim_end_matches('.')
+                )),
+                RData::CNAME(c) if kind == RecordKind::Cname => {
+                    out.push(c.0.to_ascii().trim_end_matches('.').to_string())
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// MX hosts of `domain` ("preference host"), for reports.
+    pub async fn mx_hosts(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
+        match self.mx(domain).await? {
+            MxAnswer::Hosts(h) => Ok(h
+                .into_iter()
+                .map(|(p, h)| (p, h.trim_end_matches('.').to_ascii_lowercase()))
+                .collect()),
+            MxAnswer::NullMx => Ok(vec![(0, ".".into())]),
+            MxAnswer::NoMx | MxAnswer::NoDomain => Ok(vec![]),
+        }
+    }
+}

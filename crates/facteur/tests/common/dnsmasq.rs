@@ -12,6 +12,10 @@ pub enum Record<'a> {
     /// name, IPv4 or IPv6 address
     Addr(&'a str, &'a str),
     Txt(&'a str, &'a str),
+    /// name, target, port, priority, weight
+    Srv(&'a str, &'a str, u16, u16, u16),
+    /// alias, target (the target must be known to dnsmasq, e.g. by an Addr record)
+    Cname(&'a str, &'a str),
 }
 
 pub struct Dnsmasq {
@@ -68,6 +72,10 @@ impl Dnsmasq {
                     Record::Addr(n, ip) => format!("--host-record={n},{ip}"),
                     // Commas would split the text into several strings: tests use none.
                     Record::Txt(n, t) => format!("--txt-record={n},{t}"),
+                    Record::Srv(n, t, port, prio, w) => {
+                        format!("--srv-host={n},{t},{port},{prio},{w}")
+                    }
+                    Record::Cname(a, t) => format!("--cname={a},{t}"),
                 });
             }
             let child = Command::new(bin)
