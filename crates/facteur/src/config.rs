@@ -131,6 +131,9 @@ pub struct QueueSection {
     pub relay_verify_certificate: bool,
     pub relay_username: String,
     pub relay_password: String,
+    pub mta_sts: bool,
+    pub mta_sts_port: u16,
+    pub ca_file: PathBuf,
 }
 
 impl std::fmt::Debug for QueueSection {
@@ -150,6 +153,9 @@ impl std::fmt::Debug for QueueSection {
             .field("relay_verify_certificate", &self.relay_verify_certificate)
             .field("relay_username", &self.relay_username)
             .field("relay_password", &"<redacted>")
+            .field("mta_sts", &self.mta_sts)
+            .field("mta_sts_port", &self.mta_sts_port)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -171,6 +177,9 @@ impl Default for QueueSection {
             relay_verify_certificate: true,
             relay_username: String::new(),
             relay_password: String::new(),
+            mta_sts: true,
+            mta_sts_port: 443,
+            ca_file: PathBuf::new(),
         }
     }
 }
@@ -729,14 +738,20 @@ impl Config {
     fn validate_queue(&self) -> Result<(), Invalid> {
         let q = &self.queue;
         at_least("queue.remote_port", q.remote_port, 1)?;
+        at_least("queue.mta_sts_port", q.mta_sts_port, 1)?;
         at_least("queue.concurrency", q.concurrency, 1)?;
         at_least("queue.per_domain", q.per_domain, 1)?;
         at_least("queue.retry_initial_secs", q.retry_initial_secs, 1)?;
-        at_least("queue.retry_max_secs", q.retry_max_secs, q.retry_initial_secs)?;
+        at_least(
+            "queue.retry_max_secs",
+            q.retry_max_secs,
+            q.retry_initial_secs,
+        )?;
         at_least("queue.max_age_secs", q.max_age_secs, q.retry_initial_secs)?;
         if !q.relay_host.is_empty() {
             at_least("queue.relay_port", q.relay_port, 1)?;
-            if q.relay_host.parse::<std::net::IpAddr>().is_err() && !is_valid_hostname(&q.relay_host)
+            if q.relay_host.parse::<std::net::IpAddr>().is_err()
+                && !is_valid_hostname(&q.relay_host)
             {
                 return Err(invalid(
                     "queue.relay_host",

@@ -43,6 +43,8 @@ pub fn queue_config(cfg: &Config) -> QueueConfig {
             username: (!q.relay_username.is_empty()).then(|| q.relay_username.clone()),
             password: (!q.relay_password.is_empty()).then(|| q.relay_password.clone()),
         }),
+        mta_sts: q.mta_sts,
+        mta_sts_port: q.mta_sts_port,
         ..QueueConfig::default()
     }
 }
@@ -120,16 +122,16 @@ impl Injector for DsnInjector {
 
 /// Starts the scheduler; it runs until the process ends.
 pub fn start(ctx: &Context, throttle: Arc<LoginThrottle>) -> Result<Arc<Queue>, Failure> {
-    let config = Arc::new(queue_config(&ctx.config));
+    let mut config = queue_config(&ctx.config);
+    if !ctx.config.queue.ca_file.as_os_str().is_empty() {
+        let path = crate::config::resolve_path(&ctx.data, &ctx.config.queue.ca_file);
+        config.extra_ca = net::client::load_ca_file(&path)
+            .map_err(|e| Failure::config(format!("queue.ca_file: {e}")))?;
+    }
+    let config = Arc::new(config);
     let resolver = HickoryResolver::new(&nameservers(&ctx.config))
         .map_err(|e| Failure::op(format!("cannot set up DNS resolution: {e}")))?;
-    let (mx_client, relay_client) = queue::client_configs(&config);
-    let deliverer = Deliverer {
-        config: config.clone(),
-        resolver: Arc::new(resolver),
-        mx_client,
-        relay_client,
-    };
+    let deliverer = Deliverer::new(config.clone(), Arc::new(resolver));
     let injector = DsnInjector(MailBackend {
         store: ctx.store.clone(),
         directory: ctx.directory.clone(),

@@ -24,8 +24,21 @@ use crate::stream::TlsInfo;
 
 /// A client configuration that checks the certificate against the public roots (TLS 1.2+).
 pub fn verifying() -> Arc<ClientConfig> {
+    verifying_with(&[])
+}
+
+/// Like [`verifying`], also trusting `extra` certificate authorities (a company's private CA).
+pub fn verifying_with(extra: &[CertificateDer<'static>]) -> Arc<ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let (added, ignored) = roots.add_parsable_certificates(extra.iter().cloned());
+    if ignored > 0 {
+        tracing::warn!(
+            added,
+            ignored,
+            "some extra CA certificates could not be used"
+        );
+    }
     Arc::new(
         ClientConfig::builder_with_protocol_versions(&[
             &rustls::version::TLS13,
@@ -34,6 +47,20 @@ pub fn verifying() -> Arc<ClientConfig> {
         .with_root_certificates(roots)
         .with_no_client_auth(),
     )
+}
+
+/// Reads the PEM certificates of a CA file.
+pub fn load_ca_file(path: &std::path::Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path)?;
+    CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
 }
 
 /// A client configuration that accepts any certificate (opportunistic TLS, RFC 7435), TLS 1.2+.

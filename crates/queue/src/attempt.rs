@@ -45,6 +45,37 @@ pub struct Deliverer {
     pub resolver: Arc<dyn Resolver>,
     pub mx_client: ClientConfig,
     pub relay_client: Option<ClientConfig>,
+    /// TLS required with a certificate valid for the MX name (MTA-STS `enforce`).
+    pub verified_client: ClientConfig,
+    pub mta_sts: Option<Arc<crate::mta_sts::MtaSts>>,
+}
+
+impl Deliverer {
+    /// A deliverer with the client configurations `config` asks for.
+    pub fn new(config: Arc<QueueConfig>, resolver: Arc<dyn Resolver>) -> Deliverer {
+        let (mx_client, relay_client) = client_configs(&config);
+        let verified_client = ClientConfig {
+            helo_name: config.hostname.clone(),
+            tls_mode: TlsMode::Required,
+            tls: net::client::verifying_with(&config.extra_ca),
+            timeouts: config.timeouts.clone(),
+        };
+        let mta_sts = config.mta_sts.then(|| {
+            Arc::new(crate::mta_sts::MtaSts::new(
+                resolver.clone(),
+                net::client::verifying_with(&config.extra_ca),
+                config.mta_sts_port,
+            ))
+        });
+        Deliverer {
+            config,
+            resolver,
+            mx_client,
+            relay_client,
+            verified_client,
+            mta_sts,
+        }
+    }
 }
 
 fn is_pending(status: &str) -> bool {
@@ -264,15 +295,41 @@ impl Deliverer {
     }
 
     async fn targets(&self, domain: &str) -> Result<(Vec<Target>, &ClientConfig), RouteError> {
-        match (&self.config.relay, &self.relay_client) {
-            (Some(relay), Some(client)) => Ok((
+        if let (Some(relay), Some(client)) = (&self.config.relay, &self.relay_client) {
+            return Ok((
                 vec![route::relay_target(self.resolver.as_ref(), &relay.host, relay.port).await?],
                 client,
-            )),
-            _ => Ok((
-                route::mx_targets(self.resolver.as_ref(), domain, self.config.remote_port).await?,
-                &self.mx_client,
-            )),
+            ));
+        }
+        let mut targets =
+            route::mx_targets(self.resolver.as_ref(), domain, self.config.remote_port).await?;
+        let Some(sts) = &self.mta_sts else {
+            return Ok((targets, &self.mx_client));
+        };
+        let Some(policy) = sts.policy(domain).await else {
+            return Ok((targets, &self.mx_client));
+        };
+        match policy.mode {
+            crate::mta_sts::Mode::Enforce => {
+                // RFC 8461 §4.1-4.2: only MX hosts the policy names, over TLS with a valid
+                // certificate for that name; otherwise the message waits.
+                targets.retain(|t| policy.allows(&t.name));
+                if targets.is_empty() {
+                    return Err(RouteError {
+                        permanent: false,
+                        status: "4.7.5",
+                        reason: format!("no MX host of {domain} matches its MTA-STS policy"),
+                    });
+                }
+                Ok((targets, &self.verified_client))
+            }
+            crate::mta_sts::Mode::Testing => {
+                for t in targets.iter().filter(|t| !policy.allows(&t.name)) {
+                    tracing::warn!(domain, host = %t.name, "MX host not in the MTA-STS policy (testing mode: delivering anyway)");
+                }
+                Ok((targets, &self.mx_client))
+            }
+            crate::mta_sts::Mode::None => Ok((targets, &self.mx_client)),
         }
     }
 }
@@ -287,7 +344,7 @@ pub fn client_configs(config: &QueueConfig) -> (ClientConfig, Option<ClientConfi
         },
         tls: match config.tls {
             crate::config::OutboundTls::Opportunistic => net::client::opportunistic(),
-            crate::config::OutboundTls::Required => net::client::verifying(),
+            crate::config::OutboundTls::Required => net::client::verifying_with(&config.extra_ca),
         },
         timeouts: config.timeouts.clone(),
     };
@@ -298,7 +355,7 @@ pub fn client_configs(config: &QueueConfig) -> (ClientConfig, Option<ClientConfi
             RelaySecurity::Implicit => TlsMode::Implicit,
         },
         tls: if r.verify_certificate {
-            net::client::verifying()
+            net::client::verifying_with(&config.extra_ca)
         } else {
             net::client::opportunistic()
         },

@@ -70,6 +70,12 @@ pub struct QueueConfig {
     pub tls: OutboundTls,
     pub relay: Option<Relay>,
     pub timeouts: Timeouts,
+    /// Honour recipient domains' MTA-STS policies (RFC 8461).
+    pub mta_sts: bool,
+    /// HTTPS port of MTA-STS policy hosts: 443, except in tests.
+    pub mta_sts_port: u16,
+    /// Certificate authorities trusted for verified TLS besides the public roots.
+    pub extra_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for QueueConfig {
@@ -87,6 +93,9 @@ impl Default for QueueConfig {
             tls: OutboundTls::Opportunistic,
             relay: None,
             timeouts: Timeouts::default(),
+            mta_sts: true,
+            mta_sts_port: 443,
+            extra_ca: Vec::new(),
         }
     }
 }

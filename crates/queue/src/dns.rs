@@ -30,6 +30,8 @@ pub trait Resolver: Send + Sync {
     async fn mx(&self, domain: &str) -> Result<MxAnswer, DnsError>;
     /// IPv6 and IPv4 addresses of a host; empty when it has none.
     async fn ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError>;
+    /// TXT records of a name, each with its strings joined; empty when there are none.
+    async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError>;
 }
 
 /// Answers from maps, for tests.
@@ -37,6 +39,7 @@ pub trait Resolver: Send + Sync {
 pub struct StaticResolver {
     pub mx: HashMap<String, MxAnswer>,
     pub hosts: HashMap<String, Vec<IpAddr>>,
+    pub txt: HashMap<String, Vec<String>>,
     /// Names whose lookups fail temporarily.
     pub failing: Vec<String>,
 }
@@ -69,6 +72,14 @@ impl Resolver for StaticResolver {
             return Err(DnsError(format!("SERVFAIL for {k}")));
         }
         Ok(self.hosts.get(&k).cloned().unwrap_or_default())
+    }
+
+    async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let k = key(name);
+        if self.failing.contains(&k) {
+            return Err(DnsError(format!("SERVFAIL for {k}")));
+        }
+        Ok(self.txt.get(&k).cloned().unwrap_or_default())
     }
 }
 
@@ -166,6 +177,10 @@ impl Resolver for HickoryResolver {
             Err(e) if no_records(&e).is_some() => Ok(vec![]),
             Err(e) => Err(DnsError(e.to_string())),
         }
+    }
+
+    async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        self.records(name, RecordKind::Txt).await
     }
 }
 

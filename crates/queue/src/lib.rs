@@ -6,6 +6,7 @@ pub mod attempt;
 pub mod config;
 pub mod dns;
 pub mod dsn;
+pub mod mta_sts;
 pub mod route;
 pub mod scheduler;
 

@@ -154,13 +154,7 @@ fn setup(
         per_domain: 1,
         ..QueueConfig::default()
     });
-    let (mx_client, relay_client) = queue::client_configs(&config);
-    let deliverer = Deliverer {
-        config: config.clone(),
-        resolver: Arc::new(res),
-        mx_client,
-        relay_client,
-    };
+    let deliverer = Deliverer::new(config.clone(), Arc::new(res));
     let bounces = Arc::new(Bounces::default());
     let q = Queue::new(
         store.clone(),

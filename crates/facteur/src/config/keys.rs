@@ -249,7 +249,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "retry_initial_secs",
         "First retry delay, doubled after each failed attempt.",
     ),
-    key("queue", "retry_max_secs", "Longest delay between two attempts."),
+    key(
+        "queue",
+        "retry_max_secs",
+        "Longest delay between two attempts.",
+    ),
     key(
         "queue",
         "max_age_secs",
@@ -287,6 +291,21 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "Login at the smarthost (AUTH PLAIN, only over TLS); \"\": none.",
     ),
     key("queue", "relay_password", "Password at the smarthost."),
+    key(
+        "queue",
+        "mta_sts",
+        "Honour recipient domains' MTA-STS policies (RFC 8461): enforce means verified TLS to listed MX hosts only.",
+    ),
+    key(
+        "queue",
+        "mta_sts_port",
+        "HTTPS port of MTA-STS policy hosts (443; other values are for tests).",
+    ),
+    key(
+        "queue",
+        "ca_file",
+        "PEM file of extra certificate authorities trusted for verified outbound TLS (\"\": public roots only).",
+    ),
     key(
         "dns",
         "nameservers",
