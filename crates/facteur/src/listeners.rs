@@ -96,6 +96,8 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
+        verifier: None,
+        signer: None,
     });
     // One connection budget for all SMTP-family listeners.
     let limiter = ConnLimiter::new(

@@ -139,6 +139,8 @@ pub fn start(ctx: &Context, throttle: Arc<LoginThrottle>) -> Result<Arc<Queue>, 
         hostname: ctx.config.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(srs(ctx)?),
+        verifier: None,
+        signer: None,
     });
     let q = Queue::new(
         ctx.store.clone(),

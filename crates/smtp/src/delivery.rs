@@ -27,6 +27,10 @@ pub struct MailBackend {
     pub queue_wake: Option<Arc<tokio::sync::Notify>>,
     /// Sender rewriting for mail forwarded to outside addresses (and its bounces coming back).
     pub srs: Option<Arc<crate::srs::Srs>>,
+    /// SPF, DKIM, DMARC and ARC checks of mail received on the MX port.
+    pub verifier: Option<Arc<dyn crate::checks::Verifier>>,
+    /// DKIM signing of submitted mail and of the DSNs we make.
+    pub signer: Option<Arc<dyn crate::checks::Signer>>,
 }
 
 fn relay_denied() -> Reply {
@@ -214,6 +218,37 @@ impl Backend for MailBackend {
                 &env.id,
             ));
         }
+        let mut quarantine = false;
+        let mut msg = msg;
+        if env.mode == Mode::Mx
+            && let Some(verifier) = &self.verifier
+        {
+            msg = crate::checks::strip_forged_results(&msg, &self.hostname);
+            let verdict = verifier.verify(env, &msg).await;
+            match &verdict.disposition {
+                crate::checks::Disposition::Reject(why) => {
+                    tracing::info!(id = %env.id, peer = ?env.peer, from = %env.from, reason = %why, "message rejected by DMARC policy");
+                    return vec![Err(Reply::new(550, "5.7.1", why.clone())); n];
+                }
+                crate::checks::Disposition::Quarantine => quarantine = true,
+                crate::checks::Disposition::Accept => {}
+            }
+            // RFC 8601 §5: our verdict goes on top, above our Received field.
+            head.insert_str(0, &verdict.header);
+        }
+        if env.mode == Mode::Submission
+            && let Some(signer) = &self.signer
+        {
+            let domain = env
+                .from
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            let signed_part = [head.as_bytes(), &msg].concat();
+            if let Some(sig) = signer.sign(&signed_part, domain).await {
+                head.insert_str(0, &sig);
+            }
+        }
         let relayed: Arc<[u8]> = [head.as_bytes(), &msg].concat().into();
         // RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
         let final_copy: Arc<[u8]> = [
@@ -235,7 +270,12 @@ impl Backend for MailBackend {
                     Err(e) => results[i] = Err(store_reply(&e)),
                 }
                 if results[i].is_ok() && !inboxes.contains_key(&acc) {
-                    match self.inbox(acc).await {
+                    let target = if quarantine {
+                        self.junk(acc).await
+                    } else {
+                        self.inbox(acc).await
+                    };
+                    match target {
                         Ok(id) => {
                             inboxes.insert(acc, id);
                         }
@@ -346,6 +386,15 @@ impl MailBackend {
             self.hostname,
             received::rfc5322_date(now)
         );
+        let mut head = head;
+        if let Some(signer) = &self.signer
+            && let Some(sig) = signer
+                .sign(&[head.as_bytes(), raw].concat(), &self.hostname)
+                .await
+        {
+            // Bounces are signed too, so they pass DMARC at the original sender's provider.
+            head.insert_str(0, &sig);
+        }
         let relayed: Arc<[u8]> = [head.as_bytes(), raw].concat().into();
         let final_copy: Arc<[u8]> = [format!("Return-Path: <{from}>\r\n").as_bytes(), &relayed]
             .concat()
@@ -425,6 +474,18 @@ impl MailBackend {
         match self.store.domain_get(&domain.to_ascii_lowercase()).await {
             Ok(Some(_)) => from.to_string(),
             _ => srs.forward(from, now),
+        }
+    }
+
+    /// The account's Junk folder (special-use \\Junk, RFC 6154), or INBOX when it has none.
+    async fn junk(&self, account: i64) -> Result<i64, StoreError> {
+        let boxes = self.store.mailbox_list(account).await?;
+        match boxes
+            .iter()
+            .find(|m| m.special_use == Some(store::SpecialUse::Junk))
+        {
+            Some(m) => Ok(m.id),
+            None => self.inbox(account).await,
         }
     }
 

@@ -5,6 +5,7 @@
 //! driver around it; `delivery` is the pipeline that stores accepted messages.
 
 pub mod backend;
+pub mod checks;
 pub mod client;
 pub mod command;
 pub mod config;
