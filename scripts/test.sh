@@ -20,6 +20,11 @@ if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   fi
 fi
 
+# dkimpy (with PyNaCl for Ed25519) is the independent DKIM verifier of crates/mailauth's tests.
+if ! python3 -c 'import dkim, nacl' >/dev/null 2>&1; then
+  python3 -m pip install --quiet dkimpy pynacl
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
