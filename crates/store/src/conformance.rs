@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             batch_is_all_or_nothing,
             move_is_atomic,
             account_delete_releases_everything,
+            dkim_keys_lifecycle,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -1174,4 +1175,95 @@ pub async fn account_delete_releases_everything(h: &dyn Harness) {
             .is_none()
     );
     assert_eq!(assert_healthy(&store).await.blobs, before);
+}
+
+fn dkim_key(domain: &str, selector: &str, created: i64) -> DkimKeyRecord {
+    DkimKeyRecord {
+        domain: domain.into(),
+        selector: selector.into(),
+        algorithm: "ed25519".into(),
+        private_pem: format!(
+            "-----BEGIN PRIVATE KEY-----\n{selector}\n-----END PRIVATE KEY-----\n"
+        ),
+        created,
+        active: true,
+    }
+}
+
+pub async fn dkim_keys_lifecycle(h: &dyn Harness) {
+    let store = h.open().await;
+    assert!(store.dkim_keys(None).await.expect("list").is_empty());
+    let old = dkim_key("example.test", "s2025", 100);
+    let new = dkim_key("example.test", "s2026", 200);
+    let other = DkimKeyRecord {
+        algorithm: "rsa".into(),
+        ..dkim_key("other.test", "mail", 50)
+    };
+    for k in [&new, &other, &old] {
+        store.dkim_key_put(k).await.expect("put");
+    }
+    assert_eq!(
+        store.dkim_keys(None).await.expect("all"),
+        vec![old.clone(), new.clone(), other.clone()]
+    );
+    assert_eq!(
+        store
+            .dkim_keys(Some("example.test"))
+            .await
+            .expect("one domain"),
+        vec![old.clone(), new.clone()]
+    );
+    assert!(
+        store
+            .dkim_keys(Some("none.test"))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    assert!(
+        !format!("{old:?}").contains("s2025\n"),
+        "Debug shows the key"
+    );
+
+    // Rotation: the old key stops signing but stays until its DNS record is gone.
+    store
+        .dkim_key_set_active("example.test", "s2025", false)
+        .await
+        .expect("deactivate");
+    let keys = store.dkim_keys(Some("example.test")).await.expect("list");
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.selector.as_str(), k.active))
+            .collect::<Vec<_>>(),
+        vec![("s2025", false), ("s2026", true)]
+    );
+
+    // Put replaces the key with the same domain and selector.
+    let replaced = DkimKeyRecord {
+        private_pem: "replaced".into(),
+        ..new.clone()
+    };
+    store.dkim_key_put(&replaced).await.expect("replace");
+    store
+        .dkim_key_delete("example.test", "s2025")
+        .await
+        .expect("delete");
+    assert!(matches!(
+        store.dkim_key_delete("example.test", "s2025").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .dkim_key_set_active("example.test", "nope", true)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Kept across a restart.
+    drop(store);
+    let store = h.open().await;
+    assert_eq!(
+        store.dkim_keys(None).await.expect("after restart"),
+        vec![replaced, other]
+    );
 }

@@ -1,6 +1,6 @@
 //! Facteur's storage layer: one `Store` trait for everything that must survive a restart — the
-//! directory (domains, accounts, aliases), mailboxes and messages, content-addressed blobs, and the
-//! outbound queue — with one conformance suite that every backend passes.
+//! directory (domains, accounts, aliases), mailboxes and messages, content-addressed blobs, the
+//! outbound queue and DKIM signing keys — with one conformance suite that every backend passes.
 //!
 //! Durability contract: when a write method returns `Ok`, the change is on stable storage (it survives
 //! `kill -9` and power loss). Concurrent writes are group-committed by the backend.
@@ -161,9 +161,22 @@ pub trait QueueStore: Send + Sync {
     async fn queue_delete(&self, id: QueueId) -> Result<()>;
 }
 
+/// DKIM signing keys, per domain and selector.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Adds the key, or replaces the one with the same domain and selector.
+    async fn dkim_key_put(&self, key: &DkimKeyRecord) -> Result<()>;
+    /// Keys of `domain`, or of every domain; by domain, then oldest first.
+    async fn dkim_keys(&self, domain: Option<&str>) -> Result<Vec<DkimKeyRecord>>;
+    /// `NotFound` when there is no such key.
+    async fn dkim_key_set_active(&self, domain: &str, selector: &str, active: bool) -> Result<()>;
+    /// `NotFound` when there is no such key.
+    async fn dkim_key_delete(&self, domain: &str, selector: &str) -> Result<()>;
+}
+
 /// Everything a backend provides.
 #[async_trait]
-pub trait Store: DirectoryStore + MailStore + QueueStore {
+pub trait Store: DirectoryStore + MailStore + QueueStore + KeyStore {
     /// Checks the database and blob references; a healthy store reports no problems.
     async fn check_integrity(&self) -> Result<IntegrityReport>;
     /// Name of the backend, for logs ("sqlite", "postgres").

@@ -402,3 +402,35 @@ pub struct IntegrityReport {
     /// Blob files on disk that no row references (left by a crash between rename and commit).
     pub orphan_files: u64,
 }
+
+/// A DKIM signing key of a domain (RFC 6376). The store keeps the PEM text only; parsing and
+/// signing belong to the `mailauth` crate.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimKeyRecord {
+    /// Lowercase domain (the `d=` of signatures).
+    pub domain: String,
+    /// The `s=` selector: the key is published at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// "ed25519" or "rsa".
+    pub algorithm: String,
+    /// PKCS#8 private key, PEM.
+    pub private_pem: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Whether outbound mail of the domain is signed with this key (several may be, during a
+    /// rotation).
+    pub active: bool,
+}
+
+impl fmt::Debug for DkimKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DkimKeyRecord")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .field("private_pem", &"<redacted>")
+            .field("created", &self.created)
+            .field("active", &self.active)
+            .finish()
+    }
+}

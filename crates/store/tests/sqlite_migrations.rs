@@ -158,6 +158,42 @@ async fn version_one_database_upgrades_with_its_data() {
 }
 
 #[tokio::test]
+async fn version_two_database_upgrades_to_dkim_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    testing::create_at_version(dir.path(), 2).expect("create v2");
+    testing::exec(
+        dir.path(),
+        "INSERT INTO domains(id, name, created) VALUES (1, 'example.test', 1);",
+    )
+    .expect("fill v2 database");
+
+    let store: DynStore =
+        Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open upgrades"));
+    assert_eq!(
+        testing::version(dir.path()).expect("version"),
+        schema::SCHEMA_VERSION
+    );
+    assert!(
+        store
+            .domain_get("example.test")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(store.dkim_keys(None).await.expect("v3 table").is_empty());
+    let key = DkimKeyRecord {
+        domain: "example.test".into(),
+        selector: "s1".into(),
+        algorithm: "ed25519".into(),
+        private_pem: "pem".into(),
+        created: 1,
+        active: true,
+    };
+    store.dkim_key_put(&key).await.expect("put");
+    assert_eq!(store.dkim_keys(None).await.expect("list"), vec![key]);
+}
+
+#[tokio::test]
 async fn newer_database_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(Sqlite::open(dir.path(), SqliteOptions::default()).expect("create"));

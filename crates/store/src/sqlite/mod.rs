@@ -3,6 +3,7 @@
 
 mod blobs;
 mod directory;
+mod dkim;
 mod fts;
 mod mailbox;
 mod messages;

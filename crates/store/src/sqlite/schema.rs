@@ -102,6 +102,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX queue_due ON queue(next_attempt);
     "#,
+    // 3: DKIM signing keys (PEM text; the mailauth crate parses them).
+    r#"
+    CREATE TABLE dkim_keys(
+        domain TEXT NOT NULL,
+        selector TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        private_pem TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        PRIMARY KEY(domain, selector)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
