@@ -145,6 +145,10 @@ imap = []
 imaps = ["127.0.0.1:0"]
 pop3 = []
 pop3s = ["127.0.0.1:0"]
+[limits]
+# The idle workload opens thousands of sessions from one address.
+max_connections = 20000
+max_connections_per_ip = 20000
 [log]
 level = "warn"
 TOML
@@ -192,7 +196,18 @@ facteur_pop3() { # args: messages; echoes msg/s of RETR of all (over 995)
   r=$(POP3_SSL=1 $PY pop3 "${F_POP3S##*:}" "$user" "$PASS" "$1" "$RUNS") || { echo "FAILED"; return; }
   val rate "$r"
 }
-facteur_idle_mem() { echo "$NOT_YET"; }      # args: connections
+facteur_idle_mem() { # args: connections; echoes KiB of RSS per session (total RSS / sessions held)
+  [ -n "$F_IMAPS" ] && [ -n "$F_PID" ] || { echo "$NOT_YET"; return; }
+  local user="idle@bench.test" port=${F_IMAPS##*:} r held
+  if [ -z "${F_IDLE_FILLED:-}" ]; then
+    printf '%s' "$PASS" | "$FACTEUR_BIN" --data "$F_DATA" account add "$user" --password-stdin >/dev/null 2>&1
+    IMAP_SSL=1 $PY fill-imap "$port" "$user" "$PASS" 100 4096 none 0 >/dev/null || { echo "FAILED"; return; }
+    F_IDLE_FILLED=1
+  fi
+  r=$(IMAP_SSL=1 $PY idle "$port" "$user" "$PASS" "$1" "$F_PID") || { echo "FAILED"; return; }
+  held=$(val held "$r")
+  if [ -n "$held" ] && [ "$held" -gt 0 ]; then echo $(( $(val rss_kib "$r") / held )); else echo "FAILED ($r)"; fi
+}
 ratio() { # facteur peer [higher-is-better: 1|0]
   if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then
     python3 -c "f,p,h=float('$1'),float('$2'),'${3:-1}'=='1'; print(f'{(f/p if h else p/f):.2f}')"

@@ -317,7 +317,13 @@ def pop3(port, user, password, n, runs):
 
 async def _session(port, user, password, sem, writers):
     async with sem:
-        r, w = await asyncio.open_connection(HOST, port)
+        ssl_ctx = None
+        if os.environ.get("IMAP_SSL") == "1":
+            import ssl
+            ssl_ctx = ssl.create_default_context()
+            ssl_ctx.check_hostname = False
+            ssl_ctx.verify_mode = ssl.CERT_NONE
+        r, w = await asyncio.open_connection(HOST, port, ssl=ssl_ctx)
         await r.readline()  # greeting
 
         async def cmd(tag, text):

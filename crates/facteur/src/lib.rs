@@ -49,8 +49,24 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
+/// Allocations at least this large get their own mapping, returned to the system when freed.
+const MMAP_THRESHOLD: i32 = 1 << 20;
+
+/// Each login's Argon2 verification allocates `auth.argon2_memory_kib` (19 MiB by default). glibc
+/// raises its mmap threshold after such a block is freed, so later ones come from the heap and stay
+/// in the process: a burst of logins left ~13 MiB per session behind (bench/run-peers.sh, idle).
+/// A fixed threshold keeps large blocks in their own mappings, which go back to the system.
+fn limit_heap_retention() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator tunables; called before any thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
 /// Parses the command line, runs the command, and returns the process exit status.
 pub fn run_cli() -> ExitCode {
+    limit_heap_retention();
     let cli = cli::Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
