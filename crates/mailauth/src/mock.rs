@@ -39,6 +39,7 @@ pub struct Zone {
     records: HashMap<String, Vec<Rec>>,
     servfail: HashSet<String>,
     timeout: HashSet<String>,
+    timeout_no_data: HashSet<String>,
 }
 
 fn key(name: &str) -> String {
@@ -135,6 +136,12 @@ impl Zone {
         self
     }
 
+    /// Queries for `name` of a type it has no records of are never answered.
+    pub fn timeout_when_no_data(&mut self, name: &str) -> &mut Zone {
+        self.timeout_no_data.insert(key(name));
+        self
+    }
+
     /// `None`: do not answer. Otherwise the response code and records of the answer.
     fn answer(&self, name: &str, qtype: RecordType) -> Option<(ResponseCode, Vec<RData>)> {
         if self.timeout.contains(name) {
@@ -144,6 +151,9 @@ impl Zone {
             return Some((ResponseCode::ServFail, vec![]));
         }
         let Some(records) = self.records.get(name) else {
+            if self.timeout_no_data.contains(name) {
+                return None;
+            }
             return Some((ResponseCode::NXDomain, vec![]));
         };
         let data = records
@@ -160,7 +170,10 @@ impl Zone {
                 (Rec::Ptr(host), RecordType::PTR) => Some(RData::PTR(PTR(wire_name(host)?))),
                 _ => None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        if data.is_empty() && self.timeout_no_data.contains(name) {
+            return None;
+        }
         Some((ResponseCode::NoError, data))
     }
 }

@@ -12,7 +12,7 @@ use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
-    DmarcResult, SpfResult,
+    DmarcResult, SpfOutput, SpfResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +118,8 @@ pub struct SpfOutcome {
     pub identity: SpfIdentity,
     /// The domain whose policy was evaluated.
     pub domain: String,
+    /// The domain's explanation for a fail (`exp=`, RFC 7208 §6.2), for the SMTP reply.
+    pub explanation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,30 +184,11 @@ pub struct AuthOutcome {
 
 impl Authenticator {
     pub async fn verify(&self, input: &VerifyInput<'_>) -> AuthOutcome {
-        let ip = input.client_ip;
+        let ip = input.client_ip.to_canonical();
         let helo = input.helo;
         let host = input.receiver_hostname;
 
-        // RFC 7208 §2.4: the MAIL FROM identity; for the null reverse-path, the HELO identity
-        // (as postmaster@helo).
-        let (spf, identity) = if input.mail_from.is_empty() {
-            let out = self
-                .inner
-                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
-                .await;
-            (out, SpfIdentity::Helo)
-        } else {
-            let out = self
-                .inner
-                .verify_spf(SpfParameters::verify_mail_from(
-                    ip,
-                    helo,
-                    host,
-                    input.mail_from,
-                ))
-                .await;
-            (out, SpfIdentity::MailFrom)
-        };
+        let (spf, identity) = self.spf_output(ip, helo, input.mail_from, host).await;
         let spf_part = match identity {
             SpfIdentity::Helo => {
                 AuthenticationResults::new(host).with_spf_ehlo_result(&spf, ip, helo)
@@ -218,11 +201,7 @@ impl Authenticator {
             ),
         }
         .to_string();
-        let spf_outcome = SpfOutcome {
-            result: spf.result().into(),
-            identity,
-            domain: spf.domain().to_string(),
-        };
+        let spf_outcome = spf_outcome(&spf, identity);
 
         let Some(message) = AuthenticatedMessage::parse(input.raw) else {
             // No header section to speak of: nothing but SPF can be checked.
@@ -286,6 +265,59 @@ impl Authenticator {
             policy,
             header,
         }
+    }
+}
+
+impl Authenticator {
+    /// SPF alone (RFC 7208), e.g. at MAIL FROM time: the MAIL FROM identity, or the HELO
+    /// identity for the null reverse-path. `receiver_hostname` is what the `%{r}` macro expands to.
+    pub async fn spf(
+        &self,
+        client_ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+        receiver_hostname: &str,
+    ) -> SpfOutcome {
+        let (out, identity) = self
+            .spf_output(client_ip, helo, mail_from, receiver_hostname)
+            .await;
+        spf_outcome(&out, identity)
+    }
+
+    async fn spf_output(
+        &self,
+        ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+        host: &str,
+    ) -> (SpfOutput, SpfIdentity) {
+        // RFC 7208 §5: an IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4
+        // client) is an IPv4 address.
+        let ip = ip.to_canonical();
+        // RFC 7208 §2.4: the MAIL FROM identity; for the null reverse-path, the HELO identity
+        // (as postmaster@helo).
+        if mail_from.is_empty() {
+            let out = self
+                .inner
+                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
+                .await;
+            (out, SpfIdentity::Helo)
+        } else {
+            let out = self
+                .inner
+                .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
+                .await;
+            (out, SpfIdentity::MailFrom)
+        }
+    }
+}
+
+fn spf_outcome(out: &SpfOutput, identity: SpfIdentity) -> SpfOutcome {
+    SpfOutcome {
+        result: out.result().into(),
+        identity,
+        domain: out.domain().to_string(),
+        explanation: out.explanation().map(str::to_string),
     }
 }
 
