@@ -96,9 +96,22 @@ pub async fn domain(cli: &Cli, cmd: &DomainCmd) -> Result<(), Failure> {
     match cmd {
         DomainCmd::Add { name } => {
             let d = dir.add_domain(name).await?;
-            emit(cli, json!({ "domain": d.name, "created": true }), || {
-                format!("domain {} added", d.name)
-            });
+            let keys = crate::authn::ensure_keys(&ctx.store, &d.name)
+                .await
+                .map_err(|e| Failure::op(format!("domain added, but DKIM keys failed: {e}")))?;
+            let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
+            emit(
+                cli,
+                json!({ "domain": d.name, "created": true, "dkim_selectors": selectors }),
+                || {
+                    format!(
+                        "domain {} added (DKIM keys {}); the DNS records to publish: facteur dns {}",
+                        d.name,
+                        selectors.join(", "),
+                        d.name
+                    )
+                },
+            );
         }
         DomainCmd::List => {
             let list = dir.list_domains().await?;

@@ -55,6 +55,9 @@ pub enum Command {
     /// Inspect and act on the outbound queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// DKIM signing keys of our domains.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
     /// Print the DNS records a mail domain needs; with --check, compare them with the DNS.
     Dns {
         domain: String,
@@ -62,6 +65,29 @@ pub enum Command {
         /// record is not OK).
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCmd {
+    /// Make a new signing key (active at once) and print its DNS record.
+    Generate {
+        domain: String,
+        /// rsa (2048 bits), ed25519 (RFC 8463) or both.
+        #[arg(long, default_value = "both")]
+        algorithm: String,
+        /// Selector (default: f<date><r|e>); only with a single algorithm.
+        #[arg(long)]
+        selector: Option<String>,
+    },
+    /// List keys with their DNS records.
+    List { domain: Option<String> },
+    /// Make new keys (not signing yet) to publish; with --finish, sign with them and retire the
+    /// old ones.
+    Rotate {
+        domain: String,
+        #[arg(long)]
+        finish: bool,
     },
 }
 

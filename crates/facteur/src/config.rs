@@ -78,6 +78,8 @@ pub struct SmtpSection {
     pub data_timeout_secs: u64,
     /// Bytes per second below which a DATA transfer is abandoned.
     pub min_data_rate: u64,
+    /// SPF, DKIM, DMARC and ARC checks of mail received on port 25.
+    pub inbound_auth: bool,
 }
 
 impl Default for SmtpSection {
@@ -87,6 +89,7 @@ impl Default for SmtpSection {
             greeting_delay_ms: 0,
             data_timeout_secs: 600,
             min_data_rate: 1024,
+            inbound_auth: true,
         }
     }
 }

@@ -108,10 +108,13 @@ fn starts_judge(_: &str, _: &Wanted) -> Result<(), String> {
     Ok(())
 }
 
-/// DKIM records (selector, TXT value) to publish for `domain`. Keys live in the store; until a
-/// key exists there is nothing to publish, and the report says how to make one.
-async fn dkim_records(_ctx: &Context, _domain: &str) -> Vec<(String, String)> {
-    Vec::new()
+/// DKIM records (selector, TXT value) to publish for `domain`: every stored key, signing or not
+/// (new keys must be published before `dkim rotate --finish`, old ones stay a while after).
+async fn dkim_records(ctx: &Context, domain: &str) -> Vec<(String, String)> {
+    let keys = ctx.store.dkim_keys(Some(domain)).await.unwrap_or_default();
+    keys.iter()
+        .filter_map(|k| Some((k.selector.clone(), crate::authn::txt_record(k).ok()?)))
+        .collect()
 }
 
 async fn wanted(ctx: &Context, domain: &str) -> Vec<Wanted> {

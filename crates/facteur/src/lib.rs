@@ -2,9 +2,11 @@
 //! so integration tests and later crates (admin API) can reuse config loading and setup.
 
 pub mod admin;
+pub mod authn;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod dkim_cmd;
 pub mod dns_cmd;
 pub mod listeners;
 pub mod logging;
@@ -117,6 +119,7 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Auth(cmd) => admin::auth(&cli, cmd).await,
         Command::CheckStore => admin::check_store(&cli).await,
         Command::Queue(cmd) => queue_cmd::run(&cli, cmd).await,
+        Command::Dkim(cmd) => dkim_cmd::run(&cli, cmd).await,
         Command::Dns { domain, check } => dns_cmd::run(&cli, domain, *check).await,
     }
 }

@@ -96,8 +96,20 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
-        verifier: None,
-        signer: None,
+        verifier: if cfg.smtp.inbound_auth {
+            let ns = crate::outbound::nameservers(cfg);
+            let auth =
+                mailauth::Authenticator::new((!ns.is_empty()).then_some(ns)).map_err(|e| {
+                    Failure::op(format!("cannot set up DNS for mail authentication: {e}"))
+                })?;
+            Some(Arc::new(crate::authn::MailAuthVerifier {
+                auth,
+                hostname: cfg.server.hostname.clone(),
+            }))
+        } else {
+            None
+        },
+        signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
     });
     // One connection budget for all SMTP-family listeners.
     let limiter = ConnLimiter::new(

@@ -140,7 +140,7 @@ pub fn start(ctx: &Context, throttle: Arc<LoginThrottle>) -> Result<Arc<Queue>, 
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(srs(ctx)?),
         verifier: None,
-        signer: None,
+        signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
     });
     let q = Queue::new(
         ctx.store.clone(),

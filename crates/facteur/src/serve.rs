@@ -105,6 +105,15 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| cfg.server.primary_domain.clone());
     let ctx = Context::with_config(cli.data.clone(), cfg)?;
     let postmaster = ensure_primary_domain(&ctx, &domain).await?;
+    // Every domain gets DKIM keys (RSA and Ed25519) the first time the server sees it without.
+    for d in ctx.directory.list_domains().await? {
+        let made = crate::authn::ensure_keys(&ctx.store, &d.name)
+            .await
+            .map_err(|e| Failure::op(format!("cannot make DKIM keys for {}: {e}", d.name)))?;
+        if !made.is_empty() {
+            tracing::info!(domain = %d.name, "DKIM keys generated; publish them: facteur dns {}", d.name);
+        }
+    }
     let first = FirstStart {
         created_config,
         created_cert,

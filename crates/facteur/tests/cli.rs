@@ -44,7 +44,8 @@ fn json(o: &Output) -> serde_json::Value {
 /// Listeners on free loopback ports only (tests run in parallel, and as root the defaults would be
 /// the standard ports).
 const TEST_CONFIG: &str = "[listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\n\
-submissions = [\"127.0.0.1:0\"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\n";
+submissions = [\"127.0.0.1:0\"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\n\
+[smtp]\ninbound_auth = false\n[dns]\nnameservers = [\"127.0.0.1:9\"]\n";
 
 /// Runs the first start and returns the printed postmaster password.
 fn init(data: &Path, domain: &str) -> String {

@@ -336,3 +336,149 @@ async fn forwarding_uses_srs_and_bounces_find_their_way_back() {
     }
     assert!(l.starts_with("550 5.1.1"), "{l}");
 }
+
+/// (DNS name, TXT value) of every DKIM key of a server, from `facteur --json dkim list`.
+fn dkim_records(server: &Server) -> Vec<(String, String)> {
+    let out = server.admin(&["--json", "dkim", "list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    keys.as_array()
+        .expect("array")
+        .iter()
+        .map(|k| {
+            (
+                k["dns_name"].as_str().unwrap().to_string(),
+                k["dns_txt"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Sends one message over plain SMTP and returns the reply to the end of data (or the first
+/// refusal).
+fn raw_smtp(addr: SocketAddr, from: &str, to: &str, message: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut read_reply = |r: &mut BufReader<std::net::TcpStream>| {
+        let mut l = String::new();
+        loop {
+            l.clear();
+            r.read_line(&mut l).unwrap();
+            if l.as_bytes().get(3) != Some(&b'-') {
+                return l.clone();
+            }
+        }
+    };
+    read_reply(&mut r);
+    for cmd in [
+        "EHLO client.evil.test".to_string(),
+        format!("MAIL FROM:<{from}>"),
+        format!("RCPT TO:<{to}>"),
+        "DATA".to_string(),
+    ] {
+        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let reply = read_reply(&mut r);
+        if reply.starts_with('4') || reply.starts_with('5') {
+            return reply;
+        }
+    }
+    s.write_all(format!("{message}\r\n.\r\n").as_bytes())
+        .unwrap();
+    read_reply(&mut r)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dkim_spf_and_dmarc_pass_between_instances_and_spoofing_is_rejected() {
+    let (ip_a, ip_b) = ("127.0.0.2", "127.0.0.3");
+    let port = common_free_port(ip_a, ip_b);
+    // The servers make their DKIM keys at first start; the DNS then publishes them.
+    let dns_port = Dnsmasq::free_port();
+    let dns_addr: SocketAddr = format!("127.0.0.1:{dns_port}").parse().unwrap();
+    let a = Server::start_config("a.test", &config("a.test", ip_a, port, dns_addr, ""));
+    let b = Server::start_config("b.test", &config("b.test", ip_b, port, dns_addr, ""));
+    a.add_account("alice@a.test", PW);
+    b.add_account("bob@b.test", PW);
+    let keys = dkim_records(&a);
+    assert_eq!(keys.len(), 2, "an RSA and an Ed25519 key: {keys:?}");
+    let mut records = vec![
+        Record::Mx("a.test", "mx.a.test", 10),
+        Record::Addr("mx.a.test", ip_a),
+        Record::Mx("b.test", "mx.b.test", 10),
+        Record::Addr("mx.b.test", ip_b),
+        // Our queue connects from the loopback source address the kernel picks.
+        Record::Txt("a.test", "v=spf1 ip4:127.0.0.0/8 -all"),
+        Record::Txt("_dmarc.a.test", "v=DMARC1; p=reject"),
+    ];
+    for (name, txt) in &keys {
+        records.push(Record::Txt(name, txt));
+    }
+    let _dns = Dnsmasq::start_on(dns_port, &records);
+
+    submit(&a, PW, "alice@a.test", "bob@b.test", "signed and checked").await;
+    let got = wait_inbox(&b, "bob@b.test", 1).await;
+    assert_eq!(got.len(), 1);
+    let m = text(&got[0]);
+    let ar: String = m
+        .split("\r\n")
+        .skip_while(|l| !l.starts_with("Authentication-Results: mx.b.test"))
+        .take_while(|l| {
+            l.starts_with("Authentication-Results") || l.starts_with('\t') || l.starts_with(' ')
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(ar.contains("spf=pass"), "{ar}");
+    assert!(
+        ar.contains("dkim=pass") && ar.contains("header.d=a.test"),
+        "{ar}"
+    );
+    assert!(ar.contains("dmarc=pass"), "{ar}");
+    assert_eq!(
+        m.matches("DKIM-Signature:").count(),
+        2,
+        "RSA and Ed25519 signatures"
+    );
+
+    // An independent verifier (dkimpy) agrees, with our published keys.
+    let dns_map: String = keys
+        .iter()
+        .map(|(n, t)| format!("{:?}: {:?}", format!("{n}."), t))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let script = format!(
+        "import dkim, sys\n\
+         keys = {{{dns_map}}}\n\
+         def dnsfunc(name, timeout=5):\n\
+         \x20   name = name.decode() if isinstance(name, bytes) else name\n\
+         \x20   return keys.get(name, '').encode()\n\
+         msg = sys.stdin.buffer.read()\n\
+         d = dkim.DKIM(msg)\n\
+         ok = [d.verify(idx=i, dnsfunc=dnsfunc) for i in range(2)]\n\
+         print(ok)\n\
+         sys.exit(0 if all(ok) else 1)\n"
+    );
+    let mut py = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    py.stdin.take().unwrap().write_all(&got[0]).unwrap();
+    let out = py.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dkimpy: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // Someone else's server claiming to be a.test in From: refused by DMARC p=reject.
+    let spoof = "From: <boss@a.test>\r\nTo: <bob@b.test>\r\nSubject: wire money\r\n\r\nNow.";
+    let reply = raw_smtp(b.addr("smtp"), "x@evil.test", "bob@b.test", spoof);
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
+    assert!(reply.contains("DMARC"), "{reply}");
+    assert_eq!(common::inbox(&b.store(), "bob@b.test").await.len(), 1);
+}

@@ -17,7 +17,9 @@ fn pop3_config(domain: &str) -> String {
          [listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
          lmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n\
          pop3 = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n\
-         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n"
+         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
+         [smtp]\ninbound_auth = false\n\
+         [dns]\nnameservers = [\"127.0.0.1:9\"]\n"
     )
 }
 

@@ -29,31 +29,6 @@ fn transport(port: u16, tls: Tls) -> AsyncSmtpTransport<Tokio1Executor> {
         .build()
 }
 
-fn strip_trace(stored: &[u8]) -> &[u8] {
-    // Return-Path, then the Received header (folded over several lines): the rest is what was sent.
-    let text = stored;
-    let mut i = 0;
-    let mut seen_received = false;
-    loop {
-        let end = text[i..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map(|p| i + p + 2)
-            .expect("header line");
-        let line = &text[i..end];
-        let continuation = line.starts_with(b"\t") || line.starts_with(b" ");
-        if line.starts_with(b"Return-Path:")
-            || continuation
-            || (line.starts_with(b"Received:") && !seen_received)
-        {
-            seen_received |= line.starts_with(b"Received:");
-            i = end;
-            continue;
-        }
-        return &text[i..];
-    }
-}
-
 #[tokio::test]
 async fn lettre_submits_over_starttls_and_implicit_tls() {
     let server = common::Server::start("example.com");
@@ -115,7 +90,7 @@ async fn lettre_submits_over_starttls_and_implicit_tls() {
         );
         // A MIME message with a 200 KiB attachment arrives byte for byte (it carries Date and
         // Message-ID, so the submission service adds nothing but the trace headers).
-        let body = strip_trace(m);
+        let body = common::strip_trace(m);
         let first_diff = body.iter().zip(sent.iter()).position(|(a, b)| a != b);
         assert!(
             body == &sent[..],
@@ -289,7 +264,7 @@ Content-Transfer-Encoding: base64\r\n\r\n"
     expect(&mut w, b"QUIT\r\n", "221");
     let stored = common::inbox(&server.store(), "alice@example.com").await;
     assert_eq!(stored.len(), 1);
-    let body = strip_trace(&stored[0]);
+    let body = common::strip_trace(&stored[0]);
     assert!(
         body == &msg[..],
         "stored {} bytes, sent {}",

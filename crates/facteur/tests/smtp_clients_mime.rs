@@ -76,22 +76,6 @@ assert atts[0].get_content() == random.Random(7).randbytes(200 * 1024), "attachm
 print("parsed ok")
 "#;
 
-fn strip_trace(stored: &[u8]) -> &[u8] {
-    assert!(stored.starts_with(b"Return-Path: <alice@example.com>\r\n"));
-    let mut i = stored.windows(2).position(|w| w == b"\r\n").expect("line") + 2;
-    assert!(stored[i..].starts_with(b"Received: "));
-    loop {
-        i += stored[i..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("line")
-            + 2;
-        if !(stored[i..].starts_with(b" ") || stored[i..].starts_with(b"\t")) {
-            return &stored[i..];
-        }
-    }
-}
-
 #[tokio::test]
 async fn mime_with_attachments_round_trips_byte_for_byte() {
     let server = common::Server::start("example.com");
@@ -111,7 +95,7 @@ async fn mime_with_attachments_round_trips_byte_for_byte() {
     let msgs = common::inbox(&server.store(), "bob@example.com").await;
     assert_eq!(msgs.len(), 2, "one via submission, one via MX");
     for (m, with) in msgs.iter().zip(["with ESMTPSA", "with ESMTP\r\n"]) {
-        let body = strip_trace(m);
+        let body = common::strip_trace(m);
         let first_diff = body.iter().zip(&sent).position(|(a, b)| a != b);
         assert!(
             body == &sent[..],

@@ -64,24 +64,6 @@ fn text(m: &[u8]) -> String {
     String::from_utf8_lossy(m).into_owned()
 }
 
-/// The stored copy without Return-Path and Received (folded) in front.
-fn strip_trace(stored: &[u8]) -> &[u8] {
-    let s = text(stored);
-    assert!(s.starts_with("Return-Path: <"), "{s}");
-    let mut i = stored.windows(2).position(|w| w == b"\r\n").expect("line") + 2;
-    assert!(stored[i..].starts_with(b"Received: "), "{s}");
-    loop {
-        i += stored[i..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("line")
-            + 2;
-        if !(stored[i..].starts_with(b" ") || stored[i..].starts_with(b"\t")) {
-            return &stored[i..];
-        }
-    }
-}
-
 #[tokio::test]
 async fn bdat_chunks_are_stored_exactly() {
     let server = common::Server::start("example.com");
@@ -130,13 +112,13 @@ async fn bdat_chunks_are_stored_exactly() {
 
     let msgs = common::inbox(&server.store(), "alice@example.com").await;
     assert_eq!(msgs.len(), 2);
-    assert_eq!(strip_trace(&msgs[0]), message, "{}", text(&msgs[0]));
+    assert_eq!(common::strip_trace(&msgs[0]), message, "{}", text(&msgs[0]));
     assert!(
         text(&msgs[0]).starts_with("Return-Path: <x@far.test>\r\nReceived: from raw.test"),
         "{}",
         text(&msgs[0])
     );
-    assert_eq!(strip_trace(&msgs[1]), second, "{}", text(&msgs[1]));
+    assert_eq!(common::strip_trace(&msgs[1]), second, "{}", text(&msgs[1]));
 }
 
 #[tokio::test]
@@ -171,7 +153,7 @@ async fn bdat_over_the_size_limit_is_refused_and_stores_nothing() {
     c.expect(&chunk, "250 2.0.0");
     let msgs = common::inbox(&server.store(), "alice@example.com").await;
     assert_eq!(msgs.len(), 1);
-    assert_eq!(strip_trace(&msgs[0]), small);
+    assert_eq!(common::strip_trace(&msgs[0]), small);
 }
 
 #[tokio::test]
@@ -231,8 +213,8 @@ async fn lmtp_answers_once_per_accepted_recipient() {
         let m = common::inbox(&store, &format!("{who}@example.com")).await;
         assert_eq!(m.len(), 2, "{who}");
         assert!(text(&m[0]).contains("with LMTP"), "{}", text(&m[0]));
-        assert_eq!(strip_trace(&m[0]), message.as_bytes());
-        assert_eq!(strip_trace(&m[1]), small);
+        assert_eq!(common::strip_trace(&m[0]), message.as_bytes());
+        assert_eq!(common::strip_trace(&m[1]), small);
     }
     assert!(common::inbox(&store, "bob@example.com").await.is_empty());
 }

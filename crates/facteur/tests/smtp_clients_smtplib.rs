@@ -89,27 +89,6 @@ fn admin(server: &common::Server, args: &[&str]) {
     );
 }
 
-/// The message as the client sent it: the stored copy without Return-Path and the (folded)
-/// Received header the server put in front.
-fn strip_trace(stored: &[u8]) -> &[u8] {
-    assert!(
-        stored.starts_with(b"Return-Path: <"),
-        "no Return-Path first"
-    );
-    let mut i = stored.windows(2).position(|w| w == b"\r\n").expect("line") + 2;
-    assert!(stored[i..].starts_with(b"Received: "), "no Received second");
-    loop {
-        i += stored[i..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("line")
-            + 2;
-        if !(stored[i..].starts_with(b" ") || stored[i..].starts_with(b"\t")) {
-            return &stored[i..];
-        }
-    }
-}
-
 /// Blob ids of the INBOX of `address`, in UID order.
 async fn inbox_blobs(store: &store::DynStore, address: &str) -> Vec<store::BlobId> {
     let (local, domain) = address.split_once('@').expect("address");
@@ -389,11 +368,16 @@ open(out + "/m1", "wb").write(m1); open(out + "/m2", "wb").write(m2)
             text(m)
         );
         assert!(text(m).contains("with UTF8ESMTP"), "{}", text(m));
-        assert_eq!(strip_trace(m), &m1[..], "{}", text(m));
+        assert_eq!(common::strip_trace(m), &m1[..], "{}", text(m));
     }
     let alice = common::inbox(&store, "alice@example.com").await;
     assert_eq!(alice.len(), 1);
-    assert_eq!(strip_trace(&alice[0]), &m2[..], "{}", text(&alice[0]));
+    assert_eq!(
+        common::strip_trace(&alice[0]),
+        &m2[..],
+        "{}",
+        text(&alice[0])
+    );
 }
 
 #[tokio::test]

@@ -234,6 +234,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "Bytes per second below which a message transfer is abandoned.",
     ),
     key(
+        "smtp",
+        "inbound_auth",
+        "Check SPF, DKIM, DMARC and ARC of mail received on port 25, add Authentication-Results, apply DMARC policies.",
+    ),
+    key(
         "queue",
         "remote_port",
         "TCP port of recipient MX hosts (25; other values are for tests).",

@@ -42,15 +42,33 @@ fn probe(addr: SocketAddr, name: &str) -> Option<u8> {
 
 impl Dnsmasq {
     pub fn start(records: &[Record]) -> Dnsmasq {
+        for _ in 0..10 {
+            if let Some(d) = Dnsmasq::try_start(Dnsmasq::free_port(), records) {
+                return d;
+            }
+        }
+        panic!("dnsmasq did not start");
+    }
+
+    /// A UDP port free on 127.0.0.1 now (for servers configured before their DNS starts).
+    pub fn free_port() -> u16 {
+        UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("free port")
+            .port()
+    }
+
+    /// Starts on a port chosen earlier with [`Dnsmasq::free_port`].
+    pub fn start_on(port: u16, records: &[Record]) -> Dnsmasq {
+        Dnsmasq::try_start(port, records).expect("dnsmasq did not start on its port")
+    }
+
+    fn try_start(port: u16, records: &[Record]) -> Option<Dnsmasq> {
         let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("dnsmasq is not installed (scripts/test.sh installs dnsmasq-base)");
-        for _ in 0..10 {
-            let port = UdpSocket::bind("127.0.0.1:0")
-                .and_then(|s| s.local_addr())
-                .expect("free port")
-                .port();
+        {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
             let mut args: Vec<String> = [
                 "--keep-in-foreground",
@@ -88,17 +106,17 @@ impl Dnsmasq {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if probe(addr, "ready.probe.test").is_some() {
-                    return d;
+                    return Some(d);
                 }
                 if let Ok(Some(_)) = d.child.try_wait() {
-                    break; // port taken: try another
+                    break; // port taken
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
             let _ = d.child.kill();
             let _ = d.child.wait();
         }
-        panic!("dnsmasq did not start");
+        None
     }
 }
 

@@ -15,14 +15,32 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_facteur");
 
+/// A `[dns]` section whose resolver is a closed loopback port: no query leaves the machine.
+pub const NO_DNS: &str = "[dns]\nnameservers = [\"127.0.0.1:9\"]\n";
+
 /// Config for tests: free loopback ports, cheap Argon2 (tests hash many passwords), no IMAP/POP3
 /// listeners yet. `extra` is appended (sections must not repeat those below).
 pub fn test_config(domain: &str, extra: &str) -> String {
+    // No test may reach the machine's resolver. Unless a test points [dns] at its own dnsmasq,
+    // DNS goes to a closed loopback port (lookups fail, outbound mail waits in the queue) and the
+    // inbound SPF/DKIM/DMARC checks, which would only wait for those lookups, are off. These
+    // sections go before [auth], which `extra` may continue with bare keys.
+    let own_dns = extra.contains("[dns]");
+    let mut pre = String::new();
+    let mut extra = extra.to_string();
+    if !own_dns {
+        pre.push_str(NO_DNS);
+        if extra.contains("[smtp]\n") {
+            extra = extra.replacen("[smtp]\n", "[smtp]\ninbound_auth = false\n", 1);
+        } else {
+            pre.push_str("[smtp]\ninbound_auth = false\n");
+        }
+    }
     format!(
         "[server]\nhostname = \"mx.{domain}\"\nprimary_domain = \"{domain}\"\n\
          [listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
          lmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3 = []\npop3s = []\n\
-         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n{extra}"
+         {pre}[auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n{extra}"
     )
 }
 
@@ -223,4 +241,51 @@ pub async fn inbox(store: &store::DynStore, address: &str) -> Vec<Vec<u8>> {
         out.push(store.blob_read(m.blob, None).await.expect("blob"));
     }
     out
+}
+
+/// The message as the client sent it: the stored copy without what the server put in front —
+/// Return-Path, then (on submission) our DKIM-Signature fields, (on port 25) our
+/// Authentication-Results, and our Received field, each possibly folded.
+pub fn strip_trace(stored: &[u8]) -> &[u8] {
+    assert!(
+        stored.starts_with(b"Return-Path: <"),
+        "no Return-Path first: {:?}",
+        String::from_utf8_lossy(&stored[..stored.len().min(200)])
+    );
+    let mut i = 0;
+    let mut seen_received = false;
+    loop {
+        let line_end = stored[i..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|p| i + p + 2)
+            .expect("header line");
+        // The field runs to the next line that does not start with white space.
+        let mut end = line_end;
+        while stored[end..].starts_with(b" ") || stored[end..].starts_with(b"\t") {
+            end += stored[end..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("line")
+                + 2;
+        }
+        let field = &stored[i..end];
+        let ours = field.starts_with(b"Return-Path:")
+            || field.starts_with(b"DKIM-Signature:")
+            || field.starts_with(b"Authentication-Results:");
+        if ours {
+            i = end;
+            continue;
+        }
+        if field.starts_with(b"Received: ") && !seen_received {
+            seen_received = true;
+            i = end;
+            // Our Received is the last field we add.
+            return &stored[i..];
+        }
+        panic!(
+            "no Received field of ours before {:?}",
+            String::from_utf8_lossy(&field[..field.len().min(80)])
+        );
+    }
 }
