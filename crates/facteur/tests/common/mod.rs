@@ -253,7 +253,6 @@ pub fn strip_trace(stored: &[u8]) -> &[u8] {
         String::from_utf8_lossy(&stored[..stored.len().min(200)])
     );
     let mut i = 0;
-    let mut seen_received = false;
     loop {
         let line_end = stored[i..]
             .windows(2)
@@ -277,11 +276,9 @@ pub fn strip_trace(stored: &[u8]) -> &[u8] {
             i = end;
             continue;
         }
-        if field.starts_with(b"Received: ") && !seen_received {
-            seen_received = true;
-            i = end;
+        if field.starts_with(b"Received: ") {
             // Our Received is the last field we add.
-            return &stored[i..];
+            return &stored[end..];
         }
         panic!(
             "no Received field of ours before {:?}",
