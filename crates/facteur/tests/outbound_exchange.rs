@@ -360,7 +360,7 @@ fn raw_smtp(addr: SocketAddr, from: &str, to: &str, message: &str) -> String {
     use std::io::{BufRead, BufReader, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut read_reply = |r: &mut BufReader<std::net::TcpStream>| {
+    let read_reply = |r: &mut BufReader<std::net::TcpStream>| {
         let mut l = String::new();
         loop {
             l.clear();
