@@ -121,6 +121,10 @@ async fn refused_recipient_gives_exactly_one_dsn() {
         "a DSN comes from the null sender: {dsn}"
     );
     assert!(
+        dsn.contains("DKIM-Signature:") && dsn.contains("d=a.test"),
+        "DSNs are signed with the domain's key: {dsn}"
+    );
+    assert!(
         dsn.contains("Subject: to nobody"),
         "the original's headers are returned: {dsn}"
     );
