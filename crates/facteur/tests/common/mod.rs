@@ -55,6 +55,8 @@ pub struct Server {
     pub password: String,
     /// Everything the server printed on stdout up to "Ready.".
     pub banner: String,
+    /// Extra environment of the server process (e.g. a fault-injection LD_PRELOAD).
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -77,6 +79,7 @@ impl Server {
             domain: domain.into(),
             password: String::new(),
             banner: String::new(),
+            env: Vec::new(),
         };
         s.spawn();
         s
@@ -96,6 +99,7 @@ impl Server {
             domain: domain.into(),
             password: String::new(),
             banner: String::new(),
+            env: Vec::new(),
         };
         s.spawn();
         s
@@ -113,6 +117,7 @@ impl Server {
                 "RUST_LOG",
                 std::env::var("FACTEUR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
