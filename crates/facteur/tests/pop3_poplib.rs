@@ -36,6 +36,7 @@ fn start(domain: &str) -> Server {
         domain: domain.into(),
         password: String::new(),
         banner: String::new(),
+        env: Vec::new(),
     };
     s.spawn();
     s
