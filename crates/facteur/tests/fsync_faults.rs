@@ -86,6 +86,35 @@ fn send(server: &Server, subject: &str) -> String {
     end
 }
 
+/// APPENDs one message with Python's imaplib over implicit TLS; returns "OK ..." or "NO ...".
+fn imap_append(server: &Server, subject: &str) -> String {
+    let script = format!(
+        "import imaplib, ssl\n\
+         ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+         m = imaplib.IMAP4_SSL('127.0.0.1', {port}, ssl_context=ctx)\n\
+         m.login('alice@example.com', 'alice-password-1')\n\
+         try:\n\
+         \x20   typ, data = m.append('INBOX', None, None, b'Subject: {subject}\\r\\n\\r\\nbody\\r\\n')\n\
+         \x20   print(typ, data)\n\
+         except imaplib.IMAP4.error as e:\n\
+         \x20   print('NO', e)\n\
+         m.logout()\n",
+        port = server.addr("imaps").port()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success(),
+        "imaplib: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_fsync_is_a_temporary_error_and_loses_nothing_acknowledged() {
     let tools = tempfile::tempdir().unwrap();
@@ -111,7 +140,15 @@ async fn failed_fsync_is_a_temporary_error_and_loses_nothing_acknowledged() {
             "a commit that could not be made durable must not be acknowledged: {r}"
         );
     }
+    // IMAP APPEND during the fault: NO, never OK.
+    let append = imap_append(&server, "appended during the fault");
+    assert!(
+        append.starts_with("NO"),
+        "APPEND during an fsync failure: {append}"
+    );
     std::fs::remove_file(&flag).unwrap();
+    let append = imap_append(&server, "appended after");
+    assert!(append.starts_with("OK"), "APPEND after the fault: {append}");
     // The server recovers once the disk does (it may take a failed attempt or two to reopen).
     let mut after = String::new();
     for _ in 0..5 {
@@ -157,7 +194,15 @@ async fn failed_fsync_is_a_temporary_error_and_loses_nothing_acknowledged() {
     );
     // A refused message may still be on disk if the kernel wrote it before failing the fsync (the
     // sender retries: a duplicate, never a loss); in the runs so far, none was.
-    assert!(subjects.len() <= 5, "{subjects:?}");
+    assert!(
+        subjects.iter().any(|s| s == "appended after"),
+        "{subjects:?}"
+    );
+    assert!(
+        !subjects.iter().any(|s| s == "appended during the fault"),
+        "{subjects:?}"
+    );
+    assert!(subjects.len() <= 6, "{subjects:?}");
     let out = server.admin(&["--json", "check-store"]);
     assert!(
         out.status.success(),
