@@ -22,6 +22,8 @@ use crate::dsn::{Action, Dsn, RecipientReport};
 
 /// Entries fetched per scheduling round.
 pub const DUE_BATCH: usize = 1000;
+/// Messages one worker holds in memory at once (bodies are read from the store per round).
+pub const MAX_ROUND_BYTES: u64 = 64 * 1024 * 1024;
 /// Most entries one worker sends over one connection before handing back.
 pub const ENTRIES_PER_CONNECTION: usize = 500;
 
@@ -187,7 +189,27 @@ impl Queue {
             .len()
     }
 
+    /// Works a worker's entries in rounds whose messages fit in [`MAX_ROUND_BYTES`] of memory
+    /// (each round opens its own connection).
     async fn work(self: Arc<Self>, domain: &str, entries: Vec<QueueEntry>) {
+        let mut round = Vec::new();
+        let mut bytes = 0u64;
+        for e in entries {
+            if !round.is_empty() && bytes + e.size > MAX_ROUND_BYTES {
+                self.clone()
+                    .work_round(domain, std::mem::take(&mut round))
+                    .await;
+                bytes = 0;
+            }
+            bytes += e.size;
+            round.push(e);
+        }
+        if !round.is_empty() {
+            self.work_round(domain, round).await;
+        }
+    }
+
+    async fn work_round(self: Arc<Self>, domain: &str, entries: Vec<QueueEntry>) {
         let mut ready = Vec::with_capacity(entries.len());
         let mut bodies: Vec<Arc<[u8]>> = Vec::with_capacity(entries.len());
         for e in entries {
