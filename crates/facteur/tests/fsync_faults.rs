@@ -56,34 +56,12 @@ fn build_shim(dir: &Path) -> PathBuf {
 
 /// One message over plain SMTP to port 25; returns the reply to the end of data.
 fn send(server: &Server, subject: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let mut s = std::net::TcpStream::connect(server.addr("smtp")).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let reply = |r: &mut BufReader<std::net::TcpStream>| {
-        let mut l = String::new();
-        loop {
-            l.clear();
-            r.read_line(&mut l).unwrap();
-            if l.as_bytes().get(3) != Some(&b'-') {
-                return l.clone();
-            }
-        }
-    };
-    reply(&mut r);
-    for cmd in [
-        "EHLO fault.test",
-        "MAIL FROM:<sender@fault.test>",
-        "RCPT TO:<alice@example.com>",
-        "DATA",
-    ] {
-        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-        reply(&mut r);
-    }
-    s.write_all(format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n").as_bytes())
-        .unwrap();
-    let end = reply(&mut r);
-    let _ = s.write_all(b"QUIT\r\n");
-    end
+    common::raw_smtp(
+        server.addr("smtp"),
+        "sender@fault.test",
+        "alice@example.com",
+        &format!("Subject: {subject}\r\n\r\nbody"),
+    )
 }
 
 /// APPENDs one message with Python's imaplib over implicit TLS; returns "OK ..." or "NO ...".

@@ -358,40 +358,6 @@ fn dkim_records(server: &Server) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Sends one message over plain SMTP and returns the reply to the end of data (or the first
-/// refusal).
-fn raw_smtp(addr: SocketAddr, from: &str, to: &str, message: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let read_reply = |r: &mut BufReader<std::net::TcpStream>| {
-        let mut l = String::new();
-        loop {
-            l.clear();
-            r.read_line(&mut l).unwrap();
-            if l.as_bytes().get(3) != Some(&b'-') {
-                return l.clone();
-            }
-        }
-    };
-    read_reply(&mut r);
-    for cmd in [
-        "EHLO client.evil.test".to_string(),
-        format!("MAIL FROM:<{from}>"),
-        format!("RCPT TO:<{to}>"),
-        "DATA".to_string(),
-    ] {
-        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-        let reply = read_reply(&mut r);
-        if reply.starts_with('4') || reply.starts_with('5') {
-            return reply;
-        }
-    }
-    s.write_all(format!("{message}\r\n.\r\n").as_bytes())
-        .unwrap();
-    read_reply(&mut r)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn dkim_spf_and_dmarc_pass_between_instances_and_spoofing_is_rejected() {
     let (ip_a, ip_b) = ("127.0.0.2", "127.0.0.3");
@@ -481,7 +447,7 @@ async fn dkim_spf_and_dmarc_pass_between_instances_and_spoofing_is_rejected() {
 
     // Someone else's server claiming to be a.test in From: refused by DMARC p=reject.
     let spoof = "From: <boss@a.test>\r\nTo: <bob@b.test>\r\nSubject: wire money\r\n\r\nNow.";
-    let reply = raw_smtp(b.addr("smtp"), "x@evil.test", "bob@b.test", spoof);
+    let reply = common::raw_smtp(b.addr("smtp"), "x@evil.test", "bob@b.test", spoof);
     assert!(reply.starts_with("550 5.7.1"), "{reply}");
     assert!(reply.contains("DMARC"), "{reply}");
     assert_eq!(common::inbox(&b.store(), "bob@b.test").await.len(), 1);

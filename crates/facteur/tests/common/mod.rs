@@ -66,23 +66,7 @@ impl Server {
 
     /// Starts a server whose config is `test_config(domain, extra)`.
     pub fn start_with(domain: &str, extra: &str) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).expect("mkdir");
-        std::fs::write(data.join("facteur.toml"), test_config(domain, extra))
-            .expect("write config");
-        let mut s = Server {
-            dir,
-            data,
-            child: None,
-            addrs: HashMap::new(),
-            domain: domain.into(),
-            password: String::new(),
-            banner: String::new(),
-            env: Vec::new(),
-        };
-        s.spawn();
-        s
+        Server::start_config(domain, &test_config(domain, extra))
     }
 
     /// Starts a server with exactly `config` as its facteur.toml (own listeners and sections).
@@ -290,4 +274,40 @@ pub fn strip_trace(stored: &[u8]) -> &[u8] {
             String::from_utf8_lossy(&field[..field.len().min(80)])
         );
     }
+}
+
+/// Sends one message over plain SMTP (EHLO, MAIL, RCPT, DATA) and returns the reply to the end of
+/// data, or the first 4xx/5xx reply before it.
+pub fn raw_smtp(addr: SocketAddr, from: &str, to: &str, message: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let read_reply = |r: &mut BufReader<std::net::TcpStream>| {
+        let mut l = String::new();
+        loop {
+            l.clear();
+            r.read_line(&mut l).expect("reply");
+            if l.as_bytes().get(3) != Some(&b'-') {
+                return l.clone();
+            }
+        }
+    };
+    read_reply(&mut r);
+    for cmd in [
+        "EHLO client.test".to_string(),
+        format!("MAIL FROM:<{from}>"),
+        format!("RCPT TO:<{to}>"),
+        "DATA".to_string(),
+    ] {
+        s.write_all(format!("{cmd}\r\n").as_bytes()).expect("write");
+        let reply = read_reply(&mut r);
+        if reply.starts_with('4') || reply.starts_with('5') {
+            return reply;
+        }
+    }
+    s.write_all(format!("{message}\r\n.\r\n").as_bytes())
+        .expect("write");
+    let end = read_reply(&mut r);
+    let _ = s.write_all(b"QUIT\r\n");
+    end
 }
