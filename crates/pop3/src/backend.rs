@@ -9,6 +9,7 @@ use directory::{Directory, LoginOutcome};
 use net::throttle::LoginThrottle;
 use store::{AccountId, DynStore};
 
+use crate::delay::LoginTimes;
 use crate::lock::MaildropLocks;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub trait Backend: Send + Sync {
     async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome;
     fn store(&self) -> &DynStore;
     fn locks(&self) -> &MaildropLocks;
+    /// Last login per account, for LOGIN-DELAY (RFC 2449 §6.5).
+    fn login_times(&self) -> &LoginTimes;
 }
 
 /// The real backend: store, directory and the login throttle shared with the other protocols.
@@ -32,6 +35,7 @@ pub struct MailBackend {
     pub directory: Directory,
     pub throttle: Arc<LoginThrottle>,
     pub locks: MaildropLocks,
+    pub login_times: LoginTimes,
 }
 
 #[async_trait]
@@ -55,5 +59,9 @@ impl Backend for MailBackend {
 
     fn locks(&self) -> &MaildropLocks {
         &self.locks
+    }
+
+    fn login_times(&self) -> &LoginTimes {
+        &self.login_times
     }
 }

@@ -8,7 +8,7 @@ use base64::Engine;
 use store::{BlobId, ExpungeFilter, MailboxId, StoreError, Uid};
 
 use crate::backend::{AuthOutcome, Backend};
-use crate::config::Pop3Config;
+use crate::config::{Expire, Pop3Config};
 use crate::lock::MaildropGuard;
 
 /// What the driver must do after writing the output.
@@ -42,6 +42,8 @@ struct Msg {
     size: u64,
     blob: BlobId,
     deleted: bool,
+    /// RETR sent it in this session (with EXPIRE 0 it is removed at QUIT).
+    retrieved: bool,
 }
 
 /// The TRANSACTION state: a locked snapshot of the INBOX.
@@ -107,14 +109,25 @@ fn log_store(e: &StoreError) -> &'static str {
 }
 
 /// RFC 1939 §3: a multi-line response is byte-stuffed (a line starting with "." gets another
-/// ".") and ends with CRLF "." CRLF. Stored messages are CRLF already.
-fn push_stuffed(out: &mut Vec<u8>, data: &[u8]) {
-    for line in data.split_inclusive(|&b| b == b'\n') {
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
+/// ".") and ends with CRLF "." CRLF. Stored messages are CRLF already. Copies the runs between
+/// stuffed dots whole: most messages have none, and are one copy.
+pub(crate) fn push_stuffed(out: &mut Vec<u8>, data: &[u8]) {
+    out.reserve(data.len() + 5);
+    let mut start = 0;
+    if data.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    let mut from = 0;
+    while let Some(p) = data[from..].iter().position(|&b| b == b'\n') {
+        let next = from + p + 1;
+        if data.get(next) == Some(&b'.') {
+            out.extend_from_slice(&data[start..next]);
+            out.push(b'.');
+            start = next;
+        }
+        from = next;
+    }
+    out.extend_from_slice(&data[start..]);
     if !data.is_empty() && !data.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
@@ -241,9 +254,22 @@ impl<B: Backend> Session<B> {
                 caps.push("STLS");
             }
         }
-        caps.push("IMPLEMENTATION Facteur");
+        // RFC 2449 §6.5, §6.7: one value for every user, so announced in both states.
+        let expire = match self.cfg.expire {
+            Expire::Never => "EXPIRE NEVER".to_string(),
+            Expire::Days(d) => format!("EXPIRE {d}"),
+        };
+        let login_delay = self
+            .cfg
+            .login_delay
+            .map(|d| format!("LOGIN-DELAY {}", d.as_secs()));
         let mut s = String::from("+OK Capability list follows\r\n");
-        for c in caps {
+        for c in caps
+            .into_iter()
+            .chain([expire.as_str()])
+            .chain(login_delay.as_deref())
+            .chain(["IMPLEMENTATION Facteur"])
+        {
             s.push_str(c);
             s.push_str("\r\n");
         }
@@ -384,6 +410,23 @@ impl<B: Backend> Session<B> {
                 .extend_from_slice(b"-ERR [IN-USE] Maildrop already in use by another session\r\n");
             return;
         };
+        // RFC 2449 §6.5 and §8.1.2: a login sooner than LOGIN-DELAY after the previous one is
+        // refused. Only logins that got the maildrop count (not IN-USE ones).
+        if let Some(delay) = self.cfg.login_delay
+            && let Err(wait) =
+                self.backend
+                    .login_times()
+                    .try_login(account, delay, std::time::Instant::now())
+        {
+            out.bytes.extend_from_slice(
+                format!(
+                    "-ERR [LOGIN-DELAY] Logged in too recently; wait {} more seconds\r\n",
+                    wait.as_secs().max(1)
+                )
+                .as_bytes(),
+            );
+            return;
+        }
         let store = self.backend.store().clone();
         let mailbox = match store.mailbox_get(account, "INBOX").await {
             Ok(m) => m,
@@ -406,6 +449,7 @@ impl<B: Backend> Session<B> {
                     size: m.size,
                     blob: m.blob,
                     deleted: false,
+                    retrieved: false,
                 })
                 .collect(),
             _lock: lock,
@@ -462,12 +506,16 @@ impl<B: Backend> Session<B> {
             }
             ("RETR", [n]) => match md.get(n) {
                 Ok(i) => {
-                    let m = &md.msgs[i];
+                    let m = &mut md.msgs[i];
                     match self.backend.store().blob_read(m.blob, None).await {
                         Ok(raw) => {
-                            let mut r = format!("+OK {} octets\r\n", m.size).into_bytes();
-                            push_stuffed(&mut r, &raw);
-                            Ok(r)
+                            m.retrieved = true;
+                            // Straight into the output: one copy of the message, no second buffer.
+                            out.bytes.reserve(raw.len() + 32);
+                            out.bytes
+                                .extend_from_slice(format!("+OK {} octets\r\n", m.size).as_bytes());
+                            push_stuffed(&mut out.bytes, &raw);
+                            Ok(Vec::new())
                         }
                         Err(e) => Err(log_store(&e)),
                     }
@@ -507,10 +555,12 @@ impl<B: Backend> Session<B> {
     async fn quit(&mut self, out: &mut Output) {
         let state = std::mem::replace(&mut self.state, State::Closed);
         if let State::Transaction(md) = state {
+            // RFC 2449 §6.7: with EXPIRE 0 mail may not stay on the server once retrieved.
+            let expire_now = self.cfg.expire == Expire::Days(0);
             let uids: Vec<Uid> = md
                 .msgs
                 .iter()
-                .filter(|m| m.deleted)
+                .filter(|m| m.deleted || (expire_now && m.retrieved))
                 .map(|m| m.uid)
                 .collect();
             let left = md.msgs.len() - uids.len();

@@ -9,7 +9,7 @@ use net::throttle::{LoginThrottle, ThrottleConfig};
 use store::{AppendRequest, DynStore, Flags, WriteBatch};
 
 use crate::backend::MailBackend;
-use crate::config::Pop3Config;
+use crate::config::{Expire, Pop3Config};
 use crate::session::{Event, Session, SessionInfo};
 
 struct Fixture {
@@ -22,6 +22,10 @@ const USER: &str = "alice@example.com";
 const PASS: &str = "alice-password-1";
 
 async fn fixture(messages: &[&[u8]]) -> Fixture {
+    fixture_with(messages, Pop3Config::default()).await
+}
+
+async fn fixture_with(messages: &[&[u8]], cfg: Pop3Config) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: DynStore = Arc::new(
         store::sqlite::Sqlite::open(dir.path(), store::sqlite::SqliteOptions::default())
@@ -77,11 +81,12 @@ async fn fixture(messages: &[&[u8]]) -> Fixture {
             ..ThrottleConfig::default()
         })),
         locks: Default::default(),
+        login_times: Default::default(),
     });
     Fixture {
         _dir: dir,
         backend,
-        cfg: Arc::new(Pop3Config::default()),
+        cfg: Arc::new(cfg),
     }
 }
 
@@ -254,4 +259,109 @@ async fn too_many_errors_close() {
     let long = format!("NOOP {}\r\n", "x".repeat(600));
     let r = run(&mut s, &long).await;
     assert!(r.starts_with("-ERR Line too long"), "{r}");
+}
+
+#[tokio::test]
+async fn capa_advertises_expire_and_login_delay_as_configured() {
+    let f = fixture(&[]).await;
+    let r = run(&mut f.session(true), "CAPA\r\n").await;
+    assert!(r.contains("\r\nEXPIRE NEVER\r\n"), "{r}");
+    assert!(!r.contains("LOGIN-DELAY"), "{r}");
+    let f = fixture_with(
+        &[],
+        Pop3Config {
+            expire: Expire::Days(30),
+            login_delay: Some(std::time::Duration::from_secs(900)),
+            ..Pop3Config::default()
+        },
+    )
+    .await;
+    let r = run(&mut f.session(false), "CAPA\r\n").await;
+    assert!(
+        r.contains("\r\nEXPIRE 30\r\n") && r.contains("\r\nLOGIN-DELAY 900\r\n"),
+        "{r}"
+    );
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "CAPA\r\n").await;
+    assert!(
+        r.contains("EXPIRE 30") && r.contains("LOGIN-DELAY 900"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn login_delay_refuses_a_second_login_too_soon() {
+    let f = fixture_with(
+        &[M1],
+        Pop3Config {
+            login_delay: Some(std::time::Duration::from_secs(900)),
+            ..Pop3Config::default()
+        },
+    )
+    .await;
+    let mut s = f.logged_in().await;
+    run(&mut s, "QUIT\r\n").await;
+    let mut s = f.session(true);
+    let r = run(&mut s, &format!("USER {USER}\r\nPASS {PASS}\r\n")).await;
+    assert!(r.contains("-ERR [LOGIN-DELAY] "), "{r}");
+    // Refused logins leave the maildrop unlocked and the session in AUTHORIZATION.
+    let r = run(&mut s, "STAT\r\n").await;
+    assert!(r.starts_with("-ERR Command not valid"), "{r}");
+}
+
+#[tokio::test]
+async fn expire_zero_removes_retrieved_messages_at_quit() {
+    let f = fixture_with(
+        &[M1, M2],
+        Pop3Config {
+            expire: Expire::Days(0),
+            ..Pop3Config::default()
+        },
+    )
+    .await;
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "RETR 2\r\nTOP 1 0\r\nQUIT\r\n").await;
+    assert!(r.ends_with("(1 messages left)\r\n"), "{r}");
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "STAT\r\n").await;
+    assert_eq!(r, format!("+OK 1 {}\r\n", M1.len()));
+    // Without QUIT (a dropped connection) nothing is removed.
+    run(&mut s, "RETR 1\r\n").await;
+    drop(s);
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "STAT\r\n").await;
+    assert_eq!(r, format!("+OK 1 {}\r\n", M1.len()));
+}
+
+#[test]
+fn dot_stuffing_matches_line_by_line() {
+    fn naive(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            if line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            out.extend_from_slice(line);
+        }
+        if !data.is_empty() && !data.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+        out
+    }
+    let cases: &[&[u8]] = &[
+        b"",
+        b".",
+        b"..\r\n",
+        b".a\r\n.b\r\nc\r\n.",
+        b"a\r\n\r\n.\r\n",
+        b"no newline",
+        b"x\n.y\n..z",
+        b"a\r\nb\r\n",
+    ];
+    for c in cases {
+        let mut got = Vec::new();
+        crate::session::push_stuffed(&mut got, c);
+        assert_eq!(got, naive(c), "{:?}", String::from_utf8_lossy(c));
+    }
 }
