@@ -55,6 +55,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub smtp: SmtpSection,
     pub queue: QueueSection,
+    pub pop3: Pop3Section,
     pub dns: DnsSection,
     pub log: LogConfig,
 }
@@ -187,6 +188,41 @@ impl Default for QueueSection {
     }
 }
 
+/// RFC 2449 §6.7 EXPIRE as written in the file: `"never"` or a number of days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pop3Expire {
+    Days(u32),
+    Never(NeverWord),
+}
+
+/// The one word `expire` accepts besides a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeverWord {
+    Never,
+}
+
+/// POP3 policies announced in CAPA (RFC 2449). Timeouts, line and error limits are in [limits].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Section {
+    /// Minimum days a retrieved message stays on the server; 0: retrieved messages are removed
+    /// at QUIT.
+    pub expire: Pop3Expire,
+    /// Shortest time between two logins to one account; 0: no limit (not advertised).
+    pub login_delay_secs: u64,
+}
+
+impl Default for Pop3Section {
+    fn default() -> Self {
+        Pop3Section {
+            expire: Pop3Expire::Never(NeverWord::Never),
+            login_delay_secs: 0,
+        }
+    }
+}
+
 /// DNS resolution for outbound delivery and mail authentication.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -312,6 +348,7 @@ impl Config {
             auth: AuthConfig::default(),
             smtp: SmtpSection::default(),
             queue: QueueSection::default(),
+            pop3: Pop3Section::default(),
             dns: DnsSection::default(),
             log: LogConfig::default(),
         }

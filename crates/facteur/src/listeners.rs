@@ -51,6 +51,13 @@ pub fn pop3_config(cfg: &Config) -> pop3::Pop3Config {
         hostname: cfg.server.hostname.clone(),
         max_errors: cfg.limits.max_bad_commands,
         pre_auth_timeout: Duration::from_secs(cfg.limits.command_timeout_secs),
+        idle_timeout: Duration::from_secs(cfg.limits.idle_timeout_secs),
+        expire: match cfg.pop3.expire {
+            config::Pop3Expire::Never(_) => pop3::Expire::Never,
+            config::Pop3Expire::Days(d) => pop3::Expire::Days(d),
+        },
+        login_delay: (cfg.pop3.login_delay_secs > 0)
+            .then(|| Duration::from_secs(cfg.pop3.login_delay_secs)),
         ..pop3::Pop3Config::default()
     }
 }
@@ -144,6 +151,7 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
             directory: ctx.directory.clone(),
             throttle: throttle.clone(),
             locks: pop3::lock::MaildropLocks::default(),
+            login_times: pop3::delay::LoginTimes::default(),
         }),
         tls: Some(tls),
         limiter: ConnLimiter::new(

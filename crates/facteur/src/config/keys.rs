@@ -48,6 +48,10 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "Outbound delivery: retries, concurrency, TLS, and an optional smarthost (relay_*).",
     },
     SectionDoc {
+        name: "pop3",
+        comment: "POP3 policies announced to clients (RFC 2449); timeouts and limits are in [limits].",
+    },
+    SectionDoc {
         name: "dns",
         comment: "DNS resolution for outbound delivery and mail authentication.",
     },
@@ -310,6 +314,16 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "queue",
         "ca_file",
         "PEM file of extra certificate authorities trusted for verified outbound TLS (\"\": public roots only).",
+    ),
+    key(
+        "pop3",
+        "expire",
+        "EXPIRE: \"never\", or the minimum days a retrieved message stays (0: retrieved messages are removed at QUIT).",
+    ),
+    key(
+        "pop3",
+        "login_delay_secs",
+        "LOGIN-DELAY: shortest time between two logins to one account (0: no limit).",
     ),
     key(
         "dns",

@@ -129,7 +129,7 @@ fn unknown_key_names_key_section_and_line() {
 fn unknown_section_and_top_level_key() {
     assert_eq!(
         err("\n[limit]\nmax_recipients = 5\n"),
-        "facteur.toml:2: unknown section [limit] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, dns, log)"
+        "facteur.toml:2: unknown section [limit] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, log)"
     );
     assert!(
         err("hostname = \"x\"\n").starts_with("facteur.toml:1: unknown top-level key 'hostname'"),
@@ -313,4 +313,20 @@ fn socket_addrs_of_a_loaded_config() {
     let addrs = ListenersConfig::socket_addrs(&config.listeners.imaps);
     assert_eq!(addrs.len(), 2);
     assert!(addrs[1].is_ipv6());
+}
+
+#[test]
+fn pop3_expire_is_never_or_days() {
+    let c = parse("", "t").unwrap();
+    assert_eq!(c.pop3.expire, Pop3Expire::Never(NeverWord::Never));
+    assert_eq!(c.pop3.login_delay_secs, 0);
+    let c = parse("[pop3]\nexpire = 0\nlogin_delay_secs = 900\n", "t").unwrap();
+    assert_eq!(c.pop3.expire, Pop3Expire::Days(0));
+    assert_eq!(c.pop3.login_delay_secs, 900);
+    let c = parse("[pop3]\nexpire = \"never\"\n", "t").unwrap();
+    assert_eq!(c.pop3.expire, Pop3Expire::Never(NeverWord::Never));
+    let e = err("[pop3]\nexpire = \"sometimes\"\n");
+    assert!(e.starts_with("facteur.toml:2:"), "{e}");
+    let e = err("[pop3]\nexpire = -1\n");
+    assert!(e.starts_with("facteur.toml:2:"), "{e}");
 }
