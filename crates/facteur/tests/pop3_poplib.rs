@@ -5,41 +5,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::Command;
 
 use common::Server;
 
-/// The harness's config with POP3 listeners on free loopback ports.
-fn pop3_config(domain: &str) -> String {
-    format!(
-        "[server]\nhostname = \"mx.{domain}\"\nprimary_domain = \"{domain}\"\n\
-         [listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
-         lmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\n\
-         pop3 = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n\
-         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
-         [smtp]\ninbound_auth = false\n\
-         [dns]\nnameservers = [\"127.0.0.1:9\"]\n"
-    )
-}
-
 fn start(domain: &str) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("mkdir");
-    std::fs::write(data.join("facteur.toml"), pop3_config(domain)).expect("write config");
-    let mut s = Server {
-        dir,
-        data,
-        child: None,
-        addrs: HashMap::new(),
-        domain: domain.into(),
-        password: String::new(),
-        banner: String::new(),
-        env: Vec::new(),
-    };
-    s.spawn();
-    s
+    Server::start_pop3(domain, "")
 }
 
 /// Runs a Python script with the POP3/SMTP ports and credentials prepended as variables.

@@ -69,6 +69,16 @@ impl Server {
         Server::start_config(domain, &test_config(domain, extra))
     }
 
+    /// Like [`Server::start_with`], with POP3 listening too (pop3 with STLS, and pop3s).
+    pub fn start_pop3(domain: &str, extra: &str) -> Server {
+        let config = test_config(domain, extra).replacen(
+            "pop3 = []\npop3s = []\n",
+            "pop3 = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n",
+            1,
+        );
+        Server::start_config(domain, &config)
+    }
+
     /// Starts a server with exactly `config` as its facteur.toml (own listeners and sections).
     pub fn start_config(domain: &str, config: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
