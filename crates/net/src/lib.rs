@@ -3,6 +3,7 @@
 pub mod accept;
 pub mod client;
 pub mod limits;
+pub mod sasl;
 pub mod stream;
 pub mod throttle;
 pub mod tls;

@@ -773,34 +773,23 @@ impl<B: Backend> Session<B> {
             return self.error(out, Reply::new(501, "5.0.0", "Authentication cancelled"));
         }
         // RFC 4616 §2: [authzid] NUL authcid NUL passwd. "=" is an empty initial response.
-        let decoded = if response == "=" {
-            Some(Vec::new())
-        } else {
-            B64.decode(response.as_bytes()).ok()
-        };
-        let Some(bytes) = decoded else {
-            return self.error(out, Reply::new(501, "5.5.2", "Invalid base64"));
-        };
-        let parts: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
-        let (authz, user, pass) = match parts.as_slice() {
-            [z, u, p] => (*z, *u, *p),
-            _ => return self.error(out, Reply::new(501, "5.5.2", "Malformed PLAIN response")),
-        };
-        let (Ok(user), Ok(pass), Ok(authz)) = (
-            std::str::from_utf8(user),
-            std::str::from_utf8(pass),
-            std::str::from_utf8(authz),
-        ) else {
-            return self.error(out, Reply::new(501, "5.5.2", "Malformed PLAIN response"));
-        };
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(user) {
+        let creds = net::sasl::decode_response(response).and_then(|b| net::sasl::parse_plain(&b));
+        let (user, pass) = match creds {
+            Ok(c) => (c.authcid, c.password),
+            Err(net::sasl::PlainError::Base64) => {
+                return self.error(out, Reply::new(501, "5.5.2", "Invalid base64"));
+            }
             // Acting as another user is not offered.
-            return self.error(
-                out,
-                Reply::new(535, "5.7.8", "Authentication credentials invalid"),
-            );
-        }
-        let (user, pass) = (user.to_string(), pass.to_string());
+            Err(net::sasl::PlainError::Authz) => {
+                return self.error(
+                    out,
+                    Reply::new(535, "5.7.8", "Authentication credentials invalid"),
+                );
+            }
+            Err(_) => {
+                return self.error(out, Reply::new(501, "5.5.2", "Malformed PLAIN response"));
+            }
+        };
         self.verify(out, &user, &pass).await;
     }
 
