@@ -483,7 +483,7 @@ impl<B: Backend> Session<B> {
                 .get(n)
                 .map(|i| format!("+OK {} {}\r\n", i + 1, md.msgs[i].size).into_bytes()),
             ("UIDL", []) => {
-                let mut r = String::from("+OK\r\n");
+                let mut r = String::from("+OK Unique-ID listing follows\r\n");
                 for (i, m) in md.live() {
                     r.push_str(&format!("{i} {}.{}\r\n", md.uidvalidity, m.uid));
                 }
