@@ -326,3 +326,45 @@ c.logout()
 "#,
     );
 }
+
+#[test]
+fn qresync_uid_fetch_vanished_after_offline_changes() {
+    let s = server_with_alice();
+    python(
+        &s,
+        r#"
+def qresync_session():
+    c = login()
+    typ, data = c._simple_command("ENABLE", "QRESYNC")
+    assert typ == "OK" and c.untagged_responses.pop("ENABLED") == [b"QRESYNC"], (typ, c.untagged_responses)
+    ok(c.select("INBOX"))
+    return c
+a = login()
+for i in range(1, 6):
+    ok(a.append("INBOX", None, None, ("Subject: q%d\r\n\r\nbody %d\r\n" % (i, i)).encode()))
+a = qresync_session()
+since = int(a.untagged_responses["HIGHESTMODSEQ"][-1])
+a.logout()
+live = qresync_session()
+# Another client changes the mailbox while the first one is offline.
+b = login(); ok(b.select("INBOX"))
+ok(b.store("2,4", "+FLAGS", "(\\Deleted)"))
+ok(b.expunge())
+ok(b.store("1", "+FLAGS", "(\\Answered)"))
+b.logout()
+# RFC 7162 §3.2.6: the reconnecting client learns both kinds of change in one command.
+c = qresync_session()
+typ, data = c._simple_command("UID", "FETCH", "1:*", "(FLAGS)", "(CHANGEDSINCE %d VANISHED)" % since)
+assert typ == "OK", (typ, data)
+assert c.untagged_responses.pop("VANISHED") == [b"(EARLIER) 2,4"], c.untagged_responses
+fetched = c.untagged_responses.pop("FETCH")
+assert len(fetched) == 1 and b"UID 1 " in fetched[0] and b"\\Answered" in fetched[0], fetched
+c.logout()
+# §3.2.10: a connected QRESYNC session is told VANISHED, never EXPUNGE.
+ok(live.noop())
+assert live.untagged_responses.get("VANISHED") == [b"2,4"], live.untagged_responses
+assert "EXPUNGE" not in live.untagged_responses, live.untagged_responses
+live.logout()
+"#,
+    );
+}

@@ -1,4 +1,5 @@
-//! FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; CONDSTORE CHANGEDSINCE, RFC 7162 §3.1.4).
+//! FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; CONDSTORE CHANGEDSINCE, RFC 7162 §3.1.4; QRESYNC
+//! VANISHED, RFC 7162 §3.2.6).
 //! Structure comes from the analysis cached at append; body sections are cut from the blob with
 //! the part byte ranges recorded there.
 
@@ -17,7 +18,7 @@ use store::{FlagOp, Flags, MessageRecord, Uid};
 
 use crate::backend::Backend;
 use crate::encode;
-use crate::selected::Resolved;
+use crate::selected::{Resolved, ranges};
 use crate::session::{Session, Tagged, bad, ok, store_failure};
 
 /// The part a section path names (RFC 9051 §6.4.5: part 1 of a non-multipart message is its body;
@@ -201,11 +202,16 @@ impl<B: Backend> Session<B> {
             MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
         };
         let mut changed_since = None;
+        let mut vanished = false;
         for m in modifiers {
             match m {
                 FetchModifier::ChangedSince(n) => changed_since = Some(n.get()),
-                FetchModifier::Vanished => return bad("VANISHED in FETCH is not supported"),
+                FetchModifier::Vanished => vanished = true,
             }
+        }
+        // RFC 7162 §3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE, after ENABLE QRESYNC.
+        if vanished && !(uid && changed_since.is_some() && self.enabled.qresync) {
+            return bad("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC");
         }
         if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
             self.enabled.condstore = true;
@@ -223,6 +229,27 @@ impl<B: Backend> Session<B> {
             Resolved::Messages(t) => t,
             Resolved::OutOfRange => return bad("Message sequence number out of range"),
         };
+        if let (true, Some(since)) = (vanished, changed_since) {
+            let store = self.backend.store().clone();
+            let gone = match store.expunged_since(sel.id(), since).await {
+                Ok(g) => g,
+                Err(e) => return store_failure(&e),
+            };
+            // `*` stands for any UID here: the client asks about UIDs it knew, which may all be
+            // above the mailbox's last one now. UIDs still in this session's view are left to
+            // the VANISHED announcement that follows the command (RFC 7162 §3.2.10).
+            let asked = ranges(set, Uid::MAX);
+            let gone: Vec<Uid> = gone
+                .into_iter()
+                .filter(|u| asked.iter().any(|(a, b)| (*a..=*b).contains(u)))
+                .filter(|u| sel.msn_of(*u).is_none())
+                .collect();
+            if !gone.is_empty() {
+                self.out.extend_from_slice(
+                    format!("* VANISHED (EARLIER) {}\r\n", encode::sequence_set(&gone)).as_bytes(),
+                );
+            }
+        }
         let targets: Vec<(u32, Uid)> = targets
             .into_iter()
             .filter(|(_, u)| !sel.is_expunged(*u))
@@ -304,6 +331,10 @@ impl<B: Backend> Session<B> {
             let Some(rec) = by_uid.get(&u) else { continue };
             if changed_since.is_some_and(|c| rec.modseq <= c) {
                 continue;
+            }
+            // The client now knows these flags: the change need not be announced again.
+            if wants_flags && let Some(sel) = self.selected.as_mut() {
+                sel.set_known(rec);
             }
             let analysis: Option<Arc<Analysis>> = if needs_analysis {
                 match store.analysis(rec.blob).await {

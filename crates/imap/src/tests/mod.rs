@@ -1,5 +1,7 @@
 //! State-machine tests: a session fed bytes directly, over a real SQLite store in a temporary
-//! folder (no sockets).
+//! folder (no sockets). One file per extension family; the fixture and helpers are here.
+
+mod qresync;
 
 use std::sync::Arc;
 
@@ -320,4 +322,23 @@ async fn search_by_keys_and_esearch_after_enable() {
     );
     let r = run(&mut a, "g SEARCH SUBJECT nothing\r\n").await;
     assert!(r.starts_with("* ESEARCH (TAG \"g\")\r\n"), "{r}");
+}
+
+/// Appends `n` small messages to INBOX (subjects `m1`…).
+pub async fn append_n(s: &mut Session<MailBackend>, n: usize) {
+    for i in 1..=n {
+        let m = format!("Subject: m{i}\r\n\r\nbody {i}\r\n");
+        let r = run(s, &format!("ap APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len())).await;
+        assert!(r.contains("ap OK"), "{r}");
+    }
+}
+
+/// The number in `[NAME n]` of a response.
+pub fn code_value(r: &str, name: &str) -> u64 {
+    let at = r.find(&format!("[{name} ")).expect(name) + name.len() + 2;
+    r[at..]
+        .split(']')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("number")
 }
