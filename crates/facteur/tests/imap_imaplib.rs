@@ -368,3 +368,37 @@ live.logout()
 "#,
     );
 }
+
+#[test]
+fn list_extended_list_status_and_create_special_use() {
+    let s = server_with_alice();
+    python(
+        &s,
+        r#"
+c = login()
+caps = ok(c.capability())[0].split()
+assert b"LIST-EXTENDED" in caps and b"LIST-STATUS" in caps, caps
+ok(c.append("INBOX", None, None, b"Subject: one\r\n\r\nbody\r\n"))
+ok(c.create("Lists/Rust"))
+ok(c.subscribe("Lists/Rust"))
+typ, data = c._simple_command("CREATE", "Spam", "(USE (\\Junk))")
+assert typ == "OK", (typ, data)
+typ, data = c._simple_command("CREATE", "Weird", "(USE (\\Nope))")
+assert typ == "NO" and b"USEATTR" in data[0], (typ, data)
+# Several patterns, return options, and a STATUS after each selectable mailbox.
+typ, data = c._simple_command("LIST", '""', "(INBOX Lists/% Spam)", "RETURN", "(SUBSCRIBED SPECIAL-USE STATUS (MESSAGES UNSEEN))")
+assert typ == "OK", (typ, data)
+lists = c.untagged_responses.pop("LIST")
+status = c.untagged_responses.pop("STATUS")
+assert lists == [b'(\\HasNoChildren \\Subscribed) "/" "INBOX"', b'(\\HasNoChildren \\Subscribed) "/" "Lists/Rust"', b'(\\HasNoChildren \\Junk) "/" "Spam"'], lists
+assert status == [b'"INBOX" (MESSAGES 1 UNSEEN 1)', b'"Lists/Rust" (MESSAGES 0 UNSEEN 0)', b'"Spam" (MESSAGES 0 UNSEEN 0)'], status
+typ, data = c._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "Lists")
+lists = c.untagged_responses.pop("LIST")
+assert lists == [b'(\\HasChildren) "/" "Lists" ("CHILDINFO" ("SUBSCRIBED"))'], lists
+typ, data = c._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+lists = c.untagged_responses.pop("LIST")
+assert any(b"\\Junk" in l and b'"Spam"' in l for l in lists) and not any(b"INBOX" in l for l in lists), lists
+c.logout()
+"#,
+    );
+}

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use imap_codec::decode::Decoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
@@ -13,11 +14,13 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::utf8::Utf8Kind;
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
 use store::{Change, StoreError};
 use tokio::sync::broadcast;
 
 use crate::backend::{AuthOutcome, AuthUser, Backend};
+use crate::command::ext::{self, ListArgs, Pre, SearchReturn};
 use crate::config::{ImapConfig, PRE_AUTH_MAX_LITERAL};
 use crate::selected::{Phrasing, Selected};
 
@@ -104,6 +107,22 @@ pub(crate) fn store_failure(e: &StoreError) -> Tagged {
     }
 }
 
+/// Commands only `command::ext` parses.
+enum ExtCommand {
+    List(ListArgs),
+    Create(Mailbox<'static>, Vec<String>),
+}
+
+/// What `command::ext` took out of the command being run.
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(dead_code)] // read by SEARCH (RETURN, $) in the next commit
+pub(crate) struct Extra {
+    /// SEARCH RETURN (...) options (RFC 4731, RFC 5182).
+    pub search_return: Option<SearchReturn>,
+    /// `$` was replaced by `ext::SAVED_RESULT` (RFC 5182).
+    pub saved_result: bool,
+}
+
 enum Mode {
     Command,
     /// Waiting for the SASL response of AUTHENTICATE PLAIN.
@@ -125,6 +144,7 @@ pub struct Session<B: Backend> {
     pub(crate) user: Option<AuthUser>,
     pub(crate) selected: Option<Selected>,
     pub(crate) enabled: Enabled,
+    pub(crate) extra: Extra,
     changes: Option<broadcast::Receiver<Change>>,
     errors: u32,
     pub(crate) out: Vec<u8>,
@@ -155,6 +175,7 @@ impl<B: Backend> Session<B> {
             user: None,
             selected: None,
             enabled: Enabled::default(),
+            extra: Extra::default(),
             changes: None,
             errors: 0,
             out: Vec::new(),
@@ -224,6 +245,8 @@ impl<B: Backend> Session<B> {
             "UNSELECT",
             "CHILDREN",
             "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
             "CONDSTORE",
             "QRESYNC",
             "ESEARCH",
@@ -345,13 +368,43 @@ impl<B: Backend> Session<B> {
     async fn message(&mut self) {
         match std::mem::replace(&mut self.mode, Mode::Command) {
             Mode::Command => {
-                let decoded = self
-                    .frag
-                    .decode_message(&CommandCodec::default())
-                    .map(|c| c.into_static());
+                let decoded = match ext::preparse(self.frag.message_bytes()) {
+                    Pre::Untouched => self
+                        .frag
+                        .decode_message(&CommandCodec::default())
+                        .map(|c| c.into_static())
+                        .map_err(|_| ()),
+                    Pre::Rewritten {
+                        bytes,
+                        search_return,
+                        saved_result,
+                    } => {
+                        self.extra = Extra {
+                            search_return,
+                            saved_result,
+                        };
+                        CommandCodec::default()
+                            .decode(&bytes)
+                            .map(|(_, c)| c.into_static())
+                            .map_err(|_| ())
+                    }
+                    Pre::List { tag, args } => {
+                        return self.ext_command(tag, ExtCommand::List(args)).await;
+                    }
+                    Pre::Create { tag, mailbox, uses } => {
+                        return self
+                            .ext_command(tag, ExtCommand::Create(mailbox, uses))
+                            .await;
+                    }
+                    Pre::Bad { tag, why } => return self.respond(&tag, bad(why)),
+                };
                 match decoded {
-                    Ok(cmd) => self.command(cmd).await,
+                    Ok(cmd) => {
+                        self.command(cmd).await;
+                        self.extra = Extra::default();
+                    }
                     Err(_) => {
+                        self.extra = Extra::default();
                         let tag = self
                             .frag
                             .decode_tag()
@@ -462,6 +515,20 @@ impl<B: Backend> Session<B> {
     /// Untagged updates to send during IDLE, after [`Session::wait_change`] returned.
     pub async fn idle_updates(&mut self) -> Vec<u8> {
         self.announce(true).await
+    }
+
+    /// A command in a form only `command::ext` parses (authenticated state).
+    async fn ext_command(&mut self, tag: String, cmd: ExtCommand) {
+        if self.user.is_none() {
+            return self.respond(&tag, bad("Log in first"));
+        }
+        let t = match cmd {
+            ExtCommand::List(args) => self.list(&args).await,
+            ExtCommand::Create(mailbox, uses) => self.create_special_use(&mailbox, &uses).await,
+        };
+        let upd = self.announce(true).await;
+        self.out.extend_from_slice(&upd);
+        self.respond(&tag, t);
     }
 
     async fn command(&mut self, cmd: Command<'static>) {
@@ -583,11 +650,11 @@ impl<B: Backend> Session<B> {
             CommandBody::List {
                 reference,
                 mailbox_wildcard,
-            } => Some(self.list(&reference, &mailbox_wildcard, false).await),
+            } => Some(self.list_basic(&reference, &mailbox_wildcard).await),
             CommandBody::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => Some(self.list(&reference, &mailbox_wildcard, true).await),
+            } => Some(self.lsub(&reference, &mailbox_wildcard).await),
             CommandBody::Status {
                 mailbox,
                 item_names,

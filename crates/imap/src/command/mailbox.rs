@@ -1,66 +1,19 @@
 //! Mailbox commands (RFC 9051 §6.3): SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
-//! UNSUBSCRIBE, LIST, LSUB, STATUS, and CLOSE / UNSELECT (§6.4.1, RFC 3691).
-
-use std::collections::BTreeSet;
+//! UNSUBSCRIBE, STATUS, and CLOSE / UNSELECT (§6.4.1, RFC 3691). LIST and LSUB are in `list`.
 
 use imap_codec::imap_types::command::SelectParameter;
-use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
-use store::{ExpungeFilter, Flags, INBOX, MAILBOX_DELIMITER, MailboxRecord, SpecialUse};
+use store::{ExpungeFilter, Flags, INBOX, MailboxRecord, SpecialUse};
 
-use super::{mailbox_name, normalize_inbox};
+use super::mailbox_name;
 use crate::backend::Backend;
 use crate::encode;
 use crate::selected::{Selected, ranges};
 use crate::session::{Session, Tagged, bad, no, ok, ok_code, store_failure};
 
-/// `*` matches anything, `%` anything but the hierarchy delimiter (RFC 9051 §6.3.9).
-/// Dynamic programming: linear in name × pattern, whatever the pattern.
-pub fn wildcard_match(pattern: &[char], name: &[char]) -> bool {
-    let n = name.len();
-    // m[j] = pattern[..i] matches name[..j]
-    let mut m = vec![false; n + 1];
-    m[0] = true;
-    for pc in pattern {
-        let mut next = vec![false; n + 1];
-        match *pc {
-            '*' => {
-                let mut any = false;
-                for j in 0..=n {
-                    any |= m[j];
-                    next[j] = any;
-                }
-            }
-            '%' => {
-                let mut any = false;
-                for j in 0..=n {
-                    if j > 0 && name[j - 1] == MAILBOX_DELIMITER {
-                        any = false;
-                    }
-                    any |= m[j];
-                    next[j] = any;
-                }
-            }
-            c => {
-                for j in 1..=n {
-                    next[j] = m[j - 1] && name[j - 1] == c;
-                }
-            }
-        }
-        m = next;
-    }
-    m[n]
-}
-
-fn raw_name(m: &Mailbox<'_>) -> String {
-    match m {
-        Mailbox::Inbox => INBOX.to_string(),
-        Mailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
-    }
-}
-
 impl<B: Backend> Session<B> {
-    fn account(&self) -> i64 {
+    pub(crate) fn account(&self) -> i64 {
         self.user.as_ref().map(|u| u.account_id).unwrap_or(0)
     }
 
@@ -123,7 +76,6 @@ impl<B: Backend> Session<B> {
             Ok(s) => s,
             Err(e) => return store_failure(&e),
         };
-        let utf8 = self.utf8();
         let mut o = Vec::new();
         o.extend_from_slice(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
         for k in &sel.keywords {
@@ -145,7 +97,7 @@ impl<B: Backend> Session<B> {
             }
         } else {
             o.extend_from_slice(b"* LIST () \"/\" ");
-            encode::string(&mut o, sel.mailbox.name.as_bytes(), utf8);
+            self.mailbox_string(&mut o, &sel.mailbox.name);
             o.extend_from_slice(b"\r\n");
         }
         o.extend_from_slice(
@@ -236,6 +188,28 @@ impl<B: Backend> Session<B> {
     }
 
     pub(crate) async fn create(&mut self, m: &Mailbox<'_>) -> Tagged {
+        self.create_with(m, None).await
+    }
+
+    /// CREATE name (USE (...)) (RFC 6154 §3). The store keeps one special use per mailbox.
+    pub(crate) async fn create_special_use(&mut self, m: &Mailbox<'_>, uses: &[String]) -> Tagged {
+        let mut special = None;
+        for u in uses {
+            let Some(su) = SpecialUse::parse(u) else {
+                return no(Some("USEATTR"), "Unsupported special-use attribute");
+            };
+            if special.is_some_and(|s| s != su) {
+                return no(
+                    Some("USEATTR"),
+                    "Only one special-use attribute per mailbox",
+                );
+            }
+            special = Some(su);
+        }
+        self.create_with(m, special).await
+    }
+
+    async fn create_with(&mut self, m: &Mailbox<'_>, special: Option<SpecialUse>) -> Tagged {
         let Some(name) = mailbox_name(m) else {
             return no(Some("CANNOT"), "Invalid mailbox name");
         };
@@ -245,7 +219,7 @@ impl<B: Backend> Session<B> {
         match self
             .backend
             .store()
-            .mailbox_create(self.account(), &name, None)
+            .mailbox_create(self.account(), &name, special)
             .await
         {
             Ok(_) => ok("CREATE completed"),
@@ -318,105 +292,29 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    pub(crate) async fn list(
-        &mut self,
-        reference: &Mailbox<'_>,
-        pattern: &ListMailbox<'_>,
-        lsub: bool,
-    ) -> Tagged {
-        let verb = if lsub { "LSUB" } else { "LIST" };
-        let pattern = match pattern {
-            ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
-            ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
-        };
-        let reference = raw_name(reference);
-        if pattern.is_empty() {
-            // RFC 9051 §6.3.9: the hierarchy delimiter and root of the reference.
-            self.out
-                .extend_from_slice(format!("* {verb} (\\Noselect) \"/\" \"\"\r\n").as_bytes());
-            return ok(format!("{verb} completed"));
-        }
-        let full = normalize_inbox(&format!("{reference}{pattern}"));
-        let pat: Vec<char> = full.chars().collect();
-        let store = self.backend.store().clone();
-        let boxes = match store.mailbox_list(self.account()).await {
-            Ok(b) => b,
-            Err(e) => return store_failure(&e),
-        };
-        let names: BTreeSet<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
-        let has_children = |n: &str| {
-            let prefix = format!("{n}{MAILBOX_DELIMITER}");
-            names.iter().any(|o| o.starts_with(&prefix))
-        };
-        let utf8 = self.utf8();
-        let mut lines: Vec<(String, String)> = Vec::new();
-        if lsub {
-            let subs = match store.subscriptions(self.account()).await {
-                Ok(s) => s,
-                Err(e) => return store_failure(&e),
-            };
-            for s in subs {
-                let chars: Vec<char> = s.chars().collect();
-                if wildcard_match(&pat, &chars) {
-                    let attrs = if names.contains(s.as_str()) {
-                        ""
-                    } else {
-                        "\\Noselect"
-                    };
-                    lines.push((s.clone(), attrs.to_string()));
-                }
-            }
-        } else {
-            for b in &boxes {
-                let chars: Vec<char> = b.name.chars().collect();
-                if !wildcard_match(&pat, &chars) {
-                    continue;
-                }
-                let mut attrs = vec![if has_children(&b.name) {
-                    "\\HasChildren"
-                } else {
-                    "\\HasNoChildren"
-                }];
-                if let Some(u) = b.special_use {
-                    attrs.push(SpecialUse::as_str(u));
-                }
-                lines.push((b.name.clone(), attrs.join(" ")));
-            }
-            // Levels that exist only as parents of other names (RFC 9051 §6.3.9, `%`).
-            let mut virtual_parents = BTreeSet::new();
-            for n in &names {
-                let mut idx = 0;
-                while let Some(pos) = n[idx..].find(MAILBOX_DELIMITER) {
-                    let parent = &n[..idx + pos];
-                    idx += pos + 1;
-                    if !names.contains(parent)
-                        && wildcard_match(&pat, &parent.chars().collect::<Vec<_>>())
-                    {
-                        virtual_parents.insert(parent.to_string());
-                    }
-                }
-            }
-            for p in virtual_parents {
-                lines.push((p, "\\Noselect \\HasChildren".into()));
-            }
-        }
-        for (name, attrs) in lines {
-            self.out
-                .extend_from_slice(format!("* {verb} ({attrs}) \"/\" ").as_bytes());
-            encode::string(&mut self.out, name.as_bytes(), utf8);
-            self.out.extend_from_slice(b"\r\n");
-        }
-        ok(format!("{verb} completed"))
-    }
-
     pub(crate) async fn status(&mut self, m: &Mailbox<'_>, items: &[StatusDataItemName]) -> Tagged {
         let mb = match self.find_mailbox(m).await {
             Ok(mb) => mb,
             Err(t) => return t,
         };
+        match self.status_response(&mb, items).await {
+            Ok(line) => {
+                self.out.extend_from_slice(&line);
+                ok("STATUS completed")
+            }
+            Err(t) => t,
+        }
+    }
+
+    /// The untagged STATUS response of a mailbox (STATUS, and LIST-STATUS, RFC 5819).
+    pub(crate) async fn status_response(
+        &mut self,
+        mb: &MailboxRecord,
+        items: &[StatusDataItemName],
+    ) -> Result<Vec<u8>, Tagged> {
         let st = match self.backend.store().mailbox_status(mb.id).await {
             Ok(s) => s,
-            Err(e) => return store_failure(&e),
+            Err(e) => return Err(store_failure(&e)),
         };
         let mut parts = Vec::new();
         for i in items {
@@ -435,36 +333,9 @@ impl<B: Backend> Session<B> {
                 StatusDataItemName::DeletedStorage => continue,
             });
         }
-        let utf8 = self.utf8();
-        self.out.extend_from_slice(b"* STATUS ");
-        encode::string(&mut self.out, mb.name.as_bytes(), utf8);
-        self.out
-            .extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
-        ok("STATUS completed")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wildcard_match;
-
-    fn m(p: &str, n: &str) -> bool {
-        wildcard_match(
-            &p.chars().collect::<Vec<_>>(),
-            &n.chars().collect::<Vec<_>>(),
-        )
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(m("*", "a/b/c"));
-        assert!(m("%", "INBOX"));
-        assert!(!m("%", "a/b"));
-        assert!(m("a/%", "a/b"));
-        assert!(!m("a/%", "a/b/c"));
-        assert!(m("a*c", "a/b/c"));
-        assert!(m("INBOX", "INBOX"));
-        assert!(!m("INBOX", "INBOX/x"));
-        assert!(m("%/%", "a/b"));
+        let mut o = b"* STATUS ".to_vec();
+        self.mailbox_string(&mut o, &mb.name);
+        o.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        Ok(o)
     }
 }

@@ -1,13 +1,19 @@
 //! Command handlers, one module per family. Each is an `impl Session` block.
 
 pub mod append;
+pub mod ext;
 pub mod fetch;
+pub mod list;
 pub mod mailbox;
 pub mod search;
 pub mod update;
 
 use imap_codec::imap_types::mailbox::Mailbox;
 use store::{INBOX, MAILBOX_DELIMITER};
+
+use crate::backend::Backend;
+use crate::encode;
+use crate::session::Session;
 
 /// Longest mailbox name accepted, in bytes.
 pub const MAX_MAILBOX_NAME: usize = 1024;
@@ -38,5 +44,12 @@ pub fn normalize_inbox(name: &str) -> String {
         }
         None if name.eq_ignore_ascii_case(INBOX) => INBOX.to_string(),
         _ => name.to_string(),
+    }
+}
+
+impl<B: Backend> Session<B> {
+    /// A mailbox name in a response (RFC 9051 §5.1: UTF-8 only for clients that accept it).
+    pub(crate) fn mailbox_string(&self, out: &mut Vec<u8>, name: &str) {
+        encode::string(out, name.as_bytes(), self.utf8());
     }
 }

@@ -1,6 +1,7 @@
 //! State-machine tests: a session fed bytes directly, over a real SQLite store in a temporary
 //! folder (no sockets). One file per extension family; the fixture and helpers are here.
 
+mod list;
 mod qresync;
 
 use std::sync::Arc;

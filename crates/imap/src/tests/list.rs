@@ -1,0 +1,159 @@
+//! LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE selection and
+//! CREATE-SPECIAL-USE (RFC 6154).
+
+use super::{append_n, fixture, run};
+
+/// The untagged lines of a response, without the tagged completion.
+fn untagged(r: &str) -> Vec<&str> {
+    r.lines().filter(|l| l.starts_with('*')).collect()
+}
+
+#[tokio::test]
+async fn selection_and_return_options() {
+    let f = fixture().await;
+    let mut s = f.logged_in().await;
+    // New accounts start with their default mailboxes subscribed; leave only ours.
+    for name in ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"] {
+        run(&mut s, &format!("u UNSUBSCRIBE {name}\r\n")).await;
+    }
+    for cmd in [
+        "a CREATE Fruit/Apple\r\n",
+        "a CREATE Fruit/Banana\r\n",
+        "a CREATE Tofu\r\n",
+        "a CREATE Vegetable/Broccoli\r\n",
+        "a SUBSCRIBE Fruit/Banana\r\n",
+        "a SUBSCRIBE Vegetable\r\n",
+        "a SUBSCRIBE Vegetable/Broccoli\r\n",
+        "a SUBSCRIBE Gone\r\n",
+    ] {
+        let r = run(&mut s, cmd).await;
+        assert!(r.starts_with("a OK"), "{cmd}: {r}");
+    }
+    let r = run(&mut s, "b CAPABILITY\r\n").await;
+    assert!(
+        r.contains(" LIST-EXTENDED") && r.contains(" LIST-STATUS"),
+        "{r}"
+    );
+
+    // RFC 5258 §3.1 SUBSCRIBED: subscribed names, existing or not.
+    let r = run(&mut s, "c LIST (SUBSCRIBED) \"\" *\r\n").await;
+    assert_eq!(
+        untagged(&r),
+        vec![
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Fruit/Banana\"",
+            "* LIST (\\NonExistent \\Subscribed) \"/\" \"Gone\"",
+            "* LIST (\\HasChildren \\Subscribed) \"/\" \"Vegetable\"",
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Vegetable/Broccoli\"",
+        ],
+        "{r}"
+    );
+    // RECURSIVEMATCH: parents of subscribed names the pattern misses get CHILDINFO.
+    let r = run(
+        &mut s,
+        "d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (CHILDREN)\r\n",
+    )
+    .await;
+    assert_eq!(
+        untagged(&r),
+        vec![
+            "* LIST (\\HasChildren) \"/\" \"Fruit\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+            "* LIST (\\NonExistent \\Subscribed) \"/\" \"Gone\"",
+            "* LIST (\\HasChildren \\Subscribed) \"/\" \"Vegetable\" (\"CHILDINFO\" (\"SUBSCRIBED\"))",
+        ],
+        "{r}"
+    );
+    // Return SUBSCRIBED on a plain selection, and several patterns.
+    let r = run(
+        &mut s,
+        "e LIST \"\" (Fruit/% Tofu) RETURN (SUBSCRIBED CHILDREN)\r\n",
+    )
+    .await;
+    assert_eq!(
+        untagged(&r),
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"Fruit/Apple\"",
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Fruit/Banana\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Tofu\"",
+        ],
+        "{r}"
+    );
+    // RFC 6154 §5: SPECIAL-USE selects mailboxes with a special use only.
+    let r = run(&mut s, "f LIST (SPECIAL-USE) \"\" *\r\n").await;
+    let lines = untagged(&r);
+    assert!(!lines.is_empty(), "{r}");
+    assert!(
+        lines.iter().all(|l| l.contains("\\Sent")
+            || l.contains("\\Drafts")
+            || l.contains("\\Trash")
+            || l.contains("\\Junk")
+            || l.contains("\\Archive")),
+        "{r}"
+    );
+    for bad in [
+        "g LIST (RECURSIVEMATCH) \"\" *\r\n",
+        "g LIST (BOGUS) \"\" *\r\n",
+        "g LIST \"\" * RETURN (BOGUS)\r\n",
+    ] {
+        let r = run(&mut s, bad).await;
+        assert!(r.starts_with("g BAD"), "{bad}: {r}");
+    }
+    // Not logged in: refused like any other command.
+    let mut anon = f.session(true);
+    let r = run(&mut anon, "h LIST (SUBSCRIBED) \"\" *\r\n").await;
+    assert!(r.starts_with("h BAD"), "{r}");
+}
+
+#[tokio::test]
+async fn list_status_follows_each_selectable_mailbox() {
+    let f = fixture().await;
+    let mut s = f.logged_in().await;
+    append_n(&mut s, 2).await;
+    run(&mut s, "a CREATE Deep/Down\r\n").await;
+    run(&mut s, "a DELETE Deep\r\n").await;
+    let r = run(
+        &mut s,
+        "b LIST \"\" (INBOX Deep Deep/%) RETURN (STATUS (MESSAGES UNSEEN UIDNEXT SIZE))\r\n",
+    )
+    .await;
+    let lines = untagged(&r);
+    assert_eq!(
+        lines[0], "* LIST (\\Noselect \\HasChildren) \"/\" \"Deep\"",
+        "{r}"
+    );
+    assert_eq!(
+        lines[1], "* LIST (\\HasNoChildren) \"/\" \"Deep/Down\"",
+        "{r}"
+    );
+    assert_eq!(
+        lines[2], "* STATUS \"Deep/Down\" (MESSAGES 0 UNSEEN 0 UIDNEXT 1 SIZE 0)",
+        "{r}"
+    );
+    assert_eq!(lines[3], "* LIST (\\HasNoChildren) \"/\" \"INBOX\"", "{r}");
+    assert!(
+        lines[4].starts_with("* STATUS \"INBOX\" (MESSAGES 2 UNSEEN 2 UIDNEXT 3 SIZE "),
+        "{r}"
+    );
+    assert_eq!(lines.len(), 5, "{r}");
+    assert!(r.ends_with("b OK LIST completed\r\n"), "{r}");
+}
+
+#[tokio::test]
+async fn create_special_use() {
+    let f = fixture().await;
+    let mut s = f.logged_in().await;
+    let r = run(&mut s, "a CREATE Spam (USE (\\Junk))\r\n").await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let r = run(&mut s, "b LIST \"\" Spam\r\n").await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Junk) \"/\" \"Spam\""),
+        "{r}"
+    );
+    let r = run(&mut s, "c CREATE Other (USE (\\Bogus))\r\n").await;
+    assert!(r.starts_with("c NO [USEATTR]"), "{r}");
+    let r = run(&mut s, "d CREATE Both (USE (\\Sent \\Trash))\r\n").await;
+    assert!(r.starts_with("d NO [USEATTR]"), "{r}");
+    let r = run(&mut s, "e LIST \"\" (Other Both)\r\n").await;
+    assert_eq!(r, "e OK LIST completed\r\n");
+    let r = run(&mut s, "f CREATE Odd (FOO (x))\r\n").await;
+    assert!(r.starts_with("f BAD"), "{r}");
+}
