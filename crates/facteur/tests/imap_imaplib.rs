@@ -402,3 +402,34 @@ c.logout()
 "#,
     );
 }
+
+#[test]
+fn esearch_return_options_and_searchres() {
+    let s = server_with_alice();
+    python(
+        &s,
+        r#"
+c = login()
+caps = ok(c.capability())[0].split()
+assert b"ESEARCH" in caps and b"SEARCHRES" in caps, caps
+for i in range(1, 6):
+    ok(c.append("INBOX", None, None, ("Subject: s%d\r\n\r\n%s\r\n" % (i, "needle" if i % 2 else "hay")).encode()))
+ok(c.select("INBOX"))
+typ, data = c._simple_command("SEARCH", "RETURN", "(MIN MAX COUNT ALL)", "BODY", "needle")
+assert typ == "OK", (typ, data)
+es = c.untagged_responses.pop("ESEARCH")
+assert len(es) == 1 and re.fullmatch(rb'\(TAG "[^"]+"\) MIN 1 MAX 5 COUNT 3 ALL 1,3,5', es[0]), es
+typ, data = c._simple_command("UID", "SEARCH", "RETURN", "(SAVE)", "BODY", "needle")
+assert typ == "OK" and "ESEARCH" not in c.untagged_responses, c.untagged_responses
+typ, data = c.uid("FETCH", "$", "(UID)")
+assert [re.search(rb"UID (\d+)", x).group(1) for x in data] == [b"1", b"3", b"5"], data
+typ, data = c.store("$", "+FLAGS", "(\\Flagged)")
+assert typ == "OK" and len(data) == 3, data
+typ, data = c.search(None, "FLAGGED", "NOT", "$")
+assert data == [b""], data
+typ, data = c.search(None, "OR", "$", "SUBJECT", "s2")
+assert data == [b"1 2 3 5"], data
+c.logout()
+"#,
+    );
+}

@@ -14,6 +14,7 @@ use store::{
     Change, ChangeKind, DynStore, Flags, MailboxId, MailboxRecord, MessageRecord, ModSeq, Uid,
 };
 
+use crate::command::ext::SAVED_RESULT;
 use crate::encode;
 
 /// What the client was last told about one message.
@@ -58,6 +59,11 @@ pub struct Selected {
     /// Keywords used in the mailbox, for the FLAGS response.
     pub keywords: BTreeSet<String>,
     pub highest_modseq: ModSeq,
+    /// The saved search result of SEARCHRES (RFC 5182), as UIDs so expunges drop out by
+    /// themselves; empty again when another mailbox is selected.
+    pub saved: BTreeSet<Uid>,
+    /// The running command wrote `$`, now [`SAVED_RESULT`] in its sequence sets.
+    pub use_saved: bool,
 }
 
 /// A sequence set of a command resolved against the view.
@@ -85,6 +91,8 @@ impl Selected {
             queued: Vec::new(),
             resync: false,
             keywords: BTreeSet::new(),
+            saved: BTreeSet::new(),
+            use_saved: false,
         };
         for m in &messages {
             s.insert(m);
@@ -136,6 +144,16 @@ impl Selected {
     /// Resolves a sequence set: MSNs (`uid` false) or UIDs. `*` is the last message the client
     /// knows; a UID range `n:*` always includes the last message (RFC 9051 §6.4.9).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Resolved {
+        if self.is_saved(set) {
+            // RFC 5182 §2.1: `$` names the saved messages still in the mailbox, for UID and
+            // sequence-number commands alike.
+            return Resolved::Messages(
+                self.saved
+                    .iter()
+                    .filter_map(|u| self.msn_of(*u).map(|m| (m, *u)))
+                    .collect(),
+            );
+        }
         let ranges = ranges(
             set,
             if uid {
@@ -162,6 +180,15 @@ impl Selected {
             }
         }
         Resolved::Messages(out.into_iter().collect())
+    }
+
+    /// Whether `set` stands for the saved search result (`$` in the running command).
+    pub fn is_saved(&self, set: &SequenceSet) -> bool {
+        self.use_saved
+            && matches!(
+                set.0.as_ref(),
+                [Sequence::Single(SeqOrUid::Value(v))] if v.get() == SAVED_RESULT
+            )
     }
 
     /// Queues a change from the feed (already filtered to this account).

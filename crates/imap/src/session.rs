@@ -115,7 +115,6 @@ enum ExtCommand {
 
 /// What `command::ext` took out of the command being run.
 #[derive(Debug, Clone, Copy, Default)]
-#[allow(dead_code)] // read by SEARCH (RETURN, $) in the next commit
 pub(crate) struct Extra {
     /// SEARCH RETURN (...) options (RFC 4731, RFC 5182).
     pub search_return: Option<SearchReturn>,
@@ -250,6 +249,7 @@ impl<B: Backend> Session<B> {
             "CONDSTORE",
             "QRESYNC",
             "ESEARCH",
+            "SEARCHRES",
             "STATUS=SIZE",
             "UTF8=ACCEPT",
         ]);
@@ -564,6 +564,13 @@ impl<B: Backend> Session<B> {
         if needs_selected && self.selected.is_none() {
             return self.respond(&tag, bad("No mailbox selected"));
         }
+        if self.extra.saved_result {
+            // RFC 5182 §2.1: `$` only in commands that take a sequence set of the selected mailbox.
+            match self.selected.as_mut() {
+                Some(sel) if needs_selected => sel.use_saved = true,
+                _ => return self.respond(&tag, bad("$ needs a selected mailbox")),
+            }
+        }
         let t: Option<Tagged> = match cmd.body {
             CommandBody::Capability => {
                 let line = format!("* CAPABILITY {}\r\n", self.capabilities());
@@ -720,6 +727,9 @@ impl<B: Backend> Session<B> {
             }
             _ => Some(bad("Command not supported")),
         };
+        if let Some(sel) = self.selected.as_mut() {
+            sel.use_saved = false;
+        }
         let upd = self.announce(allow_expunge).await;
         self.out.extend_from_slice(&upd);
         if let Some(t) = t {

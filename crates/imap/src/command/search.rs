@@ -3,14 +3,16 @@
 //! with a scan of the cached search text when the index cannot answer (e.g. needles under three
 //! characters). With IMAP4rev2 enabled the answer is an ESEARCH response (RFC 9051 §7.3.4).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use imap_codec::imap_types::core::{AString, Charset};
 use imap_codec::imap_types::search::SearchKey;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use message::Analysis;
 use store::{Flags, MessageRecord, TextField, Uid};
 
+use super::ext::{SAVED_RESULT, SearchReturn};
 use crate::backend::Backend;
 use crate::config::MAX_SEARCH_DEPTH;
 use crate::encode;
@@ -131,6 +133,16 @@ struct Ctx<'a> {
     exists: u32,
     last_uid: Uid,
     now: i64,
+    /// The saved result when the command wrote `$` (RFC 5182).
+    saved: Option<&'a BTreeSet<Uid>>,
+}
+
+/// Whether a sequence set of a key is `$`, as `command::ext` rewrote it.
+fn saved_marker(set: &SequenceSet) -> bool {
+    matches!(
+        set.0.as_ref(),
+        [Sequence::Single(SeqOrUid::Value(v))] if v.get() == SAVED_RESULT
+    )
 }
 
 fn field_code(f: TextField) -> u8 {
@@ -191,6 +203,11 @@ fn matches(k: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
         SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
         SearchKey::All | SearchKey::Old => true,
         SearchKey::New | SearchKey::Recent => false,
+        SearchKey::SequenceSet(set) | SearchKey::Uid(set)
+            if c.saved.is_some() && saved_marker(set) =>
+        {
+            c.saved.is_some_and(|s| s.contains(&c.rec.uid))
+        }
         SearchKey::SequenceSet(set) => ranges(set, c.exists)
             .iter()
             .any(|(a, b)| (*a..=*b).contains(&c.msn)),
@@ -259,6 +276,26 @@ impl<B: Backend> Session<B> {
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'static>],
         uid: bool,
+    ) -> Tagged {
+        let ret = self.extra.search_return;
+        let t = self.search_inner(tag, charset, criteria, uid, ret).await;
+        // RFC 5182 §2.1: a failed SEARCH (RETURN (SAVE)) leaves an empty saved result.
+        if t.status != "OK"
+            && ret.is_some_and(|r| r.save)
+            && let Some(sel) = self.selected.as_mut()
+        {
+            sel.saved.clear();
+        }
+        t
+    }
+
+    async fn search_inner(
+        &mut self,
+        tag: &str,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'static>],
+        uid: bool,
+        ret: Option<SearchReturn>,
     ) -> Tagged {
         if let Some(cs) = charset {
             let name = match cs {
@@ -358,6 +395,7 @@ impl<B: Backend> Session<B> {
                 exists,
                 last_uid,
                 now,
+                saved: sel.use_saved.then_some(&sel.saved),
             };
             if matches(&key, &ctx) {
                 found.push((msn, u, rec.modseq));
@@ -368,31 +406,42 @@ impl<B: Backend> Session<B> {
             .map(|(m, u, _)| if uid { *u } else { *m })
             .collect();
         let max_modseq = found.iter().map(|f| f.2).max();
-        let mut o = Vec::new();
-        if self.enabled.rev2 {
-            o.extend_from_slice(b"* ESEARCH (TAG ");
-            encode::string(&mut o, tag.as_bytes(), false);
-            o.push(b')');
-            if uid {
-                o.extend_from_slice(b" UID");
-            }
-            if !nums.is_empty() {
-                o.extend_from_slice(format!(" ALL {}", encode::sequence_set(&nums)).as_bytes());
-                if let (true, Some(m)) = (with_modseq, max_modseq) {
-                    o.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
+        let o = match ret {
+            Some(r) => {
+                if r.save {
+                    // RFC 5182 §2.4: with MIN and/or MAX only, just those messages are saved.
+                    let saved: BTreeSet<Uid> = if r.all || r.count || !(r.min || r.max) {
+                        found.iter().map(|f| f.1).collect()
+                    } else {
+                        let ends = [r.min.then(|| found.first()), r.max.then(|| found.last())];
+                        ends.into_iter().flatten().flatten().map(|f| f.1).collect()
+                    };
+                    if let Some(sel) = self.selected.as_mut() {
+                        sel.saved = saved;
+                    }
                 }
+                esearch(tag, uid, r, &found, &nums, with_modseq)
             }
-        } else {
-            o.extend_from_slice(b"* SEARCH");
-            for n in &nums {
-                o.extend_from_slice(format!(" {n}").as_bytes());
+            None if self.enabled.rev2 => {
+                let all = SearchReturn {
+                    all: true,
+                    ..SearchReturn::default()
+                };
+                esearch(tag, uid, all, &found, &nums, with_modseq)
             }
-            // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
-            if let (true, Some(m)) = (with_modseq, max_modseq) {
-                o.extend_from_slice(format!(" (MODSEQ {m})").as_bytes());
+            None => {
+                let mut o = b"* SEARCH".to_vec();
+                for n in &nums {
+                    o.extend_from_slice(format!(" {n}").as_bytes());
+                }
+                // RFC 7162 §3.1.5: the highest MODSEQ of the matches.
+                if let (true, Some(m)) = (with_modseq, max_modseq) {
+                    o.extend_from_slice(format!(" (MODSEQ {m})").as_bytes());
+                }
+                o.extend_from_slice(b"\r\n");
+                o
             }
-        }
-        o.extend_from_slice(b"\r\n");
+        };
         self.out.extend_from_slice(&o);
         ok(if uid {
             "UID SEARCH completed"
@@ -400,4 +449,52 @@ impl<B: Backend> Session<B> {
             "SEARCH completed"
         })
     }
+}
+
+/// The ESEARCH response (RFC 4731 §3.2) for RETURN options `r`; nothing when SAVE is the only
+/// option (RFC 5182 §2.4). `found` is (MSN, UID, MODSEQ) in order, `nums` the numbers returned.
+fn esearch(
+    tag: &str,
+    uid: bool,
+    r: SearchReturn,
+    found: &[(u32, Uid, u64)],
+    nums: &[u32],
+    with_modseq: bool,
+) -> Vec<u8> {
+    if r.save && !(r.min || r.max || r.count || r.all) {
+        return Vec::new();
+    }
+    let mut o = b"* ESEARCH (TAG ".to_vec();
+    encode::string(&mut o, tag.as_bytes(), false);
+    o.push(b')');
+    if uid {
+        o.extend_from_slice(b" UID");
+    }
+    // RFC 4731 §3.1: MIN, MAX and ALL are left out when nothing matched; COUNT is 0.
+    if let (true, Some(n)) = (r.min, nums.first()) {
+        o.extend_from_slice(format!(" MIN {n}").as_bytes());
+    }
+    if let (true, Some(n)) = (r.max, nums.last()) {
+        o.extend_from_slice(format!(" MAX {n}").as_bytes());
+    }
+    if r.count {
+        o.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
+    }
+    if r.all && !nums.is_empty() {
+        o.extend_from_slice(format!(" ALL {}", encode::sequence_set(nums)).as_bytes());
+    }
+    // RFC 7162 §3.1.5: the highest MODSEQ of the messages returned (only MIN/MAX: those two).
+    if with_modseq {
+        let modseq = if r.all || r.count {
+            found.iter().map(|f| f.2).max()
+        } else {
+            let ends = [r.min.then(|| found.first()), r.max.then(|| found.last())];
+            ends.into_iter().flatten().flatten().map(|f| f.2).max()
+        };
+        if let Some(m) = modseq {
+            o.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
+        }
+    }
+    o.extend_from_slice(b"\r\n");
+    o
 }
