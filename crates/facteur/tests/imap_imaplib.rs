@@ -433,3 +433,26 @@ c.logout()
 "#,
     );
 }
+
+#[test]
+fn quota_getquotaroot_and_getquota() {
+    let s = server_with_alice();
+    let out = s.admin(&["account", "quota", "alice@example.com", "1M"]);
+    assert!(out.status.success(), "{out:?}");
+    python(
+        &s,
+        r#"
+c = login()
+caps = ok(c.capability())[0].split()
+assert b"QUOTA" in caps and b"QUOTA=RES-STORAGE" in caps, caps
+ok(c.append("INBOX", None, None, b"Subject: big\r\n\r\n" + b"y" * 3000 + b"\r\n"))
+typ, data = c.getquotaroot("INBOX")
+assert typ == "OK" and data == [[b'"INBOX" ""'], [b'"" (STORAGE 3 1024)']], data
+typ, data = c.getquota('""')
+assert typ == "OK" and data == [b'"" (STORAGE 3 1024)'], data
+typ, data = c.setquota('""', "(STORAGE 5)")
+assert typ == "NO", (typ, data)
+c.logout()
+"#,
+    );
+}

@@ -250,6 +250,9 @@ impl<B: Backend> Session<B> {
             "QRESYNC",
             "ESEARCH",
             "SEARCHRES",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
+            "QUOTA=RES-MESSAGE",
             "STATUS=SIZE",
             "UTF8=ACCEPT",
         ]);
@@ -724,6 +727,12 @@ impl<B: Backend> Session<B> {
                     self.search(&tag, charset.as_ref(), criteria.as_ref(), uid)
                         .await,
                 )
+            }
+            CommandBody::GetQuota { root } => Some(self.get_quota(&root).await),
+            CommandBody::GetQuotaRoot { mailbox } => Some(self.get_quota_root(&mailbox).await),
+            // RFC 9208 §4.1.3: limits are set with the admin CLI, not by IMAP clients.
+            CommandBody::SetQuota { .. } => {
+                Some(no(Some("NOPERM"), "Quotas are set by the administrator"))
             }
             _ => Some(bad("Command not supported")),
         };

@@ -5,6 +5,7 @@ pub mod ext;
 pub mod fetch;
 pub mod list;
 pub mod mailbox;
+pub mod quota;
 pub mod search;
 pub mod update;
 

@@ -3,6 +3,7 @@
 
 mod list;
 mod qresync;
+mod quota;
 mod searchres;
 
 use std::sync::Arc;
