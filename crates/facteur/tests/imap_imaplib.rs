@@ -456,3 +456,37 @@ c.logout()
 "#,
     );
 }
+
+#[test]
+fn modified_utf7_mailbox_names() {
+    let s = server_with_alice();
+    python(
+        &s,
+        r#"
+def mutf7(name):
+    # RFC 3501 §5.1.3, as a client library would do it.
+    out, run = "", ""
+    def flush():
+        nonlocal out, run
+        if run:
+            b = base64.b64encode(run.encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+            out += "&" + b + "-"
+            run = ""
+    for ch in name:
+        if " " <= ch <= "~":
+            flush()
+            out += "&-" if ch == "&" else ch
+        else:
+            run += ch
+    flush()
+    return out
+c = login()
+name = mutf7("Éléments envoyés")
+ok(c.create('"%s"' % name))
+typ, data = c.list('""', "*")
+assert any(l.endswith(('"/" "%s"' % name).encode()) for l in data), data
+ok(c.select('"%s"' % name))
+c.logout()
+"#,
+    );
+}

@@ -12,6 +12,7 @@ pub mod encode;
 pub mod selected;
 pub mod server;
 pub mod session;
+pub mod utf7;
 
 pub use backend::{Backend, MailBackend};
 

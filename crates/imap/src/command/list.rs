@@ -8,7 +8,7 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use store::{INBOX, MAILBOX_DELIMITER, MailboxRecord, SpecialUse};
 
 use super::ext::{ListArgs, ListReturn, ListSelect};
-use super::normalize_inbox;
+use super::{decode_name, normalize_inbox};
 use crate::backend::Backend;
 use crate::session::{Session, Tagged, ok, store_failure};
 
@@ -104,13 +104,19 @@ impl<B: Backend> Session<B> {
     }
 
     fn patterns(&self, reference: &[u8], patterns: &[Vec<u8>]) -> Patterns {
-        let reference = String::from_utf8_lossy(reference);
+        // Wildcards are ASCII, so patterns decode like names; one that does not decode is
+        // matched as written (and then matches nothing stored in another spelling).
+        let utf8 = self.utf8();
+        let decode = |raw: &[u8]| {
+            decode_name(raw, utf8).unwrap_or_else(|| String::from_utf8_lossy(raw).into_owned())
+        };
+        let reference = decode(reference);
         Patterns(
             patterns
                 .iter()
                 .filter(|p| !p.is_empty())
                 .map(|p| {
-                    let full = format!("{reference}{}", String::from_utf8_lossy(p));
+                    let full = format!("{reference}{}", decode(p));
                     normalize_inbox(&full).chars().collect()
                 })
                 .collect(),

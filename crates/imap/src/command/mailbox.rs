@@ -18,7 +18,7 @@ impl<B: Backend> Session<B> {
     }
 
     pub(crate) async fn find_mailbox(&self, m: &Mailbox<'_>) -> Result<MailboxRecord, Tagged> {
-        let Some(name) = mailbox_name(m) else {
+        let Some(name) = mailbox_name(m, self.utf8()) else {
             return Err(no(Some("NONEXISTENT"), "No such mailbox"));
         };
         match self
@@ -210,7 +210,7 @@ impl<B: Backend> Session<B> {
     }
 
     async fn create_with(&mut self, m: &Mailbox<'_>, special: Option<SpecialUse>) -> Tagged {
-        let Some(name) = mailbox_name(m) else {
+        let Some(name) = mailbox_name(m, self.utf8()) else {
             return no(Some("CANNOT"), "Invalid mailbox name");
         };
         if name == INBOX || name.contains(['*', '%']) {
@@ -228,7 +228,7 @@ impl<B: Backend> Session<B> {
     }
 
     pub(crate) async fn delete(&mut self, m: &Mailbox<'_>) -> Tagged {
-        let Some(name) = mailbox_name(m) else {
+        let Some(name) = mailbox_name(m, self.utf8()) else {
             return no(Some("NONEXISTENT"), "No such mailbox");
         };
         if name == INBOX {
@@ -255,7 +255,10 @@ impl<B: Backend> Session<B> {
     }
 
     pub(crate) async fn rename(&mut self, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Tagged {
-        let (Some(from), Some(to)) = (mailbox_name(from), mailbox_name(to)) else {
+        let (Some(from), Some(to)) = (
+            mailbox_name(from, self.utf8()),
+            mailbox_name(to, self.utf8()),
+        ) else {
             return no(Some("CANNOT"), "Invalid mailbox name");
         };
         if to == INBOX || to.contains(['*', '%']) {
@@ -273,7 +276,7 @@ impl<B: Backend> Session<B> {
     }
 
     pub(crate) async fn subscribe(&mut self, m: &Mailbox<'_>, on: bool) -> Tagged {
-        let Some(name) = mailbox_name(m) else {
+        let Some(name) = mailbox_name(m, self.utf8()) else {
             return no(Some("CANNOT"), "Invalid mailbox name");
         };
         let store = self.backend.store();

@@ -15,16 +15,27 @@ use store::{INBOX, MAILBOX_DELIMITER};
 use crate::backend::Backend;
 use crate::encode;
 use crate::session::Session;
+use crate::utf7;
 
 /// Longest mailbox name accepted, in bytes.
 pub const MAX_MAILBOX_NAME: usize = 1024;
 
+/// A name as the client wrote it, in UTF-8: with `utf8` (IMAP4rev2 or UTF8=ACCEPT) as is,
+/// otherwise decoded from modified UTF-7 (RFC 3501 §5.1.3). 8-bit bytes from a client that did
+/// not enable UTF-8 are still taken as UTF-8: they cannot be modified UTF-7.
+pub fn decode_name(raw: &[u8], utf8: bool) -> Option<String> {
+    if utf8 || !raw.is_ascii() {
+        return std::str::from_utf8(raw).ok().map(str::to_string);
+    }
+    utf7::decode(raw)
+}
+
 /// The name a command gives, with INBOX normalised (RFC 9051 §5.1: case-insensitive, also as
-/// the first level of a hierarchy). `None` if it is not valid UTF-8 or not a valid name.
-pub fn mailbox_name(m: &Mailbox<'_>) -> Option<String> {
+/// the first level of a hierarchy). `None` if it cannot be decoded or is not a valid name.
+pub fn mailbox_name(m: &Mailbox<'_>, utf8: bool) -> Option<String> {
     let name = match m {
         Mailbox::Inbox => return Some(INBOX.to_string()),
-        Mailbox::Other(o) => std::str::from_utf8(o.as_ref()).ok()?.to_string(),
+        Mailbox::Other(o) => decode_name(o.as_ref(), utf8)?,
     };
     let name = name.trim_end_matches(MAILBOX_DELIMITER);
     if name.is_empty()
@@ -49,8 +60,13 @@ pub fn normalize_inbox(name: &str) -> String {
 }
 
 impl<B: Backend> Session<B> {
-    /// A mailbox name in a response (RFC 9051 §5.1: UTF-8 only for clients that accept it).
+    /// A mailbox name in a response: UTF-8 for clients that accept it (RFC 9051 §5.1, RFC 6855),
+    /// modified UTF-7 for the others (RFC 3501 §5.1.3).
     pub(crate) fn mailbox_string(&self, out: &mut Vec<u8>, name: &str) {
-        encode::string(out, name.as_bytes(), self.utf8());
+        if self.utf8() {
+            encode::string(out, name.as_bytes(), true);
+        } else {
+            encode::string(out, utf7::encode(name).as_bytes(), false);
+        }
     }
 }

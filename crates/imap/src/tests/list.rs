@@ -157,3 +157,55 @@ async fn create_special_use() {
     let r = run(&mut s, "f CREATE Odd (FOO (x))\r\n").await;
     assert!(r.starts_with("f BAD"), "{r}");
 }
+
+#[tokio::test]
+async fn mailbox_names_in_modified_utf7_for_rev1_clients() {
+    let f = fixture().await;
+    let mut rev1 = f.logged_in().await;
+    let mut utf8 = f.logged_in().await;
+    let r = run(&mut utf8, "e ENABLE UTF8=ACCEPT\r\n").await;
+    assert!(r.starts_with("* ENABLED UTF8=ACCEPT"), "{r}");
+    // RFC 3501 §5.1.3: "Été/Entwürfe" and "R&D" as an IMAP4rev1 client writes them.
+    let r = run(&mut rev1, "a CREATE &AMk-t&AOk-/Entw&APw-rfe\r\n").await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let r = run(&mut rev1, "a CREATE R&-D\r\n").await;
+    assert!(r.starts_with("a OK"), "{r}");
+    let r = run(&mut rev1, "b CREATE R&D2\r\n").await;
+    assert!(r.starts_with("b NO"), "{r}");
+    let r = run(&mut utf8, "c LIST \"\" (Été* R*)\r\n").await;
+    assert_eq!(
+        untagged(&r),
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"R&D\"",
+            "* LIST (\\HasChildren) \"/\" \"Été\"",
+            "* LIST (\\HasNoChildren) \"/\" \"Été/Entwürfe\"",
+        ],
+        "{r}"
+    );
+    let r = run(&mut rev1, "d LIST \"\" (&AMk-t&AOk-* R*)\r\n").await;
+    assert_eq!(
+        untagged(&r),
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"R&-D\"",
+            "* LIST (\\HasChildren) \"/\" \"&AMk-t&AOk-\"",
+            "* LIST (\\HasNoChildren) \"/\" \"&AMk-t&AOk-/Entw&APw-rfe\"",
+        ],
+        "{r}"
+    );
+    let r = run(
+        &mut rev1,
+        "e STATUS &AMk-t&AOk-/Entw&APw-rfe (MESSAGES)\r\n",
+    )
+    .await;
+    assert!(
+        r.starts_with("* STATUS \"&AMk-t&AOk-/Entw&APw-rfe\" (MESSAGES 0)\r\n"),
+        "{r}"
+    );
+    let r = run(&mut rev1, "f SELECT &AMk-t&AOk-/Entw&APw-rfe\r\n").await;
+    assert!(r.contains("f OK [READ-WRITE]"), "{r}");
+    let r = run(&mut utf8, "g STATUS \"Été/Entwürfe\" (MESSAGES)\r\n").await;
+    assert!(
+        r.starts_with("* STATUS \"Été/Entwürfe\" (MESSAGES 0)"),
+        "{r}"
+    );
+}
