@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use base64::Engine;
 use store::{BlobId, ExpungeFilter, MailboxId, StoreError, Uid};
 
 use crate::backend::{AuthOutcome, Backend};
@@ -363,31 +362,15 @@ impl<B: Backend> Session<B> {
 
     /// RFC 4616 PLAIN: [authzid] NUL authcid NUL passwd, base64 ("=" is an empty response).
     async fn auth_plain(&mut self, response: &str, out: &mut Output) {
-        let raw = if response == "=" {
-            Vec::new()
-        } else {
-            match base64::engine::general_purpose::STANDARD.decode(response.trim()) {
-                Ok(r) => r,
-                Err(_) => return self.reply_err(out, "-ERR Invalid base64\r\n"),
-            }
+        // No proxy authorisation: an authzid, if given, must name the same user (net::sasl).
+        let creds = match net::sasl::decode_response(response) {
+            Ok(raw) => net::sasl::parse_plain(&raw),
+            Err(_) => return self.reply_err(out, "-ERR Invalid base64\r\n"),
         };
-        let parts: Vec<&[u8]> = raw.split(|&b| b == 0).collect();
-        let [authz, authc, pass] = parts.as_slice() else {
-            return self.reply_err(out, AUTH_FAILED);
-        };
-        let (Ok(authz), Ok(authc), Ok(pass)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(authc),
-            std::str::from_utf8(pass),
-        ) else {
-            return self.reply_err(out, AUTH_FAILED);
-        };
-        // No proxy authorisation: an authzid, if given, must name the same user.
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
-            return self.reply_err(out, AUTH_FAILED);
+        match creds {
+            Ok(c) => self.login(&c.authcid, &c.password, out).await,
+            Err(_) => self.reply_err(out, AUTH_FAILED),
         }
-        let (authc, pass) = (authc.to_string(), pass.to_string());
-        self.login(&authc, &pass, out).await;
     }
 
     async fn login(&mut self, user: &str, password: &str, out: &mut Output) {
