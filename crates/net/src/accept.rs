@@ -40,3 +40,53 @@ pub async fn write_all(stream: &mut MaybeTls, bytes: &[u8]) -> bool {
     }
     stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
 }
+
+/// Longest TLS handshake allowed (implicit TLS or after STARTTLS/STLS).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Takes a connection slot for `ip` (no limit for Unix sockets, `ip` None). When a limit is
+/// reached, writes `refusal` unless the connection is implicit TLS (no plaintext may be sent
+/// there), logs, and returns `Err(())`: the caller just closes.
+pub async fn admit(
+    limiter: &crate::limits::ConnLimiter,
+    stream: &mut MaybeTls,
+    ip: Option<std::net::IpAddr>,
+    service: &'static str,
+    refusal: &[u8],
+    implicit_tls: bool,
+) -> Result<Option<crate::limits::ConnGuard>, ()> {
+    let Some(ip) = ip else {
+        return Ok(None);
+    };
+    match limiter.try_acquire(ip) {
+        Ok(g) => Ok(Some(g)),
+        Err(why) => {
+            tracing::info!(service, peer = %ip, limit = ?why, "connection refused: limit reached");
+            if !implicit_tls {
+                let _ = write_all(stream, refusal).await;
+            }
+            Err(())
+        }
+    }
+}
+
+/// The TLS handshake of a plaintext connection, bounded by [`HANDSHAKE_TIMEOUT`]; `None` (after a
+/// log line) when it fails or times out.
+pub async fn handshake(
+    stream: MaybeTls,
+    tls: &crate::tls::TlsReloader,
+    ip: Option<std::net::IpAddr>,
+    service: &'static str,
+) -> Option<MaybeTls> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(service, peer = ?ip, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(service, peer = ?ip, "TLS handshake timed out");
+            None
+        }
+    }
+}

@@ -18,8 +18,6 @@ use crate::session::{Event, Session, SessionInfo};
 
 /// Read buffer per connection.
 const READ_CHUNK: usize = 16 * 1024;
-/// Longest TLS handshake allowed.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything a listener needs, shared by its connections.
 pub struct Service<B: Backend> {
@@ -72,28 +70,23 @@ async fn handle<B: Backend + 'static>(
     svc: Arc<Service<B>>,
 ) {
     let ip = peer.map(|p| p.ip());
-    let _guard = match ip.map(|ip| svc.limiter.try_acquire(ip)) {
-        Some(Err(why)) => {
-            tracing::info!(service = mode.name(), peer = ?ip, limit = ?why, "connection refused: limit reached");
-            let _ = write_all(
-                &mut stream,
-                b"421 4.7.0 Too many connections, try later\r\n",
-            )
-            .await;
-            return;
-        }
-        Some(Ok(g)) => Some(g),
-        None => None,
+    let Ok(_guard) = net::accept::admit(
+        &svc.limiter,
+        &mut stream,
+        ip,
+        mode.name(),
+        b"421 4.7.0 Too many connections, try later\r\n",
+        implicit_tls,
+    )
+    .await
+    else {
+        return;
     };
     if implicit_tls {
         let Some(tls) = &svc.tls else { return };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await {
-            Ok(Ok(s)) => stream = s,
-            Ok(Err(e)) => {
-                tracing::info!(service = mode.name(), peer = ?ip, error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => return,
+        match net::accept::handshake(stream, tls, ip, mode.name()).await {
+            Some(s) => stream = s,
+            None => return,
         }
     }
     let plain_tcp = matches!(stream, MaybeTls::Plain(_));
@@ -146,13 +139,9 @@ async fn handle<B: Backend + 'static>(
             Some(Event::Close) => break,
             Some(Event::StartTls) => {
                 let Some(tls) = &svc.tls else { break };
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await
-                {
-                    Ok(Ok(s)) => stream = s,
-                    _ => {
-                        tracing::info!(service = mode.name(), peer = ?ip, "STARTTLS handshake failed");
-                        return;
-                    }
+                match net::accept::handshake(stream, tls, ip, mode.name()).await {
+                    Some(s) => stream = s,
+                    None => return,
                 }
                 match stream.tls_info() {
                     Some(info) => session.tls_started(info),
