@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use net::accept::write_all;
 use net::limits::ConnLimiter;
@@ -19,8 +18,6 @@ use crate::session::{Event, Session, SessionInfo};
 
 /// Read buffer per connection.
 const READ_CHUNK: usize = 16 * 1024;
-/// Longest TLS handshake allowed.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything a listener needs, shared by its connections.
 pub struct Service<B: Backend> {
@@ -49,24 +46,23 @@ async fn handle<B: Backend + 'static>(
     svc: Arc<Service<B>>,
 ) {
     let ip = peer.ip();
-    let _guard = match svc.limiter.try_acquire(ip) {
-        Ok(g) => g,
-        Err(why) => {
-            tracing::info!(peer = %ip, limit = ?why, "imap: connection refused, limit reached");
-            if !implicit_tls {
-                let _ = write_all(&mut stream, b"* BYE Too many connections, try later\r\n").await;
-            }
-            return;
-        }
+    let Ok(_guard) = net::accept::admit(
+        &svc.limiter,
+        &mut stream,
+        Some(ip),
+        "imap",
+        b"* BYE Too many connections, try later\r\n",
+        implicit_tls,
+    )
+    .await
+    else {
+        return;
     };
     if implicit_tls {
         let Some(tls) = &svc.tls else { return };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await {
-            Ok(Ok(s)) => stream = s,
-            _ => {
-                tracing::debug!(peer = %ip, "imap: TLS handshake failed");
-                return;
-            }
+        match net::accept::handshake(stream, tls, Some(ip), "imap").await {
+            Some(s) => stream = s,
+            None => return,
         }
     }
     let info = SessionInfo {
@@ -117,13 +113,9 @@ async fn handle<B: Backend + 'static>(
             Some(Event::Close) => break,
             Some(Event::StartTls) => {
                 let Some(tls) = &svc.tls else { break };
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await
-                {
-                    Ok(Ok(s)) => stream = s,
-                    _ => {
-                        tracing::debug!(peer = %ip, "imap: STARTTLS handshake failed");
-                        return;
-                    }
+                match net::accept::handshake(stream, tls, Some(ip), "imap").await {
+                    Some(s) => stream = s,
+                    None => return,
                 }
                 session.tls_started();
             }

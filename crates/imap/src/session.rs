@@ -774,24 +774,18 @@ impl<B: Backend> Session<B> {
 
     /// RFC 4616 PLAIN: `authzid NUL authcid NUL passwd`; only authzid = authcid (or empty).
     async fn sasl_plain(&mut self, data: &[u8]) -> Tagged {
-        let parts: Vec<&[u8]> = data.split(|&b| b == 0).collect();
-        let [authz, authc, pass] = parts.as_slice() else {
-            return bad("Malformed PLAIN response");
-        };
-        let (Ok(authz), Ok(authc), Ok(pass)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(authc),
-            std::str::from_utf8(pass),
-        ) else {
-            return no(Some("AUTHENTICATIONFAILED"), "Authentication failed");
-        };
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
-            return no(
+        // imap-codec has decoded the base64; the PLAIN message itself goes through net::sasl.
+        match net::sasl::parse_plain(data) {
+            Ok(c) => self.login(&c.authcid, &c.password).await,
+            Err(net::sasl::PlainError::Authz) => no(
                 Some("AUTHORIZATIONFAILED"),
                 "Authorization identity refused",
-            );
+            ),
+            Err(net::sasl::PlainError::NotUtf8) => {
+                no(Some("AUTHENTICATIONFAILED"), "Authentication failed")
+            }
+            Err(_) => bad("Malformed PLAIN response"),
         }
-        self.login(authc, pass).await
     }
 
     fn enable(&mut self, caps: &[CapabilityEnable<'static>]) -> Tagged {
