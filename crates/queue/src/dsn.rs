@@ -70,26 +70,6 @@ fn clean(s: &str) -> String {
         .to_string()
 }
 
-/// RFC 3461 §4: xtext, used by ORCPT and ENVID, is decoded for the human part only.
-fn xtext_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'+'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl Dsn<'_> {
     /// The complete message, CRLF line endings.
     pub fn build(&self) -> Vec<u8> {
@@ -217,11 +197,6 @@ impl Dsn<'_> {
     }
 }
 
-/// Human form of an ORCPT for logs.
-pub fn orcpt_address(orcpt: &str) -> String {
-    xtext_decode(orcpt.split_once(';').map_or(orcpt, |(_, a)| a))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,13 +266,5 @@ mod tests {
                 assert_eq!(raw[i - 1], b'\r', "bare LF at {i}");
             }
         }
-    }
-
-    #[test]
-    fn orcpt_is_xtext_decoded_for_humans() {
-        assert_eq!(
-            orcpt_address("rfc822;bob+2Bx@remote.test"),
-            "bob+x@remote.test"
-        );
     }
 }
