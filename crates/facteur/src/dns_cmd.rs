@@ -2,7 +2,7 @@
 //! DNS says about each: OK, MISSING or WRONG with what to change. Small offices get this step wrong
 //! more than any other, so the output says exactly what to type into the DNS provider's form.
 
-use queue::{HickoryResolver, RecordKind};
+use mailauth::{Authenticator, MxAnswer};
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -222,9 +222,21 @@ async fn wanted(ctx: &Context, domain: &str) -> Vec<Wanted> {
     w
 }
 
-async fn judge(r: &HickoryResolver, w: &Wanted, host: &str) -> (Verdict, Vec<String>) {
+/// MX hosts as "preference host"; "." for a null MX; empty when there are none.
+async fn mx_hosts(
+    r: &Authenticator,
+    domain: &str,
+) -> Result<Vec<(u16, String)>, mailauth::DnsError> {
+    Ok(match r.mx(domain).await? {
+        MxAnswer::Hosts(h) => h,
+        MxAnswer::NullMx => vec![(0, ".".into())],
+        MxAnswer::NoMx | MxAnswer::NoDomain => vec![],
+    })
+}
+
+async fn judge(r: &Authenticator, w: &Wanted, host: &str) -> (Verdict, Vec<String>) {
     match &w.check {
-        Check::Mx => match r.mx_hosts(&w.name).await {
+        Check::Mx => match mx_hosts(r, &w.name).await {
             Err(e) => (Verdict::Unknown(e.to_string()), vec![]),
             Ok(hosts) if hosts.is_empty() => (Verdict::Missing, vec![]),
             Ok(hosts) => {
@@ -236,7 +248,7 @@ async fn judge(r: &HickoryResolver, w: &Wanted, host: &str) -> (Verdict, Vec<Str
                 }
             }
         },
-        Check::Txt { prefix, judge } => match r.records(&w.name, RecordKind::Txt).await {
+        Check::Txt { prefix, judge } => match r.txt(&w.name).await {
             Err(e) => (Verdict::Unknown(e.to_string()), vec![]),
             Ok(all) => {
                 let found: Vec<String> = all
@@ -261,7 +273,7 @@ async fn judge(r: &HickoryResolver, w: &Wanted, host: &str) -> (Verdict, Vec<Str
                 }
             }
         },
-        Check::Srv => match r.records(&w.name, RecordKind::Srv).await {
+        Check::Srv => match r.srv(&w.name).await {
             Err(e) => (Verdict::Unknown(e.to_string()), vec![]),
             Ok(found) if found.is_empty() => (Verdict::Missing, found),
             Ok(found) => {
@@ -282,7 +294,7 @@ async fn judge(r: &HickoryResolver, w: &Wanted, host: &str) -> (Verdict, Vec<Str
                 }
             }
         },
-        Check::Cname => match r.records(&w.name, RecordKind::Cname).await {
+        Check::Cname => match r.cname(&w.name).await {
             Err(e) => (Verdict::Unknown(e.to_string()), vec![]),
             Ok(found) if found.is_empty() => (Verdict::Missing, found),
             Ok(found) => {
@@ -317,10 +329,7 @@ pub async fn run(cli: &Cli, domain: &str, check: bool) -> Result<(), Failure> {
     let list = wanted(&ctx, &domain).await;
     let has_dkim = list.iter().any(|w| w.what == "DKIM");
     let resolver = if check {
-        Some(
-            HickoryResolver::new(&crate::outbound::nameservers(&ctx.config))
-                .map_err(|e| Failure::op(format!("cannot set up DNS resolution: {e}")))?,
-        )
+        Some(crate::outbound::resolver(&ctx.config)?)
     } else {
         None
     };

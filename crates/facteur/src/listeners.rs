@@ -93,7 +93,11 @@ async fn bind(addr: &str, service: &str) -> Result<tokio::net::TcpListener, Fail
 }
 
 /// Binds and starts every listener; returns what is listening where.
-pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failure> {
+pub async fn start(
+    ctx: &Context,
+    tls: TlsReloader,
+    resolver: mailauth::Authenticator,
+) -> Result<Vec<Bound>, Failure> {
     let cfg = &ctx.config;
     let throttle = Arc::new(LoginThrottle::new(throttle_config(cfg)));
     let backend = Arc::new(MailBackend {
@@ -104,13 +108,8 @@ pub async fn start(ctx: &Context, tls: TlsReloader) -> Result<Vec<Bound>, Failur
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
         verifier: if cfg.smtp.inbound_auth {
-            let ns = crate::outbound::nameservers(cfg);
-            let auth =
-                mailauth::Authenticator::new((!ns.is_empty()).then_some(ns)).map_err(|e| {
-                    Failure::op(format!("cannot set up DNS for mail authentication: {e}"))
-                })?;
             Some(Arc::new(crate::authn::MailAuthVerifier {
-                auth,
+                auth: resolver,
                 hostname: cfg.server.hostname.clone(),
             }))
         } else {

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use net::throttle::LoginThrottle;
-use queue::{
-    Deliverer, HickoryResolver, Injector, OutboundTls, Queue, QueueConfig, Relay, RelaySecurity,
-};
+use queue::{Deliverer, Injector, OutboundTls, Queue, QueueConfig, Relay, RelaySecurity};
 use smtp::delivery::MailBackend;
 
 use crate::Failure;
@@ -55,6 +53,14 @@ pub fn nameservers(cfg: &Config) -> Vec<SocketAddr> {
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect()
+}
+
+/// The one resolver of the server (outbound routing, MTA-STS, SPF/DKIM/DMARC, `facteur dns`):
+/// the `[dns]` nameservers, or the system's when none are configured.
+pub fn resolver(cfg: &Config) -> Result<mailauth::Authenticator, Failure> {
+    let ns = nameservers(cfg);
+    mailauth::Authenticator::new((!ns.is_empty()).then_some(ns))
+        .map_err(|e| Failure::op(format!("cannot set up DNS resolution: {e}")))
 }
 
 /// The SRS secret, in the data folder (made at first use, readable by the server's user only).
@@ -121,7 +127,11 @@ impl Injector for DsnInjector {
 }
 
 /// Starts the scheduler; it runs until the process ends.
-pub fn start(ctx: &Context, throttle: Arc<LoginThrottle>) -> Result<Arc<Queue>, Failure> {
+pub fn start(
+    ctx: &Context,
+    throttle: Arc<LoginThrottle>,
+    resolver: mailauth::Authenticator,
+) -> Result<Arc<Queue>, Failure> {
     let mut config = queue_config(&ctx.config);
     if !ctx.config.queue.ca_file.as_os_str().is_empty() {
         let path = crate::config::resolve_path(&ctx.data, &ctx.config.queue.ca_file);
@@ -129,8 +139,6 @@ pub fn start(ctx: &Context, throttle: Arc<LoginThrottle>) -> Result<Arc<Queue>, 
             .map_err(|e| Failure::config(format!("queue.ca_file: {e}")))?;
     }
     let config = Arc::new(config);
-    let resolver = HickoryResolver::new(&nameservers(&ctx.config))
-        .map_err(|e| Failure::op(format!("cannot set up DNS resolution: {e}")))?;
     let deliverer = Deliverer::new(config.clone(), Arc::new(resolver));
     let injector = DsnInjector(MailBackend {
         store: ctx.store.clone(),

@@ -122,11 +122,13 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let bound = if args.init_only {
         Vec::new()
     } else {
-        let bound = crate::listeners::start(&ctx, tls.clone()).await?;
+        // One resolver (and one DNS cache) for the inbound checks and the outbound queue.
+        let resolver = crate::outbound::resolver(&ctx.config)?;
+        let bound = crate::listeners::start(&ctx, tls.clone(), resolver.clone()).await?;
         let throttle = std::sync::Arc::new(net::throttle::LoginThrottle::new(
             crate::listeners::throttle_config(&ctx.config),
         ));
-        crate::outbound::start(&ctx, throttle)?;
+        crate::outbound::start(&ctx, throttle, resolver)?;
         bound
     };
     print_banner(cli, &ctx, &first, &bound, args.init_only);

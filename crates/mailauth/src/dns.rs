@@ -10,7 +10,7 @@ use hickory_resolver::config::{
 };
 use hickory_resolver::net::NetError;
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use mail_auth::MessageAuthenticator;
 use rand::seq::SliceRandom;
 
@@ -197,6 +197,50 @@ impl Authenticator {
                     }
                     _ => None,
                 })
+                .collect()),
+            Err(e) if no_records(&e).is_some_and(is_settled) => Ok(vec![]),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+impl Authenticator {
+    /// SRV records of `name` as "priority weight port target" (target without the final dot);
+    /// empty when none. For `facteur dns --check`.
+    pub async fn srv(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        self.records(name, RecordType::SRV, |data| match data {
+            RData::SRV(s) => Some(format!(
+                "{} {} {} {}",
+                s.priority,
+                s.weight,
+                s.port,
+                host_name(&s.target.to_ascii())
+            )),
+            _ => None,
+        })
+        .await
+    }
+
+    /// CNAME targets of `name` (lower case, without the final dot); empty when none.
+    pub async fn cname(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        self.records(name, RecordType::CNAME, |data| match data {
+            RData::CNAME(c) => Some(host_name(&c.0.to_ascii())),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn records(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        present: impl Fn(&RData) -> Option<String>,
+    ) -> Result<Vec<String>, DnsError> {
+        match self.inner.resolver().lookup(fqdn(name), rtype).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| present(&r.data))
                 .collect()),
             Err(e) if no_records(&e).is_some_and(is_settled) => Ok(vec![]),
             Err(e) => Err(classify(&e)),

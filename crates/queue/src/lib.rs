@@ -12,5 +12,5 @@ pub mod scheduler;
 
 pub use attempt::{Deliverer, RcptResult, client_configs};
 pub use config::{OutboundTls, QueueConfig, Relay, RelaySecurity};
-pub use dns::{DnsError, HickoryResolver, MxAnswer, RecordKind, Resolver, StaticResolver};
+pub use dns::{DnsError, MxAnswer, Resolver, StaticResolver};
 pub use scheduler::{Injector, Queue};
