@@ -18,17 +18,7 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// A selector for new keys: "f" + date + algorithm letter ("f20261128r", "f20261128e").
 pub fn new_selector(algorithm: DkimAlgorithm, now: i64) -> String {
-    let date = smtp::received::rfc5322_date(now);
-    // "Sat, 28 Nov 2026 ..." -> day, month, year
-    let parts: Vec<&str> = date.split_whitespace().collect();
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| parts.get(2) == Some(m))
-    .map_or(0, |i| i + 1);
-    let day: u32 = parts.get(1).and_then(|d| d.parse().ok()).unwrap_or(1);
-    let year = parts.get(3).copied().unwrap_or("1970");
+    let (year, month, day) = smtp::received::civil_date(now);
     let letter = match algorithm {
         DkimAlgorithm::Rsa => 'r',
         DkimAlgorithm::Ed25519 => 'e',

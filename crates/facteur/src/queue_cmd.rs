@@ -48,7 +48,7 @@ fn line(now: i64, e: &QueueEntry) -> String {
     let pending: Vec<&str> = e
         .recipients
         .iter()
-        .filter(|r| r.status == "pending" || r.status == "delayed")
+        .filter(|r| queue::is_pending(&r.status))
         .map(|r| r.address.as_str())
         .collect();
     let sender = if e.sender.is_empty() {

@@ -78,7 +78,8 @@ impl Deliverer {
     }
 }
 
-fn is_pending(status: &str) -> bool {
+/// A recipient still to deliver ("delayed": pending, and its delay notice was sent).
+pub fn is_pending(status: &str) -> bool {
     status == "pending" || status == "delayed"
 }
 

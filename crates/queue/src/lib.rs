@@ -10,7 +10,7 @@ pub mod mta_sts;
 pub mod route;
 pub mod scheduler;
 
-pub use attempt::{Deliverer, RcptResult, client_configs};
+pub use attempt::{Deliverer, RcptResult, client_configs, is_pending};
 pub use config::{OutboundTls, QueueConfig, Relay, RelaySecurity};
 pub use dns::{DnsError, MxAnswer, Resolver, StaticResolver};
 pub use scheduler::{Injector, Queue};

@@ -293,7 +293,8 @@ impl Backend for MailBackend {
         let mut accounts_done = std::collections::HashSet::new();
         // Keyed by (destination domain, envelope sender): forwarded copies carry an SRS sender.
         let mut remote: BTreeMap<(String, String), Vec<QueueRecipient>> = BTreeMap::new();
-        let forwarded_sender = self.forwarding_sender(&env.from, now).await;
+        // Looked up only when a recipient is reached through an alias (most messages have none).
+        let mut forwarded_sender: Option<String> = None;
         for (i, rcpt) in env.recipients.iter().enumerate() {
             if results[i].is_err() {
                 continue;
@@ -321,7 +322,14 @@ impl Backend for MailBackend {
                 let sender = if ext.eq_ignore_ascii_case(&rcpt.address) {
                     env.from.clone()
                 } else {
-                    forwarded_sender.clone()
+                    match &forwarded_sender {
+                        Some(s) => s.clone(),
+                        None => {
+                            let s = self.forwarding_sender(&env.from, now).await;
+                            forwarded_sender = Some(s.clone());
+                            s
+                        }
+                    }
                 };
                 let list = remote.entry((domain, sender)).or_default();
                 if !list.iter().any(|q| q.address.eq_ignore_ascii_case(ext)) {
