@@ -4,6 +4,7 @@
 
 pub mod dnsmasq;
 pub mod mail;
+pub mod pop3;
 pub mod postfix;
 
 use std::collections::HashMap;
