@@ -137,6 +137,7 @@ pub struct QueueSection {
     pub relay_password: String,
     pub mta_sts: bool,
     pub mta_sts_port: u16,
+    pub dane: bool,
     pub ca_file: PathBuf,
 }
 
@@ -159,6 +160,7 @@ impl std::fmt::Debug for QueueSection {
             .field("relay_password", &"<redacted>")
             .field("mta_sts", &self.mta_sts)
             .field("mta_sts_port", &self.mta_sts_port)
+            .field("dane", &self.dane)
             .field("ca_file", &self.ca_file)
             .finish()
     }
@@ -183,6 +185,7 @@ impl Default for QueueSection {
             relay_password: String::new(),
             mta_sts: true,
             mta_sts_port: 443,
+            dane: true,
             ca_file: PathBuf::new(),
         }
     }

@@ -43,6 +43,7 @@ pub fn queue_config(cfg: &Config) -> QueueConfig {
         }),
         mta_sts: q.mta_sts,
         mta_sts_port: q.mta_sts_port,
+        dane: q.dane,
         ..QueueConfig::default()
     }
 }

@@ -73,6 +73,8 @@ impl Default for DnsOptions {
 #[derive(Clone)]
 pub struct Authenticator {
     pub(crate) inner: MessageAuthenticator,
+    /// The same nameservers, for the lookups whose DNSSEC status matters (DANE).
+    pub(crate) secure: crate::dnssec::SecureResolver,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -118,9 +120,27 @@ impl Authenticator {
         };
         opts.timeout = options.timeout;
         opts.attempts = options.attempts;
+        let secure = crate::dnssec::SecureResolver {
+            servers: config
+                .name_servers()
+                .iter()
+                .map(|ns| {
+                    let port = ns.connections.first().map_or(53, |c| c.port);
+                    SocketAddr::new(ns.ip, port)
+                })
+                .collect(),
+            timeout: options.timeout,
+            attempts: options.attempts,
+        };
         let inner = MessageAuthenticator::new(config, opts)
             .map_err(|e| DnsError::Permanent(format!("resolver: {e}")))?;
-        Ok(Authenticator { inner })
+        Ok(Authenticator { inner, secure })
+    }
+
+    /// DANE's view of an MX host (RFC 7672 §2.2): its TLSA records at `_port._tcp.host` when
+    /// they and the host's addresses are DNSSEC-secure according to the resolver's AD bit.
+    pub async fn tlsa(&self, host: &str, port: u16) -> Result<crate::dnssec::TlsaLookup, DnsError> {
+        self.secure.tlsa(host, port).await
     }
 
     /// MX hosts of `domain` (RFC 5321 §5.1, RFC 7505).

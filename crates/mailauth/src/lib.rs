@@ -8,11 +8,13 @@
 
 pub mod dkim;
 pub mod dns;
+pub mod dnssec;
 pub mod mock;
 pub mod verify;
 
 pub use dkim::{DkimAlgorithm, DkimError, DkimKey, SIGNED_HEADERS};
 pub use dns::{Authenticator, DnsError, DnsOptions, MxAnswer};
+pub use dnssec::{TlsaLookup, TlsaRecord};
 pub use verify::{
     ArcOutcome, AuthOutcome, DkimOutcome, DmarcOutcome, DmarcPolicy, SpfIdentity, SpfOutcome,
     Verdict, VerifyInput,

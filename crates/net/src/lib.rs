@@ -2,6 +2,7 @@
 
 pub mod accept;
 pub mod client;
+pub mod dane;
 pub mod limits;
 pub mod sasl;
 pub mod stream;

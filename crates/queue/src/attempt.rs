@@ -128,7 +128,7 @@ impl Deliverer {
             })
             .collect();
 
-        let (targets, client) = match self.targets(domain).await {
+        let targets = match self.targets(domain).await {
             Ok(t) => t,
             Err(e) => {
                 for (entry, res) in entries.iter().zip(results.iter_mut()) {
@@ -148,7 +148,16 @@ impl Deliverer {
         // Entries not yet settled by some server.
         let mut todo: Vec<usize> = (0..entries.len()).collect();
         let mut last_error: Option<ClientError> = None;
-        'hosts: for target in &targets {
+        'hosts: for (target, client) in &targets {
+            let client = match client {
+                Ok(c) => c,
+                Err(e) => {
+                    // DANE: the host's TLSA records are signed but could not be read.
+                    tracing::warn!(domain, host = %target.name, error = %e, "DANE lookup failed, trying the next host");
+                    last_error = Some(ClientError::Protocol(e.clone()));
+                    continue;
+                }
+            };
             for addr in &target.addrs {
                 if todo.is_empty() {
                     break 'hosts;
@@ -295,45 +304,94 @@ impl Deliverer {
         }
     }
 
-    async fn targets(&self, domain: &str) -> Result<(Vec<Target>, &ClientConfig), RouteError> {
+    /// The hosts to try in order, each with the client configuration its TLS policy asks for
+    /// (or, for a DANE lookup that failed, why it must be skipped).
+    async fn targets(&self, domain: &str) -> Result<Vec<(Target, HostClient)>, RouteError> {
         if let (Some(relay), Some(client)) = (&self.config.relay, &self.relay_client) {
-            return Ok((
-                vec![route::relay_target(self.resolver.as_ref(), &relay.host, relay.port).await?],
-                client,
-            ));
+            let target =
+                route::relay_target(self.resolver.as_ref(), &relay.host, relay.port).await?;
+            return Ok(vec![(target, Ok(client.clone()))]);
         }
         let mut targets =
             route::mx_targets(self.resolver.as_ref(), domain, self.config.remote_port).await?;
-        let Some(sts) = &self.mta_sts else {
-            return Ok((targets, &self.mx_client));
-        };
-        let Some(policy) = sts.policy(domain).await else {
-            return Ok((targets, &self.mx_client));
-        };
-        match policy.mode {
-            crate::mta_sts::Mode::Enforce => {
-                // RFC 8461 §4.1-4.2: only MX hosts the policy names, over TLS with a valid
-                // certificate for that name; otherwise the message waits.
-                targets.retain(|t| policy.allows(&t.name));
-                if targets.is_empty() {
-                    return Err(RouteError {
-                        permanent: false,
-                        status: "4.7.5",
-                        reason: format!("no MX host of {domain} matches its MTA-STS policy"),
-                    });
+        let mut client = &self.mx_client;
+        if let Some(sts) = &self.mta_sts
+            && let Some(policy) = sts.policy(domain).await
+        {
+            match policy.mode {
+                crate::mta_sts::Mode::Enforce => {
+                    // RFC 8461 §4.1-4.2: only MX hosts the policy names, over TLS with a valid
+                    // certificate for that name; otherwise the message waits.
+                    targets.retain(|t| policy.allows(&t.name));
+                    if targets.is_empty() {
+                        return Err(RouteError {
+                            permanent: false,
+                            status: "4.7.5",
+                            reason: format!("no MX host of {domain} matches its MTA-STS policy"),
+                        });
+                    }
+                    client = &self.verified_client;
                 }
-                Ok((targets, &self.verified_client))
-            }
-            crate::mta_sts::Mode::Testing => {
-                for t in targets.iter().filter(|t| !policy.allows(&t.name)) {
-                    tracing::warn!(domain, host = %t.name, "MX host not in the MTA-STS policy (testing mode: delivering anyway)");
+                crate::mta_sts::Mode::Testing => {
+                    for t in targets.iter().filter(|t| !policy.allows(&t.name)) {
+                        tracing::warn!(domain, host = %t.name, "MX host not in the MTA-STS policy (testing mode: delivering anyway)");
+                    }
                 }
-                Ok((targets, &self.mx_client))
+                crate::mta_sts::Mode::None => {}
             }
-            crate::mta_sts::Mode::None => Ok((targets, &self.mx_client)),
         }
+        let mut out = Vec::with_capacity(targets.len());
+        for target in targets {
+            let host_client = if self.config.dane {
+                self.dane_client(domain, &target.name, client).await
+            } else {
+                Ok(client.clone())
+            };
+            out.push((target, host_client));
+        }
+        Ok(out)
+    }
+
+    /// DANE (RFC 7672): with secure TLSA records, TLS is required and the certificate must match
+    /// a usable record (DANE takes precedence over MTA-STS for that host, RFC 8461 §2); with only
+    /// unusable records, TLS is required without authentication; without secure records, the
+    /// domain's own policy (`fallback`) applies.
+    async fn dane_client(&self, domain: &str, host: &str, fallback: &ClientConfig) -> HostClient {
+        let records = match self.resolver.tlsa(host, self.config.remote_port).await {
+            Ok(None) => return Ok(fallback.clone()),
+            Ok(Some(records)) => records,
+            Err(e) => {
+                return Err(format!(
+                    "DANE: TLSA records of {host} could not be read: {e}"
+                ));
+            }
+        };
+        let usable: Vec<net::dane::Tlsa> = records
+            .into_iter()
+            .filter(net::dane::Tlsa::is_usable)
+            .collect();
+        tracing::info!(
+            domain,
+            host,
+            usable = usable.len(),
+            "DANE: secure TLSA records"
+        );
+        let tls = if usable.is_empty() {
+            net::client::opportunistic()
+        } else {
+            net::dane::client_config(usable, vec![host.to_string(), domain.to_string()])
+        };
+        Ok(ClientConfig {
+            helo_name: self.config.hostname.clone(),
+            tls_mode: TlsMode::Required,
+            tls,
+            timeouts: self.config.timeouts.clone(),
+        })
     }
 }
+
+/// The client configuration for one host, or why the host must be skipped for now.
+type HostClient = Result<ClientConfig, String>;
 
 /// The client configurations for MX delivery and for the relay, from the queue configuration.
 pub fn client_configs(config: &QueueConfig) -> (ClientConfig, Option<ClientConfig>) {

@@ -74,6 +74,8 @@ pub struct QueueConfig {
     pub mta_sts: bool,
     /// HTTPS port of MTA-STS policy hosts: 443, except in tests.
     pub mta_sts_port: u16,
+    /// Honour MX hosts' DNSSEC-secure TLSA records (DANE, RFC 7672).
+    pub dane: bool,
     /// Certificate authorities trusted for verified TLS besides the public roots.
     pub extra_ca: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
@@ -95,6 +97,7 @@ impl Default for QueueConfig {
             timeouts: Timeouts::default(),
             mta_sts: true,
             mta_sts_port: 443,
+            dane: true,
             extra_ca: Vec::new(),
         }
     }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use async_trait::async_trait;
+use net::dane::Tlsa;
 
 /// What an MX lookup settles (hosts, null MX, no MX, no domain): the `mailauth` type.
 pub use mailauth::MxAnswer;
@@ -23,6 +24,12 @@ pub trait Resolver: Send + Sync {
     async fn ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError>;
     /// TXT records of a name, each with its strings joined; empty when there are none.
     async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError>;
+    /// DANE (RFC 7672 §2.2): the TLSA records of `host` for `port` when DNSSEC vouches for them
+    /// and for the host's addresses; `None` when DANE does not apply. An `Err` means the host's
+    /// records are signed but could not be read: the host must not be used for now.
+    async fn tlsa(&self, _host: &str, _port: u16) -> Result<Option<Vec<Tlsa>>, DnsError> {
+        Ok(None)
+    }
 }
 
 /// Answers from maps, for tests.
@@ -31,6 +38,8 @@ pub struct StaticResolver {
     pub mx: HashMap<String, MxAnswer>,
     pub hosts: HashMap<String, Vec<IpAddr>>,
     pub txt: HashMap<String, Vec<String>>,
+    /// DNSSEC-secure TLSA records by "host:port" (anything else: DANE does not apply).
+    pub tlsa: HashMap<String, Vec<Tlsa>>,
     /// Names whose lookups fail temporarily.
     pub failing: Vec<String>,
 }
@@ -72,6 +81,14 @@ impl Resolver for StaticResolver {
         }
         Ok(self.txt.get(&k).cloned().unwrap_or_default())
     }
+
+    async fn tlsa(&self, host: &str, port: u16) -> Result<Option<Vec<Tlsa>>, DnsError> {
+        let k = key(host);
+        if self.failing.contains(&format!("_{port}._tcp.{k}")) {
+            return Err(DnsError(format!("SERVFAIL for TLSA of {k}")));
+        }
+        Ok(self.tlsa.get(&format!("{k}:{port}")).cloned())
+    }
 }
 
 /// The server's resolver: `mailauth`'s (hickory with the system configuration or the `[dns]`
@@ -94,5 +111,23 @@ impl Resolver for mailauth::Authenticator {
         mailauth::Authenticator::txt(self, name)
             .await
             .map_err(|e| DnsError(e.to_string()))
+    }
+
+    async fn tlsa(&self, host: &str, port: u16) -> Result<Option<Vec<Tlsa>>, DnsError> {
+        match mailauth::Authenticator::tlsa(self, host, port).await {
+            Ok(mailauth::TlsaLookup::NotApplicable) => Ok(None),
+            Ok(mailauth::TlsaLookup::Records(records)) => Ok(Some(
+                records
+                    .into_iter()
+                    .map(|r| Tlsa {
+                        usage: r.usage,
+                        selector: r.selector,
+                        matching: r.matching,
+                        data: r.data,
+                    })
+                    .collect(),
+            )),
+            Err(e) => Err(DnsError(e.to_string())),
+        }
     }
 }

@@ -375,3 +375,56 @@ async fn entries_survive_a_restart() {
     drain(&store, &q, Duration::from_secs(10)).await;
     assert_eq!(log.lock().unwrap().transactions.len(), 1);
 }
+
+/// DANE (RFC 7672 §2.2): secure TLSA records make TLS mandatory. The scripted peer offers no
+/// STARTTLS, so nothing may be sent to it: the entry waits, with the reason recorded.
+#[tokio::test]
+async fn dane_host_without_starttls_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, log) = peer(Arc::new(|_, _| "250 ok\r\n".into())).await;
+    let mut res = resolver("remote.test", &[("mx1.remote.test", addr.ip())]);
+    res.tlsa.insert(
+        format!("mx1.remote.test:{}", addr.port()),
+        vec![net::dane::Tlsa {
+            usage: 3,
+            selector: 1,
+            matching: 1,
+            data: vec![7; 32],
+        }],
+    );
+    let (store, q, _b) = setup(dir.path(), res, addr.port());
+    enqueue(&store, "a@local.test", &["b@remote.test"], MSG).await;
+    drain(&store, &q, Duration::from_secs(3)).await;
+    let left = store.queue_list().await.unwrap();
+    assert_eq!(left.len(), 1, "the message waits");
+    let reply = left[0].recipients[0].last_reply.clone().unwrap_or_default();
+    assert!(
+        reply.to_ascii_lowercase().contains("tls"),
+        "the deferral names the missing TLS: {reply}"
+    );
+    assert!(log.lock().unwrap().transactions.is_empty());
+}
+
+/// A host whose TLSA records are signed but cannot be read (SERVFAIL) is skipped; the next MX,
+/// without DANE, gets the message.
+#[tokio::test]
+async fn dane_lookup_failure_skips_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, log) = peer(Arc::new(|_, _| "250 ok\r\n".into())).await;
+    let mut res = resolver(
+        "remote.test",
+        &[
+            ("mx1.remote.test", addr.ip()),
+            ("mx2.remote.test", addr.ip()),
+        ],
+    );
+    res.failing
+        .push(format!("_{}._tcp.mx1.remote.test", addr.port()));
+    let (store, q, _b) = setup(dir.path(), res, addr.port());
+    enqueue(&store, "a@local.test", &["b@remote.test"], MSG).await;
+    drain(&store, &q, Duration::from_secs(10)).await;
+    assert!(store.queue_list().await.unwrap().is_empty());
+    let log = log.lock().unwrap();
+    assert_eq!(log.transactions.len(), 1);
+    assert_eq!(log.connections, 1, "mx1 was never contacted");
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dnsmasq;
+pub mod dnssec;
 pub mod mail;
 pub mod pop3;
 pub mod postfix;
