@@ -15,6 +15,9 @@ use store::{DkimKeyRecord, DynStore};
 
 /// How long signing keys stay cached: `facteur dkim rotate` takes effect within this time.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Longest the inbound checks may hold a message's final reply (rspamd's default task timeout is
+/// 8 s): with DNS down, the message is accepted with `temperror` results instead.
+pub const VERIFY_BUDGET: Duration = Duration::from_secs(10);
 
 /// A selector for new keys: "f" + date + algorithm letter ("f20261128r", "f20261128e").
 pub fn new_selector(algorithm: DkimAlgorithm, now: i64) -> String {
@@ -202,7 +205,7 @@ impl Verifier for MailAuthVerifier {
             mail_from: &envelope.from,
             receiver_hostname: &self.hostname,
         };
-        let outcome = self.auth.verify(&input).await;
+        let outcome = self.auth.verify_within(&input, VERIFY_BUDGET).await;
         tracing::info!(
             id = %envelope.id,
             spf = outcome.spf.result.as_str(),

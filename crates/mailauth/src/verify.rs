@@ -183,6 +183,20 @@ pub struct AuthOutcome {
 }
 
 impl Authenticator {
+    /// [`Authenticator::verify`] within `budget`: when DNS is slow or unreachable, every check
+    /// is a `temperror` after `budget` instead of holding the SMTP client for minutes (each of
+    /// the dozen lookups may otherwise wait the resolver's timeout times its attempts).
+    pub async fn verify_within(
+        &self,
+        input: &VerifyInput<'_>,
+        budget: std::time::Duration,
+    ) -> AuthOutcome {
+        match tokio::time::timeout(budget, self.verify(input)).await {
+            Ok(outcome) => outcome,
+            Err(_) => timed_out(input, budget),
+        }
+    }
+
     pub async fn verify(&self, input: &VerifyInput<'_>) -> AuthOutcome {
         let ip = input.client_ip.to_canonical();
         let helo = input.helo;
@@ -318,6 +332,50 @@ fn spf_outcome(out: &SpfOutput, identity: SpfIdentity) -> SpfOutcome {
         identity,
         domain: out.domain().to_string(),
         explanation: out.explanation().map(str::to_string),
+    }
+}
+
+/// Every check a `temperror` (RFC 8601 §2.7: a transient error such as a DNS timeout).
+fn timed_out(input: &VerifyInput<'_>, budget: std::time::Duration) -> AuthOutcome {
+    let (identity, domain) = if input.mail_from.is_empty() {
+        (SpfIdentity::Helo, input.helo.to_ascii_lowercase())
+    } else {
+        (
+            SpfIdentity::MailFrom,
+            input
+                .mail_from
+                .rsplit_once('@')
+                .map_or(input.mail_from, |(_, d)| d)
+                .to_ascii_lowercase(),
+        )
+    };
+    let spf_property = match identity {
+        SpfIdentity::Helo => format!("smtp.helo={}", input.helo),
+        SpfIdentity::MailFrom => format!("smtp.mailfrom={}", input.mail_from),
+    };
+    let header = format!(
+        "Authentication-Results: {host};\r\n\tspf=temperror (checks did not finish within {secs} s) {spf_property};\r\n\tdkim=temperror;\r\n\tarc=none;\r\n\tdmarc=temperror\r\n",
+        host = input.receiver_hostname,
+        secs = budget.as_secs(),
+    );
+    AuthOutcome {
+        spf: SpfOutcome {
+            result: Verdict::TempError,
+            identity,
+            domain,
+            explanation: None,
+        },
+        dkim: vec![],
+        arc: ArcOutcome {
+            result: Verdict::None,
+            sets: 0,
+        },
+        dmarc: DmarcOutcome {
+            result: Verdict::TempError,
+            ..no_dmarc()
+        },
+        policy: DmarcPolicy::None,
+        header,
     }
 }
 

@@ -235,3 +235,42 @@ async fn outcome_serialises_and_survives_unparsable_input() {
             .starts_with("Authentication-Results: mx.example.net;")
     );
 }
+
+/// A nameserver that never answers: the checks give up after the budget with temperror results
+/// instead of waiting out every lookup's timeout.
+#[tokio::test]
+async fn unanswered_dns_gives_temperror_within_the_budget() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let auth = mailauth::Authenticator::with_options(
+        Some(vec![silent.local_addr().unwrap()]),
+        mailauth::DnsOptions {
+            timeout: std::time::Duration::from_secs(5),
+            attempts: 2,
+            udp_only: true,
+        },
+    )
+    .unwrap();
+    let raw = message("alice@example.org", "hello");
+    let input = VerifyInput {
+        raw: &raw,
+        client_ip: CLIENT,
+        helo: "mail.example.org",
+        mail_from: "alice@example.org",
+        receiver_hostname: "mx.example.net",
+    };
+    let out = auth
+        .verify_within(&input, std::time::Duration::from_millis(500))
+        .await;
+    assert_eq!(out.spf.result, Verdict::TempError);
+    assert_eq!(out.spf.domain, "example.org");
+    assert_eq!(out.dmarc.result, Verdict::TempError);
+    assert_eq!(out.policy, DmarcPolicy::None, "a temperror never rejects");
+    assert!(
+        out.header
+            .starts_with("Authentication-Results: mx.example.net;\r\n\tspf=temperror"),
+        "{}",
+        out.header
+    );
+    assert!(out.header.contains("smtp.mailfrom=alice@example.org"));
+    drop(silent);
+}
