@@ -31,7 +31,8 @@ pub struct Pop3Config {
     pub line_length: usize,
     /// Bad commands (and failed logins) before the connection is closed.
     pub max_errors: u32,
-    /// Inactivity allowed before login.
+    /// Time from the connection's start within which the client must log in (a deadline, not
+    /// reset by activity).
     pub pre_auth_timeout: Duration,
     /// Inactivity allowed after login.
     pub idle_timeout: Duration,

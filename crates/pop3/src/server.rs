@@ -1,8 +1,10 @@
-//! The socket driver: accepts connections, enforces connection limits and timeouts (pre-login
-//! and the RFC 1939 §3 ten-minute autologout), performs implicit TLS (995) and STLS (110).
+//! The socket driver: accepts connections, enforces connection limits and timeouts (a deadline
+//! for logging in, and the RFC 1939 §3 ten-minute autologout, for reading commands and for
+//! writing replies alike), performs implicit TLS (995) and STLS (110).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use net::accept::write_all;
 use net::limits::ConnLimiter;
@@ -10,6 +12,7 @@ use net::stream::MaybeTls;
 use net::tls::TlsReloader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::backend::Backend;
 use crate::config::Pop3Config;
@@ -17,6 +20,23 @@ use crate::session::{Event, Session, SessionInfo};
 
 /// Read buffer per connection.
 const READ_CHUNK: usize = 4 * 1024;
+/// Most octets of one timed write: the client must take each piece before its timer fires.
+const WRITE_STEP: usize = 64 * 1024;
+/// Longest wait for the last words (the timeout notice, the TLS close) to a client not reading.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Writes `bytes` in pieces, each of which the client must take before `timer()` (asked afresh
+/// for every piece): a client that stops reading is bound by the same timers as one that stops
+/// writing, instead of holding the connection (and its socket buffers) forever.
+async fn send(stream: &mut MaybeTls, bytes: &[u8], timer: impl Fn() -> Instant) -> bool {
+    for piece in bytes.chunks(WRITE_STEP) {
+        let written = tokio::time::timeout_at(timer(), write_all(stream, piece)).await;
+        if written != Ok(true) {
+            return false;
+        }
+    }
+    true
+}
 
 /// Everything a listener needs, shared by its connections.
 pub struct Service<B: Backend> {
@@ -45,6 +65,7 @@ async fn handle<B: Backend + 'static>(
     svc: Arc<Service<B>>,
 ) {
     let ip = peer.ip();
+    let login_by = Instant::now() + svc.config.pre_auth_timeout;
     let Ok(_guard) = net::accept::admit(
         &svc.limiter,
         &mut stream,
@@ -72,26 +93,52 @@ async fn handle<B: Backend + 'static>(
     let cfg = svc.config.clone();
     let mut session = Session::new(cfg.clone(), svc.backend.clone(), info);
     let mut buf = vec![0u8; READ_CHUNK];
-    if !write_all(&mut stream, &session.greeting()).await {
+    if !send(&mut stream, &session.greeting(), || login_by).await {
         return;
     }
+    let farewell = || Instant::now() + FAREWELL_TIMEOUT;
     loop {
-        let limit = if session.authenticated() {
-            cfg.idle_timeout
+        // Pipelined commands the session left for later (its output reached the high-water
+        // mark) are answered before anything more is read.
+        let n = if session.has_pending() {
+            0
         } else {
-            cfg.pre_auth_timeout
-        };
-        let n = match tokio::time::timeout(limit, stream.read(&mut buf)).await {
-            Err(_) => {
-                // RFC 1939 §3: an autologout timer expiry closes without entering UPDATE.
-                let _ = write_all(&mut stream, &session.timeout()).await;
-                break;
+            // After login, RFC 1939 §3's inactivity timer. Before it, a deadline from the
+            // connection's start that activity does not push back: a client sending a byte now
+            // and then, or commands that never log in, cannot keep a connection slot forever.
+            // Checked before reading too, as input that is always ready would never let the
+            // timer fire.
+            let read = if session.authenticated() {
+                tokio::time::timeout(cfg.idle_timeout, stream.read(&mut buf))
+                    .await
+                    .ok()
+            } else if Instant::now() < login_by {
+                tokio::time::timeout_at(login_by, stream.read(&mut buf))
+                    .await
+                    .ok()
+            } else {
+                None
+            };
+            match read {
+                None => {
+                    // RFC 1939 §3: an autologout timer expiry closes without entering UPDATE.
+                    let _ = send(&mut stream, &session.timeout(), farewell).await;
+                    break;
+                }
+                Some(Err(_)) | Some(Ok(0)) => break,
+                Some(Ok(n)) => n,
             }
-            Ok(Err(_)) | Ok(Ok(0)) => break,
-            Ok(Ok(n)) => n,
         };
         let out = session.feed(&buf[..n]).await;
-        if !write_all(&mut stream, &out.bytes).await {
+        let authenticated = session.authenticated();
+        let timer = || {
+            if authenticated {
+                Instant::now() + cfg.idle_timeout
+            } else {
+                login_by
+            }
+        };
+        if !send(&mut stream, &out.bytes, timer).await {
             break;
         }
         match out.event {
@@ -107,5 +154,5 @@ async fn handle<B: Backend + 'static>(
             None => {}
         }
     }
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout_at(farewell(), stream.shutdown()).await;
 }

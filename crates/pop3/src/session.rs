@@ -98,6 +98,12 @@ pub struct Session<B: Backend> {
     errors: u32,
 }
 
+/// Output one `feed` may build before it stops answering pipelined commands: the rest wait in
+/// the input buffer until the driver has written this much ([`Session::has_pending`]). Without
+/// it, one read of pipelined `RETR`s (4 KiB: 500 of them) would build 500 copies of a message
+/// in memory before the first was sent.
+pub const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+
 const AUTH_FAILED: &str = "-ERR [AUTH] Authentication failed\r\n";
 const TLS_REQUIRED: &str = "-ERR [AUTH] TLS required: use STLS first\r\n";
 const TEMP_FAILURE: &str = "-ERR [SYS/TEMP] Temporary failure, try again later\r\n";
@@ -183,6 +189,12 @@ impl<B: Backend> Session<B> {
         self.info.starttls = false;
     }
 
+    /// A complete command line is waiting: the driver calls `feed` with no new input before
+    /// reading more (the previous `feed` stopped at [`OUTPUT_HIGH_WATER`]).
+    pub fn has_pending(&self) -> bool {
+        !matches!(self.state, State::Closed) && self.buf.contains(&b'\n')
+    }
+
     pub async fn feed(&mut self, input: &[u8]) -> Output {
         let mut out = Output::default();
         if matches!(self.state, State::Closed) {
@@ -191,6 +203,9 @@ impl<B: Backend> Session<B> {
         }
         self.buf.extend_from_slice(input);
         loop {
+            if out.bytes.len() >= OUTPUT_HIGH_WATER {
+                break;
+            }
             let Some(nl) = self.buf.iter().position(|&b| b == b'\n') else {
                 if self.buf.len() > self.cfg.line_length {
                     out.bytes.extend_from_slice(b"-ERR Line too long\r\n");

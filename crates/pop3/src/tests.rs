@@ -208,6 +208,40 @@ async fn listing_retrieval_and_dot_stuffing() {
 }
 
 #[tokio::test]
+async fn pipelined_retrievals_are_answered_a_high_water_mark_at_a_time() {
+    use crate::session::OUTPUT_HIGH_WATER;
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    while big.len() < 100 * 1024 {
+        big.extend_from_slice(b"0123456789012345678901234567890123456789\r\n");
+    }
+    let f = fixture(&[&big]).await;
+    let mut s = f.logged_in().await;
+    // 500 RETRs in one read: one feed answers only up to the mark, the rest wait, unread.
+    let out = s.feed("RETR 1\r\n".repeat(500).as_bytes()).await;
+    assert!(
+        out.bytes.len() >= OUTPUT_HIGH_WATER
+            && out.bytes.len() < OUTPUT_HIGH_WATER + big.len() + 64,
+        "{} octets in one feed",
+        out.bytes.len()
+    );
+    assert!(s.has_pending());
+    let mut retrieved = out.bytes.windows(4).filter(|w| w == b"+OK ").count();
+    let mut feeds = 1;
+    while s.has_pending() {
+        let out = s.feed(b"").await;
+        assert!(out.bytes.len() < OUTPUT_HIGH_WATER + big.len() + 64);
+        retrieved += out.bytes.windows(4).filter(|w| w == b"+OK ").count();
+        feeds += 1;
+    }
+    assert_eq!(retrieved, 500, "every RETR answered once, in {feeds} feeds");
+    // Then the session reads again, and is in step.
+    assert_eq!(
+        run(&mut s, "STAT\r\n").await,
+        format!("+OK 1 {}\r\n", big.len())
+    );
+}
+
+#[tokio::test]
 async fn dele_rset_quit_and_lock() {
     let f = fixture(&[M1, M2]).await;
     let mut s = f.logged_in().await;
