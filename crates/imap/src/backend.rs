@@ -28,8 +28,9 @@ pub enum AuthOutcome {
 pub trait Backend: Send + Sync {
     async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome;
     fn store(&self) -> &DynStore;
-    /// Whether storing `extra` more bytes (one more message) would exceed the account's quota.
-    async fn over_quota(&self, account: AccountId, extra: u64) -> bool;
+    /// Whether storing `messages` more messages of `bytes` bytes in all would exceed the
+    /// account's quota.
+    async fn over_quota(&self, account: AccountId, bytes: u64, messages: u64) -> bool;
 }
 
 /// The real backend: store, directory and the login throttle shared with the other protocols.
@@ -61,14 +62,16 @@ impl Backend for MailBackend {
         &self.store
     }
 
-    async fn over_quota(&self, account: AccountId, extra: u64) -> bool {
+    async fn over_quota(&self, account: AccountId, bytes: u64, messages: u64) -> bool {
         let Ok(Some(acc)) = self.store.account_get_by_id(account).await else {
             return false;
         };
         let Ok(usage) = self.store.quota_usage(account).await else {
             return false;
         };
-        acc.quota_bytes.is_some_and(|q| usage.bytes + extra > q)
-            || acc.quota_messages.is_some_and(|q| usage.messages + 1 > q)
+        acc.quota_bytes.is_some_and(|q| usage.bytes + bytes > q)
+            || acc
+                .quota_messages
+                .is_some_and(|q| usage.messages + messages > q)
     }
 }

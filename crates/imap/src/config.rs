@@ -27,6 +27,16 @@ pub struct ImapConfig {
     pub idle_timeout: Duration,
 }
 
+impl ImapConfig {
+    /// Largest command held in memory, lines and literals together: one message of
+    /// `max_message_size` with command lines around it. A MULTIAPPEND batch is bounded by it too.
+    pub fn max_command_size(&self) -> u64 {
+        self.max_message_size
+            .saturating_add(self.line_length as u64 * 2)
+            .min(u64::from(u32::MAX))
+    }
+}
+
 impl Default for ImapConfig {
     fn default() -> Self {
         ImapConfig {

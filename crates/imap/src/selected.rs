@@ -5,6 +5,10 @@
 //! sequence numbers never move under a command. RFC 9051 §7.5.1: EXPUNGE is never sent while
 //! answering FETCH, STORE or SEARCH by sequence number; those expunged messages keep their MSN
 //! (and appear in `expunged`) until a later command may announce them.
+//!
+//! The mailbox itself may change under the session: renamed by another session it keeps its id
+//! and the view follows the new name (RFC 2180 §3.4); deleted, the view is marked so that the
+//! session can end with BYE (RFC 2180 §3.3, see `Session::selected_deleted`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
@@ -56,6 +60,10 @@ pub struct Selected {
     queued: Vec<Change>,
     /// The feed lagged: the whole mailbox is re-read at the next announcement.
     resync: bool,
+    /// Another session deleted the mailbox.
+    deleted: bool,
+    /// The mailbox (or a superior) was renamed: its name is re-read at the next announcement.
+    renamed: bool,
     /// Keywords used in the mailbox, for the FLAGS response.
     pub keywords: BTreeSet<String>,
     pub highest_modseq: ModSeq,
@@ -90,6 +98,8 @@ impl Selected {
             expunged: BTreeSet::new(),
             queued: Vec::new(),
             resync: false,
+            deleted: false,
+            renamed: false,
             keywords: BTreeSet::new(),
             saved: BTreeSet::new(),
             use_saved: false,
@@ -193,9 +203,23 @@ impl Selected {
 
     /// Queues a change from the feed (already filtered to this account).
     pub fn queue(&mut self, change: Change) {
-        if change.mailbox_id == self.mailbox.id {
-            self.queued.push(change);
+        if change.mailbox_id != self.mailbox.id {
+            return;
         }
+        match change.kind {
+            ChangeKind::MailboxDeleted => self.deleted = true,
+            ChangeKind::MailboxRenamed => self.renamed = true,
+            _ => self.queued.push(change),
+        }
+    }
+
+    /// Whether the mailbox no longer exists. After a lagged feed (a deletion may have been among
+    /// the lost changes) the store is asked.
+    pub async fn check_deleted(&mut self, store: &DynStore) -> store::Result<bool> {
+        if !self.deleted && self.resync {
+            self.deleted = store.mailbox_get_by_id(self.mailbox.id).await?.is_none();
+        }
+        Ok(self.deleted)
     }
 
     pub fn lagged(&mut self) {
@@ -248,6 +272,13 @@ impl Selected {
         let mut out = Vec::new();
         let before = self.exists();
         let mut changed: BTreeSet<Uid> = BTreeSet::new();
+        if self.renamed || self.resync {
+            // RFC 2180 §3.4: same mailbox (id, UIDVALIDITY, messages) under its new name.
+            if let Some(mb) = store.mailbox_get_by_id(self.mailbox.id).await? {
+                self.mailbox.name = mb.name;
+            }
+            self.renamed = false;
+        }
         if std::mem::take(&mut self.resync) {
             self.queued.clear();
             let all = store.messages(self.mailbox.id, 1..=Uid::MAX).await?;

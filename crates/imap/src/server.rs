@@ -1,23 +1,31 @@
 //! The socket driver: accepts connections, enforces connection limits and timeouts (pre-login
-//! and the 30-minute autologout), performs implicit TLS (993) and STARTTLS (143), and during IDLE
-//! wakes the session when the store's change feed reports something.
+//! and the 30-minute autologout), performs implicit TLS (993) and STARTTLS (143), wraps the stream
+//! in DEFLATE after COMPRESS (RFC 4978), and during IDLE wakes the session when the store's change
+//! feed reports something.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use net::accept::write_all;
+// Each response burst is written and flushed: under COMPRESS, the flush is the sync flush that
+// lets the client inflate the whole burst at once.
+use net::accept::write_timed;
 use net::limits::ConnLimiter;
 use net::stream::MaybeTls;
 use net::tls::TlsReloader;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::backend::Backend;
+use crate::compress::MaybeDeflate;
 use crate::config::ImapConfig;
 use crate::session::{Event, Session, SessionInfo};
 
 /// Read buffer per connection.
 const READ_CHUNK: usize = 16 * 1024;
+/// Longest wait for the last words (the timeout notice, the TLS close) to a client not reading.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a listener needs, shared by its connections.
 pub struct Service<B: Backend> {
@@ -46,6 +54,7 @@ async fn handle<B: Backend + 'static>(
     svc: Arc<Service<B>>,
 ) {
     let ip = peer.ip();
+    let login_by = Instant::now() + svc.config.pre_auth_timeout;
     let Ok(_guard) = net::accept::admit(
         &svc.limiter,
         &mut stream,
@@ -72,55 +81,93 @@ async fn handle<B: Backend + 'static>(
     };
     let cfg = svc.config.clone();
     let mut session = Session::new(cfg.clone(), svc.backend.clone(), info);
+    let mut stream = MaybeDeflate::Plain(stream);
+    // Under COMPRESS, also the most inflated bytes one read hands the session (compress.rs).
     let mut buf = vec![0u8; READ_CHUNK];
-    if !write_all(&mut stream, &session.greeting()).await {
+    if !write_timed(&mut stream, &session.greeting(), || login_by).await {
         return;
     }
+    let farewell = || Instant::now() + FAREWELL_TIMEOUT;
     loop {
-        let limit = if session.authenticated() {
-            cfg.idle_timeout
+        // Commands the session left for later (its output reached the high-water mark) are
+        // answered before anything more is read.
+        let n = if session.has_pending() {
+            0
         } else {
-            cfg.pre_auth_timeout
-        };
-        let read = if session.idling() {
-            tokio::select! {
-                r = tokio::time::timeout(limit, stream.read(&mut buf)) => Some(r),
-                _ = session.wait_change() => None,
-            }
-        } else {
-            Some(tokio::time::timeout(limit, stream.read(&mut buf)).await)
-        };
-        let n = match read {
-            None => {
-                let upd = session.idle_updates().await;
-                if !write_all(&mut stream, &upd).await {
+            // After login, the inactivity timer (RFC 9051 §5.4). Before it, a deadline from the
+            // connection's start that activity does not push back: a byte now and then, or
+            // commands that never log in, cannot keep a connection slot. Checked before reading
+            // too, as input that is always ready would never let the timer fire.
+            let deadline = if session.authenticated() {
+                Some(Instant::now() + cfg.idle_timeout)
+            } else if Instant::now() < login_by {
+                Some(login_by)
+            } else {
+                None
+            };
+            let read = match deadline {
+                None => Some(None),
+                Some(at) if session.idling() => tokio::select! {
+                    r = tokio::time::timeout_at(at, stream.read(&mut buf)) => Some(r.ok()),
+                    _ = session.wait_change() => None,
+                },
+                Some(at) => Some(
+                    tokio::time::timeout_at(at, stream.read(&mut buf))
+                        .await
+                        .ok(),
+                ),
+            };
+            match read {
+                None => {
+                    let upd = session.idle_updates().await;
+                    let at = Instant::now() + cfg.idle_timeout;
+                    if !write_timed(&mut stream, &upd.bytes, || at).await
+                        || upd.event == Some(Event::Close)
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                Some(None) => {
+                    let _ = write_timed(&mut stream, &session.timeout(), farewell).await;
                     break;
                 }
-                continue;
+                Some(Some(Err(_))) | Some(Some(Ok(0))) => break,
+                Some(Some(Ok(n))) => n,
             }
-            Some(Err(_)) => {
-                let _ = write_all(&mut stream, &session.timeout()).await;
-                break;
-            }
-            Some(Ok(Err(_))) | Some(Ok(Ok(0))) => break,
-            Some(Ok(Ok(n))) => n,
         };
         let out = session.feed(&buf[..n]).await;
-        if !write_all(&mut stream, &out.bytes).await {
+        // Each reply is bound by the same timers: a client that never reads is cut like one that
+        // never writes.
+        let authenticated = session.authenticated();
+        let timer = || {
+            if authenticated {
+                Instant::now() + cfg.idle_timeout
+            } else {
+                login_by
+            }
+        };
+        if !write_timed(&mut stream, &out.bytes, timer).await {
             break;
         }
         match out.event {
             Some(Event::Close) => break,
             Some(Event::StartTls) => {
                 let Some(tls) = &svc.tls else { break };
-                match net::accept::handshake(stream, tls, Some(ip), "imap").await {
-                    Some(s) => stream = s,
+                // STARTTLS is refused after login, so compression cannot be on yet.
+                let MaybeDeflate::Plain(plain) = stream else {
+                    return;
+                };
+                match net::accept::handshake(plain, tls, Some(ip), "imap").await {
+                    Some(s) => stream = MaybeDeflate::Plain(s),
                     None => return,
                 }
                 session.tls_started();
             }
+            // RFC 4978 §3: the tagged OK above went out uncompressed; DEFLATE from here on.
+            Some(Event::Compress) => stream = stream.start_deflate(),
             None => {}
         }
     }
-    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout_at(farewell(), stream.shutdown()).await;
 }

@@ -20,6 +20,7 @@ use store::{Change, StoreError};
 use tokio::sync::broadcast;
 
 use crate::backend::{AuthOutcome, AuthUser, Backend};
+use crate::command::append;
 use crate::command::ext::{self, ListArgs, Pre, SearchReturn};
 use crate::config::{ImapConfig, PRE_AUTH_MAX_LITERAL};
 use crate::selected::{Phrasing, Selected};
@@ -29,6 +30,8 @@ use crate::selected::{Phrasing, Selected};
 pub enum Event {
     /// Perform the TLS handshake now (STARTTLS was accepted).
     StartTls,
+    /// Compress both directions with DEFLATE from now on (RFC 4978, COMPRESS was accepted).
+    Compress,
     Close,
 }
 
@@ -134,7 +137,7 @@ pub struct Session<B: Backend> {
     pub(crate) cfg: Arc<ImapConfig>,
     pub(crate) backend: Arc<B>,
     info: SessionInfo,
-    frag: Fragmentizer,
+    pub(crate) frag: Fragmentizer,
     /// Bytes enqueued in the fragmentizer and not yet returned as a fragment.
     unconsumed: usize,
     /// Length of the literal being received, if any (allowed on top of a line).
@@ -147,23 +150,32 @@ pub struct Session<B: Backend> {
     changes: Option<broadcast::Receiver<Change>>,
     errors: u32,
     pub(crate) out: Vec<u8>,
-    event: Option<Event>,
+    pub(crate) event: Option<Event>,
+    /// COMPRESS DEFLATE is active (RFC 4978 §3: only once per connection).
+    compressed: bool,
     /// The session ended (BYE sent): further input is ignored.
     closed: bool,
+    /// The last `feed` stopped at [`OUTPUT_HIGH_WATER`] with commands still buffered.
+    pending: bool,
 }
 
+/// Output gathered by one `feed` before it stops answering pipelined commands, so the driver
+/// sends it before more is answered (bounded memory however many commands arrive at once).
+pub const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+
+/// Largest command before login, lines and literals together (LOGIN with two literals of
+/// [`PRE_AUTH_MAX_LITERAL`] fits many times over).
+pub const PRE_AUTH_MAX_COMMAND: usize = 64 * 1024;
+
 fn new_fragmentizer(cfg: &ImapConfig) -> Fragmentizer {
-    let max = cfg
-        .max_message_size
-        .saturating_add(cfg.line_length as u64 * 2)
-        .min(u64::from(u32::MAX)) as u32;
-    Fragmentizer::new(max)
+    Fragmentizer::new(cfg.max_command_size() as u32)
 }
 
 impl<B: Backend> Session<B> {
     pub fn new(cfg: Arc<ImapConfig>, backend: Arc<B>, info: SessionInfo) -> Session<B> {
         Session {
             closed: false,
+            pending: false,
             frag: new_fragmentizer(&cfg),
             cfg,
             backend,
@@ -179,6 +191,7 @@ impl<B: Backend> Session<B> {
             errors: 0,
             out: Vec::new(),
             event: None,
+            compressed: false,
         }
     }
 
@@ -250,11 +263,18 @@ impl<B: Backend> Session<B> {
             "QRESYNC",
             "ESEARCH",
             "SEARCHRES",
+            "SORT",
+            "SORT=DISPLAY",
+            "THREAD=ORDEREDSUBJECT",
+            "THREAD=REFERENCES",
             "QUOTA",
             "QUOTA=RES-STORAGE",
             "QUOTA=RES-MESSAGE",
             "STATUS=SIZE",
             "UTF8=ACCEPT",
+            "BINARY",
+            "MULTIAPPEND",
+            "COMPRESS=DEFLATE",
         ]);
         let mut s = caps.join(" ");
         s.push_str(&format!(" APPENDLIMIT={}", self.cfg.max_message_size));
@@ -269,8 +289,13 @@ impl<B: Backend> Session<B> {
         }
         self.frag.enqueue_bytes(bytes);
         self.unconsumed += bytes.len();
+        self.pending = false;
         loop {
             if self.event.is_some() {
+                break;
+            }
+            if self.out.len() >= OUTPUT_HIGH_WATER && self.unconsumed > 0 {
+                self.pending = true;
                 break;
             }
             let Some(info) = self.frag.progress() else {
@@ -287,7 +312,7 @@ impl<B: Backend> Session<B> {
                     announcement: Some(LiteralAnnouncement { mode, length }),
                     ..
                 } => {
-                    self.literal_announced(mode, length);
+                    self.literal_announced(mode, length).await;
                     continue;
                 }
                 FragmentInfo::Literal { .. } => self.literal_expected = 0,
@@ -298,9 +323,10 @@ impl<B: Backend> Session<B> {
             }
             self.message().await;
         }
-        if self.event == Some(Event::StartTls) {
+        if matches!(self.event, Some(Event::StartTls | Event::Compress)) {
             // RFC 9051 §6.2.1 (and RFC 3207 §5's lesson): plaintext pipelined after STARTTLS is
-            // discarded, never executed inside the TLS session.
+            // discarded, never executed inside the TLS session. Likewise bytes after COMPRESS:
+            // the client must wait for the OK (RFC 4978 §3), and they could not be inflated.
             self.frag = new_fragmentizer(&self.cfg);
             self.unconsumed = 0;
             self.literal_expected = 0;
@@ -314,31 +340,46 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn literal_announced(&mut self, mode: LiteralMode, length: u32) {
+    /// Commands are buffered that the last `feed` did not answer (its output reached
+    /// [`OUTPUT_HIGH_WATER`]): the driver sends what it has, then feeds nothing to go on.
+    pub fn has_pending(&self) -> bool {
+        self.pending && !self.closed
+    }
+
+    async fn literal_announced(&mut self, mode: LiteralMode, length: u32) {
         let max = if self.user.is_some() {
             self.cfg.max_message_size.min(u64::from(u32::MAX)) as u32
         } else {
             PRE_AUTH_MAX_LITERAL
         };
-        if length <= max {
+        // Before login, literals chained in one command add up: the whole command is bounded.
+        let too_long_before_login = self.user.is_none()
+            && self.frag.message_bytes().len() + length as usize > PRE_AUTH_MAX_COMMAND;
+        let refusal = if length > max || too_long_before_login {
+            no(Some("TOOBIG"), "Literal exceeds the size limit")
+        } else if let Some(t) = self.append_precheck(mode, length).await {
+            // RFC 3502: each message of an APPEND is checked before it is sent.
+            t
+        } else {
             if mode == LiteralMode::Sync {
                 self.out.extend_from_slice(b"+ Ready for literal data\r\n");
             }
             self.literal_expected = length as usize;
             return;
-        }
+        };
         let tag = self.frag.decode_tag().map(|t| t.inner().to_string());
         match (mode, tag) {
             // RFC 7889 / RFC 4469 §4: refuse before the client sends the data.
             (LiteralMode::Sync, Some(tag)) => {
                 self.frag.skip_message();
-                self.respond(&tag, no(Some("TOOBIG"), "Literal exceeds the size limit"));
+                self.respond(&tag, refusal);
                 self.count_error();
             }
             // A non-synchronizing literal is already on its way: the stream cannot be resynchronised.
             _ => {
+                let code = refusal.code.unwrap_or_default();
                 self.out
-                    .extend_from_slice(b"* BYE [TOOBIG] Literal exceeds the size limit\r\n");
+                    .extend_from_slice(format!("* BYE [{code}] {}\r\n", refusal.text).as_bytes());
                 self.event = Some(Event::Close);
             }
         }
@@ -369,8 +410,15 @@ impl<B: Backend> Session<B> {
 
     /// One complete message from the fragmentizer.
     async fn message(&mut self) {
+        if self.selected_deleted().await {
+            return;
+        }
         match std::mem::replace(&mut self.mode, Mode::Command) {
             Mode::Command => {
+                // RFC 3502 MULTIAPPEND: imap-codec reads an APPEND with one message only.
+                if let Some(multi) = append::multiappend(self.frag.message_bytes()) {
+                    return self.multiappend(multi).await;
+                }
                 let decoded = match ext::preparse(self.frag.message_bytes()) {
                     Pre::Untouched => self
                         .frag
@@ -515,9 +563,20 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    /// Untagged updates to send during IDLE, after [`Session::wait_change`] returned.
-    pub async fn idle_updates(&mut self) -> Vec<u8> {
-        self.announce(true).await
+    /// Untagged updates to send during IDLE, after [`Session::wait_change`] returned (a BYE and
+    /// [`Event::Close`] if the selected mailbox was deleted).
+    pub async fn idle_updates(&mut self) -> Output {
+        if !self.selected_deleted().await {
+            let upd = self.announce(true).await;
+            self.out.extend_from_slice(&upd);
+        }
+        if self.event == Some(Event::Close) {
+            self.closed = true;
+        }
+        Output {
+            bytes: std::mem::take(&mut self.out),
+            event: self.event.take(),
+        }
     }
 
     /// A command in a form only `command::ext` parses (authenticated state).
@@ -556,6 +615,8 @@ impl<B: Backend> Session<B> {
                 | CommandBody::Expunge
                 | CommandBody::ExpungeUid { .. }
                 | CommandBody::Search { .. }
+                | CommandBody::Sort { .. }
+                | CommandBody::Thread { .. }
                 | CommandBody::Fetch { .. }
                 | CommandBody::Store { .. }
                 | CommandBody::Copy { .. }
@@ -632,6 +693,17 @@ impl<B: Backend> Session<B> {
                 Some(ok("ID completed"))
             }
             CommandBody::Enable { capabilities } => Some(self.enable(capabilities.as_ref())),
+            // RFC 4978 §3: DEFLATE is the only algorithm imap-codec parses (others are BAD).
+            CommandBody::Compress { .. } => {
+                if self.compressed {
+                    Some(no(Some("COMPRESSIONACTIVE"), "DEFLATE is already active"))
+                } else {
+                    self.respond(&tag, ok("DEFLATE active"));
+                    self.compressed = true;
+                    self.event = Some(Event::Compress);
+                    return;
+                }
+            }
             CommandBody::Idle => {
                 self.out.extend_from_slice(b"+ idling\r\n");
                 let upd = self.announce(true).await;
@@ -725,6 +797,35 @@ impl<B: Backend> Session<B> {
                 allow_expunge = uid;
                 Some(
                     self.search(&tag, charset.as_ref(), criteria.as_ref(), uid)
+                        .await,
+                )
+            }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                allow_expunge = uid;
+                Some(
+                    self.sort(
+                        sort_criteria.as_ref(),
+                        &charset,
+                        search_criteria.as_ref(),
+                        uid,
+                    )
+                    .await,
+                )
+            }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                allow_expunge = uid;
+                Some(
+                    self.thread(&algorithm, &charset, search_criteria.as_ref(), uid)
                         .await,
                 )
             }

@@ -34,11 +34,35 @@ where
 }
 
 /// Writes and flushes; false when the peer is gone.
-pub async fn write_all(stream: &mut MaybeTls, bytes: &[u8]) -> bool {
+pub async fn write_all<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> bool {
     if bytes.is_empty() {
         return true;
     }
     stream.write_all(bytes).await.is_ok() && stream.flush().await.is_ok()
+}
+
+/// Most octets of one timed write: the client must take each piece before its timer fires.
+pub const WRITE_STEP: usize = 64 * 1024;
+
+/// Writes `bytes` in pieces of [`WRITE_STEP`], each of which the client must take before
+/// `deadline()` (asked afresh for every piece): a client that stops reading is bound by the same
+/// timers as one that stops writing, instead of holding the connection (and its socket buffers)
+/// forever. False when the peer is gone or too slow.
+pub async fn write_timed<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    deadline: impl Fn() -> tokio::time::Instant,
+) -> bool {
+    if bytes.is_empty() {
+        return true;
+    }
+    for piece in bytes.chunks(WRITE_STEP) {
+        let written = tokio::time::timeout_at(deadline(), write_all(stream, piece)).await;
+        if written != Ok(true) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Longest TLS handshake allowed (implicit TLS or after STARTTLS/STLS).

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::accept::write_all;
+use net::accept::write_timed;
 use net::limits::ConnLimiter;
 use net::stream::MaybeTls;
 use net::tls::TlsReloader;
@@ -20,23 +20,8 @@ use crate::session::{Event, Session, SessionInfo};
 
 /// Read buffer per connection.
 const READ_CHUNK: usize = 4 * 1024;
-/// Most octets of one timed write: the client must take each piece before its timer fires.
-const WRITE_STEP: usize = 64 * 1024;
 /// Longest wait for the last words (the timeout notice, the TLS close) to a client not reading.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Writes `bytes` in pieces, each of which the client must take before `timer()` (asked afresh
-/// for every piece): a client that stops reading is bound by the same timers as one that stops
-/// writing, instead of holding the connection (and its socket buffers) forever.
-async fn send(stream: &mut MaybeTls, bytes: &[u8], timer: impl Fn() -> Instant) -> bool {
-    for piece in bytes.chunks(WRITE_STEP) {
-        let written = tokio::time::timeout_at(timer(), write_all(stream, piece)).await;
-        if written != Ok(true) {
-            return false;
-        }
-    }
-    true
-}
 
 /// Everything a listener needs, shared by its connections.
 pub struct Service<B: Backend> {
@@ -93,7 +78,7 @@ async fn handle<B: Backend + 'static>(
     let cfg = svc.config.clone();
     let mut session = Session::new(cfg.clone(), svc.backend.clone(), info);
     let mut buf = vec![0u8; READ_CHUNK];
-    if !send(&mut stream, &session.greeting(), || login_by).await {
+    if !write_timed(&mut stream, &session.greeting(), || login_by).await {
         return;
     }
     let farewell = || Instant::now() + FAREWELL_TIMEOUT;
@@ -122,7 +107,7 @@ async fn handle<B: Backend + 'static>(
             match read {
                 None => {
                     // RFC 1939 §3: an autologout timer expiry closes without entering UPDATE.
-                    let _ = send(&mut stream, &session.timeout(), farewell).await;
+                    let _ = write_timed(&mut stream, &session.timeout(), farewell).await;
                     break;
                 }
                 Some(Err(_)) | Some(Ok(0)) => break,
@@ -138,7 +123,7 @@ async fn handle<B: Backend + 'static>(
                 login_by
             }
         };
-        if !send(&mut stream, &out.bytes, timer).await {
+        if !write_timed(&mut stream, &out.bytes, timer).await {
             break;
         }
         match out.event {

@@ -45,6 +45,7 @@ macro_rules! conformance_tests {
             queue_entries_hold_their_blob,
             full_text_search_matches_substrings,
             batch_is_all_or_nothing,
+            batch_over_quota_stores_nothing,
             move_is_atomic,
             account_delete_releases_everything,
             dkim_keys_lifecycle,
@@ -1120,6 +1121,72 @@ pub async fn batch_is_all_or_nothing(h: &dyn Harness) {
             .uidnext,
         1
     );
+    assert_healthy(&store).await;
+}
+
+/// Quota is checked on a batch's total (IMAP MULTIAPPEND, RFC 3502 §6.3.11: all messages or
+/// none): each message fits, the batch does not, and nothing of it is stored.
+pub async fn batch_over_quota_stores_nothing(h: &dyn Harness) {
+    let store = h.open().await;
+    let (acc, inbox) = account(&store, "batchquota").await;
+    let req = |n| AppendRequest {
+        mailbox_id: inbox.id,
+        raw: sample(n, "batch-quota"),
+        flags: Flags::empty(),
+        keywords: vec![],
+        internal_date: 0,
+    };
+    let size = sample(1, "batch-quota").len() as u64;
+    store
+        .account_set_quota(acc.id, Some(2 * size + size / 2), None)
+        .await
+        .expect("set quota");
+    let batch = || WriteBatch {
+        appends: vec![req(1), req(2), req(3)],
+        enqueue: vec![],
+    };
+    let err = store.commit(batch()).await;
+    assert!(
+        matches!(err, Err(StoreError::OverQuota { .. })),
+        "got {err:?}"
+    );
+    store
+        .account_set_quota(acc.id, None, Some(2))
+        .await
+        .expect("set quota");
+    let err = store.commit(batch()).await;
+    assert!(
+        matches!(err, Err(StoreError::OverQuota { .. })),
+        "got {err:?}"
+    );
+    assert!(
+        all(&store, inbox.id).await.is_empty(),
+        "part of a batch over quota was stored"
+    );
+    assert_eq!(
+        store.quota_usage(acc.id).await.expect("usage"),
+        QuotaUsage {
+            bytes: 0,
+            messages: 0
+        }
+    );
+    assert_eq!(
+        store
+            .mailbox_status(inbox.id)
+            .await
+            .expect("status")
+            .uidnext,
+        1,
+        "a refused batch used UIDs"
+    );
+    // Within the quota, the batch's UIDs are consecutive and in request order.
+    store
+        .account_set_quota(acc.id, None, Some(3))
+        .await
+        .expect("set quota");
+    let res = store.commit(batch()).await.expect("batch fits");
+    let uids: Vec<Uid> = res.appended.iter().map(|a| a.uid).collect();
+    assert_eq!(uids, vec![1, 2, 3]);
     assert_healthy(&store).await;
 }
 

@@ -223,6 +223,7 @@ pub fn status_item(name: &[u8]) -> Option<StatusDataItemName> {
         b"UIDVALIDITY" => StatusDataItemName::UidValidity,
         b"UNSEEN" => StatusDataItemName::Unseen,
         b"DELETED" => StatusDataItemName::Deleted,
+        b"DELETED-STORAGE" => StatusDataItemName::DeletedStorage,
         b"SIZE" => StatusDataItemName::Size,
         b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
         _ => return None,
@@ -250,7 +251,8 @@ pub fn preparse(msg: &[u8]) -> Pre {
             Some(None) => Pre::Untouched,
             None => bad("Invalid CREATE arguments"),
         },
-        "SEARCH" | "FETCH" | "STORE" | "COPY" | "MOVE" | "EXPUNGE" => {
+        // SORT and THREAD (RFC 5256) take search keys, so `$` too.
+        "SEARCH" | "FETCH" | "STORE" | "COPY" | "MOVE" | "EXPUNGE" | "SORT" | "THREAD" => {
             let args_at = lx.i;
             let search_return = if name == "SEARCH" {
                 match search_return(&mut lx) {

@@ -1,7 +1,8 @@
 //! FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2; CONDSTORE CHANGEDSINCE, RFC 7162 §3.1.4; QRESYNC
 //! VANISHED, RFC 7162 §3.2.6).
 //! Structure comes from the analysis cached at append; body sections are cut from the blob with
-//! the part byte ranges recorded there.
+//! the part byte ranges recorded there. BINARY, BINARY.PEEK and BINARY.SIZE (RFC 3516) decode the
+//! section with `command::binary`.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -16,10 +17,11 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use message::{Analysis, BodyPart};
 use store::{FlagOp, Flags, MessageRecord, Uid};
 
+use super::binary;
 use crate::backend::Backend;
 use crate::encode;
 use crate::selected::{Resolved, ranges};
-use crate::session::{Session, Tagged, bad, ok, store_failure};
+use crate::session::{Session, Tagged, bad, no, ok, store_failure};
 
 /// The part a section path names (RFC 9051 §6.4.5: part 1 of a non-multipart message is its body;
 /// numbers after a message/rfc822 part index into the encapsulated message).
@@ -271,6 +273,7 @@ impl<B: Backend> Session<B> {
             matches!(
                 i,
                 MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Binary { peek: false, .. }
                     | MessageDataItemName::Rfc822
                     | MessageDataItemName::Rfc822Text
             )
@@ -279,6 +282,8 @@ impl<B: Backend> Session<B> {
             matches!(
                 i,
                 MessageDataItemName::BodyExt { .. }
+                    | MessageDataItemName::Binary { .. }
+                    | MessageDataItemName::BinarySize { .. }
                     | MessageDataItemName::Rfc822
                     | MessageDataItemName::Rfc822Text
                     | MessageDataItemName::Rfc822Header
@@ -294,6 +299,33 @@ impl<B: Backend> Session<B> {
                 )
             });
         let wants_flags = items.contains(&MessageDataItemName::Flags);
+
+        // RFC 3516 §4.3: a section whose encoding we cannot remove fails the command with
+        // UNKNOWN-CTE. Checked on the cached structure first, so such a FETCH sends nothing and
+        // sets no \Seen.
+        let binary_paths: Vec<&[NonZeroU32]> = items
+            .iter()
+            .filter_map(|i| match i {
+                MessageDataItemName::Binary { section, .. }
+                | MessageDataItemName::BinarySize { section } => Some(section.as_slice()),
+                _ => None,
+            })
+            .collect();
+        if !binary_paths.is_empty() {
+            for (_, u) in &targets {
+                let Some(rec) = by_uid.get(u) else { continue };
+                let a = match store.analysis(rec.blob).await {
+                    Ok(a) => a,
+                    Err(e) => return store_failure(&e),
+                };
+                if binary_paths.iter().any(|p| binary::check(&a, p).is_err()) {
+                    return no(
+                        Some("UNKNOWN-CTE"),
+                        format!("Cannot decode the content transfer encoding of message UID {u}"),
+                    );
+                }
+            }
+        }
 
         // RFC 9051 §6.4.5: BODY[...] without PEEK sets \Seen; the new flags are returned too.
         let mut seen_now = Vec::new();
@@ -434,8 +466,35 @@ impl<B: Backend> Session<B> {
                         };
                         encode::literal(&mut o, data);
                     }
-                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                        return bad("BINARY is not supported");
+                    MessageDataItemName::Binary {
+                        section,
+                        partial: part,
+                        ..
+                    } => {
+                        let (Some(raw), Some(a)) = (&raw, &analysis) else {
+                            continue;
+                        };
+                        let Ok(data) = binary::content(raw, a, section) else {
+                            return no(Some("UNKNOWN-CTE"), "Cannot decode the section");
+                        };
+                        // RFC 9051 §9 (msg-att-static): the response names the section without
+                        // the partial origin; the client knows which range it asked for.
+                        o.extend_from_slice(
+                            format!("BINARY[{}] ", binary::section_spec(section)).as_bytes(),
+                        );
+                        binary::literal(&mut o, partial(&data, *part));
+                    }
+                    MessageDataItemName::BinarySize { section } => {
+                        let (Some(raw), Some(a)) = (&raw, &analysis) else {
+                            continue;
+                        };
+                        let Ok(size) = binary::size(raw, a, section) else {
+                            return no(Some("UNKNOWN-CTE"), "Cannot decode the section");
+                        };
+                        o.extend_from_slice(
+                            format!("BINARY.SIZE[{}] {size}", binary::section_spec(section))
+                                .as_bytes(),
+                        );
                     }
                 }
             }

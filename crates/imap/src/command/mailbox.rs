@@ -4,13 +4,13 @@
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
-use store::{ExpungeFilter, Flags, INBOX, MailboxRecord, SpecialUse};
+use store::{ExpungeFilter, Flags, INBOX, MailboxRecord, SpecialUse, Uid};
 
 use super::mailbox_name;
 use crate::backend::Backend;
 use crate::encode;
 use crate::selected::{Selected, ranges};
-use crate::session::{Session, Tagged, bad, no, ok, ok_code, store_failure};
+use crate::session::{Event, Session, Tagged, bad, no, ok, ok_code, store_failure};
 
 impl<B: Backend> Session<B> {
     pub(crate) fn account(&self) -> i64 {
@@ -31,6 +31,31 @@ impl<B: Backend> Session<B> {
             Ok(None) => Err(no(Some("NONEXISTENT"), "No such mailbox")),
             Err(e) => Err(store_failure(&e)),
         }
+    }
+
+    /// RFC 2180 §3.3, as Dovecot does: when another session deleted the selected mailbox, the
+    /// session is told with an untagged BYE and closed, at its next command or at once during
+    /// IDLE. RFC 9051 has no response that unselects a mailbox otherwise (`[CLOSED]` belongs to
+    /// SELECT/EXAMINE), and commands on the vanished mailbox could only fail.
+    pub(crate) async fn selected_deleted(&mut self) -> bool {
+        self.drain_feed();
+        let store = self.backend.store().clone();
+        let Some(sel) = self.selected.as_mut() else {
+            return false;
+        };
+        match sel.check_deleted(&store).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                tracing::warn!(error = %e, "imap: cannot check the selected mailbox");
+                return false;
+            }
+        }
+        self.selected = None;
+        self.out
+            .extend_from_slice(b"* BYE Selected mailbox was deleted, have to disconnect\r\n");
+        self.event = Some(Event::Close);
+        true
     }
 
     pub(crate) async fn select(
@@ -234,6 +259,16 @@ impl<B: Backend> Session<B> {
         if name == INBOX {
             return no(Some("CANNOT"), "INBOX cannot be deleted");
         }
+        // By id: the selected mailbox may have been renamed by another session since SELECT.
+        let target = match self
+            .backend
+            .store()
+            .mailbox_get(self.account(), &name)
+            .await
+        {
+            Ok(mb) => mb.map(|m| m.id),
+            Err(e) => return store_failure(&e),
+        };
         match self
             .backend
             .store()
@@ -241,11 +276,7 @@ impl<B: Backend> Session<B> {
             .await
         {
             Ok(()) => {
-                if self
-                    .selected
-                    .as_ref()
-                    .is_some_and(|s| s.mailbox.name == name)
-                {
+                if target.is_some() && self.selected.as_ref().map(|s| s.id()) == target {
                     self.selected = None;
                 }
                 ok("DELETE completed")
@@ -333,12 +364,35 @@ impl<B: Backend> Session<B> {
                     self.enabled.condstore = true;
                     format!("HIGHESTMODSEQ {}", st.highestmodseq)
                 }
-                StatusDataItemName::DeletedStorage => continue,
+                StatusDataItemName::DeletedStorage => {
+                    format!(
+                        "DELETED-STORAGE {}",
+                        self.deleted_storage(mb, st.deleted).await?
+                    )
+                }
             });
         }
         let mut o = b"* STATUS ".to_vec();
         self.mailbox_string(&mut o, &mb.name);
         o.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
         Ok(o)
+    }
+
+    /// RFC 9208 §4.1.4 DELETED-STORAGE: the storage EXPUNGE would reclaim, in octets. The store
+    /// frees a message's size from the account's usage in the expunge transaction itself
+    /// (`release_messages`), so the exact figure is the sum of RFC822.SIZE of the \Deleted
+    /// messages. Read only when the mailbox has some (`deleted`, from the status counters).
+    async fn deleted_storage(&self, mb: &MailboxRecord, deleted: u32) -> Result<u64, Tagged> {
+        if deleted == 0 {
+            return Ok(0);
+        }
+        match self.backend.store().messages(mb.id, 1..=Uid::MAX).await {
+            Ok(msgs) => Ok(msgs
+                .iter()
+                .filter(|m| m.flags.contains(Flags::DELETED))
+                .map(|m| m.size)
+                .sum()),
+            Err(e) => Err(store_failure(&e)),
+        }
     }
 }

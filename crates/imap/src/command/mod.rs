@@ -1,12 +1,15 @@
 //! Command handlers, one module per family. Each is an `impl Session` block.
 
 pub mod append;
+pub mod binary;
 pub mod ext;
 pub mod fetch;
 pub mod list;
 pub mod mailbox;
 pub mod quota;
 pub mod search;
+pub mod sort;
+pub mod thread;
 pub mod update;
 
 use imap_codec::imap_types::mailbox::Mailbox;

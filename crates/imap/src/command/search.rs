@@ -269,6 +269,14 @@ fn uses_modseq(k: &SearchKey<'_>) -> bool {
     }
 }
 
+/// A message a search matched.
+pub(crate) struct Matched {
+    pub msn: u32,
+    pub rec: MessageRecord,
+    /// Its cached analysis, when the criteria needed it (SORT and THREAD then use it too).
+    pub analysis: Option<Arc<Analysis>>,
+}
+
 impl<B: Backend> Session<B> {
     pub(crate) async fn search(
         &mut self,
@@ -289,44 +297,47 @@ impl<B: Backend> Session<B> {
         t
     }
 
-    async fn search_inner(
+    /// Evaluates SEARCH criteria (RFC 9051 §6.4.4) over the selected mailbox: the matches in
+    /// sequence order, and whether a MODSEQ criterion was used (RFC 7162 §3.1.5). Also the
+    /// message set of SORT and THREAD (RFC 5256). The error is the tagged reply to send.
+    pub(crate) async fn search_matches(
         &mut self,
-        tag: &str,
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'static>],
-        uid: bool,
-        ret: Option<SearchReturn>,
-    ) -> Tagged {
+    ) -> Result<(Vec<Matched>, bool), Tagged> {
         if let Some(cs) = charset {
             let name = match cs {
                 Charset::Atom(a) => a.inner().to_string(),
                 Charset::Quoted(q) => q.inner().to_string(),
             };
             if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
-                return no(Some("BADCHARSET (US-ASCII UTF-8)"), "Unsupported charset");
+                return Err(no(
+                    Some("BADCHARSET (US-ASCII UTF-8)"),
+                    "Unsupported charset",
+                ));
             }
         }
         let key = SearchKey::And(match criteria.to_vec().try_into() {
             Ok(v) => v,
-            Err(_) => return bad("Empty search"),
+            Err(_) => return Err(bad("Empty search")),
         });
         if depth(&key) > MAX_SEARCH_DEPTH {
-            return bad("Search nested too deeply");
+            return Err(bad("Search nested too deeply"));
         }
         let with_modseq = uses_modseq(&key);
         if with_modseq {
             self.enabled.condstore = true;
         }
         let Some(sel) = self.selected.as_ref() else {
-            return bad("No mailbox selected");
+            return Err(bad("No mailbox selected"));
         };
         let mailbox = sel.id();
         let store = self.backend.store().clone();
         let records = match store.messages(mailbox, 1..=Uid::MAX).await {
             Ok(r) => r,
-            Err(e) => return store_failure(&e),
+            Err(e) => return Err(store_failure(&e)),
         };
-        let by_uid: BTreeMap<Uid, MessageRecord> =
+        let mut by_uid: BTreeMap<Uid, MessageRecord> =
             records.into_iter().map(|r| (r.uid, r)).collect();
         let mut keys = Vec::new();
         text_keys(&key, &mut keys);
@@ -341,7 +352,7 @@ impl<B: Backend> Session<B> {
                     scan = true;
                     None
                 }
-                Err(e) => return store_failure(&e),
+                Err(e) => return Err(store_failure(&e)),
             };
             text_hits.insert((field_code(field), needle), hits);
         }
@@ -355,13 +366,15 @@ impl<B: Backend> Session<B> {
             .filter(|(_, u)| !sel.is_expunged(**u))
             .map(|(i, u)| (i as u32 + 1, *u))
             .collect();
-        let mut found: Vec<(u32, Uid, u64)> = Vec::new();
+        let mut found: Vec<Matched> = Vec::new();
         for (msn, u) in view {
-            let Some(rec) = by_uid.get(&u) else { continue };
+            let Some(rec) = by_uid.remove(&u) else {
+                continue;
+            };
             let analysis: Option<Arc<Analysis>> = if wants_analysis {
                 match store.analysis(rec.blob).await {
                     Ok(a) => Some(a),
-                    Err(e) => return store_failure(&e),
+                    Err(e) => return Err(store_failure(&e)),
                 }
             } else {
                 None
@@ -371,7 +384,7 @@ impl<B: Backend> Session<B> {
                     let (s, e) = a.body.header_range;
                     match store.blob_read(rec.blob, Some(s..e)).await {
                         Ok(h) => Some(h),
-                        Err(e) => return store_failure(&e),
+                        Err(e) => return Err(store_failure(&e)),
                     }
                 }
                 _ => None,
@@ -380,14 +393,14 @@ impl<B: Backend> Session<B> {
             let scanned = if scan {
                 match store.blob_read(rec.blob, None).await {
                     Ok(raw) => Some(message::analyze(&raw, &message::Limits::default()).search),
-                    Err(e) => return store_failure(&e),
+                    Err(e) => return Err(store_failure(&e)),
                 }
             } else {
                 None
             };
             let ctx = Ctx {
                 msn,
-                rec,
+                rec: &rec,
                 analysis: analysis.as_deref(),
                 header: header.as_deref(),
                 scanned: scanned.as_ref(),
@@ -398,9 +411,28 @@ impl<B: Backend> Session<B> {
                 saved: sel.use_saved.then_some(&sel.saved),
             };
             if matches(&key, &ctx) {
-                found.push((msn, u, rec.modseq));
+                found.push(Matched { msn, rec, analysis });
             }
         }
+        Ok((found, with_modseq))
+    }
+
+    async fn search_inner(
+        &mut self,
+        tag: &str,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'static>],
+        uid: bool,
+        ret: Option<SearchReturn>,
+    ) -> Tagged {
+        let (matched, with_modseq) = match self.search_matches(charset, criteria).await {
+            Ok(m) => m,
+            Err(t) => return t,
+        };
+        let found: Vec<(u32, Uid, u64)> = matched
+            .iter()
+            .map(|m| (m.msn, m.rec.uid, m.rec.modseq))
+            .collect();
         let nums: Vec<u32> = found
             .iter()
             .map(|(m, u, _)| if uid { *u } else { *m })

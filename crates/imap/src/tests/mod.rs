@@ -1,10 +1,15 @@
 //! State-machine tests: a session fed bytes directly, over a real SQLite store in a temporary
 //! folder (no sockets). One file per extension family; the fixture and helpers are here.
 
+mod binary;
+mod compress;
 mod list;
+mod mailbox_notices;
+mod multiappend;
 mod qresync;
 mod quota;
 mod searchres;
+mod sort_thread;
 
 use std::sync::Arc;
 
