@@ -10,7 +10,8 @@
 # QUICK 200); BIG_IDLE=1 adds 10,000 idle sessions; RUNS (3: IMAP and POP3 report the median);
 # STORE_MESSAGES (5000) for Facteur's store_append; WORKLOADS ("smtp imap pop3 idle store": a subset
 # runs only those); APPEND_DOC=0 to leave docs/benchmarks.md alone; KEEP=1 to keep the run's mail and
-# queues under bench/out/. Documented in docs/benchmarks.md, section "Peers".
+# queues under bench/out/; FACTEUR_BIN (target/release/facteur) to measure another build.
+# Documented in docs/benchmarks.md, section "Peers".
 #
 # Installs postfix and dovecot from Debian when missing (bench/lib/install-peers.sh). The peers run as
 # their own instances from bench/peers/ rendered into bench/out/peers-DATE/, on free loopback ports,
@@ -80,7 +81,7 @@ trap stop_peers EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ configure
-read -r SMTP_PORT LMTP_PORT IMAP_PORT POP3_PORT POP3S_PORT <<<"$($PY freeports 5)"
+read -r SMTP_PORT LMTP_PORT IMAP_PORT IMAPS_PORT POP3_PORT POP3S_PORT <<<"$($PY freeports 6)"
 MAX_IDLE=$IDLE_CONNS
 [ "$BIG_IDLE" = 1 ] && MAX_IDLE=10000
 PROCS=$((MAX_IDLE + 200))
@@ -91,7 +92,7 @@ MAIL_GID=$(id -g nobody)
 
 render() { # template destination
   sed -e "s|@RUN@|$RUN|g" -e "s|@SMTP_PORT@|$SMTP_PORT|g" -e "s|@LMTP_PORT@|$LMTP_PORT|g" \
-      -e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@POP3_PORT@|$POP3_PORT|g" -e "s|@POP3S_PORT@|$POP3S_PORT|g" -e "s|@PROCS@|$PROCS|g" \
+      -e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" -e "s|@POP3_PORT@|$POP3_PORT|g" -e "s|@POP3S_PORT@|$POP3S_PORT|g" -e "s|@PROCS@|$PROCS|g" \
       -e "s|@CLIENTS@|$CLIENTS|g" -e "s|@AUTH_CLIENTS@|$AUTH_CLIENTS|g" -e "s|@CONNS@|$MAX_IDLE|g" -e "s|@MAIL_UID@|$MAIL_UID|g" \
       -e "s|@MAIL_GID@|$MAIL_GID|g" "$1" >"$2"
 }
@@ -99,7 +100,7 @@ mkdir -p "$PF_CONF" "$RUN/postfix/spool" "$RUN/postfix/data" "$RUN/dovecot/run" 
 render "$ROOT/bench/peers/postfix/main.cf" "$PF_CONF/main.cf"
 render "$ROOT/bench/peers/postfix/master.cf" "$PF_CONF/master.cf"
 render "$ROOT/bench/peers/dovecot/dovecot.conf" "$DC_CONF"
-# Dovecot's POP3 over TLS (pop3s) uses a self-signed certificate, as Facteur does.
+# Dovecot's IMAP and POP3 over TLS (imaps, pop3s) use a self-signed certificate, as Facteur does.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
   -keyout "$RUN/dovecot/key.pem" -out "$RUN/dovecot/cert.pem" >/dev/null 2>&1
 # Logins used by the IMAP, POP3 and idle workloads (LMTP delivery needs no entry: static userdb).
@@ -129,7 +130,7 @@ NOT_YET="not yet"
 # Filling these in is all that adding Facteur's column takes: the peer runs, the table and the ratio
 # column stay as they are (ratio: Facteur / peer for rates, peer / Facteur for times and memory, so
 # above 1 means Facteur does better).
-FACTEUR_BIN=$ROOT/target/release/facteur
+FACTEUR_BIN=${FACTEUR_BIN:-$ROOT/target/release/facteur}
 F_DATA=$RUN/facteur
 F_PID=""
 F_UP=""
@@ -202,7 +203,8 @@ facteur_pop3() { # args: messages; echoes msg/s of RETR of all (over 995)
   r=$(POP3_SSL=1 $PY pop3 "${F_POP3S##*:}" "$user" "$PASS" "$1" "$RUNS") || { echo "FAILED"; return; }
   val rate "$r"
 }
-facteur_idle_mem() { # args: connections; echoes KiB of RSS per session (total RSS / sessions held)
+facteur_idle_mem() { # args: connections; echoes KiB of RSS per session (total RSS / sessions held),
+  # then the sessions held and failed in parentheses
   [ -n "$F_IMAPS" ] && [ -n "$F_PID" ] || { echo "$NOT_YET"; return; }
   local user="idle@bench.test" port=${F_IMAPS##*:} r held
   if [ -z "${F_IDLE_FILLED:-}" ]; then
@@ -212,7 +214,9 @@ facteur_idle_mem() { # args: connections; echoes KiB of RSS per session (total R
   fi
   r=$(IMAP_SSL=1 $PY idle "$port" "$user" "$PASS" "$1" "$F_PID") || { echo "FAILED"; return; }
   held=$(val held "$r")
-  if [ -n "$held" ] && [ "$held" -gt 0 ]; then echo $(( $(val rss_kib "$r") / held )); else echo "FAILED ($r)"; fi
+  if [ -n "$held" ] && [ "$held" -gt 0 ]; then
+    echo "$(( $(val rss_kib "$r") / held )) ($held held, $(val failed "$r") failed, $(val setup_seconds "$r") s to set up)"
+  else echo "FAILED ($r)"; fi
 }
 ratio() { # facteur peer [higher-is-better: 1|0]
   if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]]; then
@@ -221,7 +225,7 @@ ratio() { # facteur peer [higher-is-better: 1|0]
 }
 
 # ------------------------------------------------------------------ start-up and rest
-log "starting Postfix (SMTP 127.0.0.1:$SMTP_PORT) and Dovecot (LMTP $LMTP_PORT, IMAP $IMAP_PORT, POP3 $POP3_PORT) from $RUN"
+log "starting Postfix (SMTP 127.0.0.1:$SMTP_PORT) and Dovecot (LMTP $LMTP_PORT, IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, POP3 $POP3_PORT) from $RUN"
 t0=$(date +%s.%N)
 DC_STARTED=1
 dovecot -c "$DC_CONF"
@@ -275,6 +279,9 @@ want imap && for spec in "${imap_sizes[@]}"; do
   n=${spec%%:*} user=${spec#*:}
   fill "$user" "$n" "$RARE_WORD" "$RARE_COUNT"
   log "IMAP on $(fmt "$n") messages, median of $RUNS"
+  # Facteur only logs in over TLS (993), so the ratio is against Dovecot over imaps too; Dovecot
+  # over plaintext (143) is shown beside it for what TLS costs.
+  rs=$(IMAP_SSL=1 $PY imap "$IMAPS_PORT" "$user" "$PASS" "$n" "$RARE_WORD" "$RARE_COUNT" "$RUNS") || rs="failed"
   r=$($PY imap "$IMAP_PORT" "$user" "$PASS" "$n" "$RARE_WORD" "$RARE_COUNT" "$RUNS") || r="failed"
   f=$(facteur_imap "$n")
   for k in select_fetch fetch_body search store; do
@@ -284,8 +291,8 @@ want imap && for spec in "${imap_sizes[@]}"; do
       search) what="SEARCH BODY <rare word> ($RARE_COUNT hits)" ;;
       store) what='STORE 1:* +FLAGS (\Seen)' ;;
     esac
-    p=$(val "$k" "$r"); fk=$(val "$k" "$f"); [ -z "$fk" ] && fk=$f
-    row "IMAP $what, $(fmt "$n") msgs, s" "$fk" "${p:-FAILED}" "$(ratio "$fk" "$p" 0)"
+    ps=$(val "$k" "$rs"); p=$(val "$k" "$r"); fk=$(val "$k" "$f"); [ -z "$fk" ] && fk=$f
+    row "IMAP $what, $(fmt "$n") msgs, s, both over TLS" "$fk" "${ps:-FAILED} (plaintext ${p:-FAILED})" "$(ratio "$fk" "$ps" 0)"
   done
 done
 
@@ -318,9 +325,13 @@ want idle && for n in "${idle_counts[@]}"; do
     pss=$(( $(val pss_kib "$r") / held ))
     peer="$per KiB RSS/session (delta over rest $delta, PSS $pss; $held held, $(val failed "$r") failed, $(val procs "$r") procs)"
   else
-    peer="FAILED ($r)"; per=""
+    peer="FAILED ($r)"; per=""; pss=""
   fi
-  row "memory per idle IMAP session, $(fmt "$n") sessions" "$f" "$peer" "$(ratio "$f" "$per" 0)"
+  # Ratios against Dovecot's RSS and its PSS per session (its imap processes share their code
+  # pages, which RSS counts once per process): above 1, Facteur uses less.
+  fk=${f%% *}
+  row "memory per idle IMAP session, KiB, $(fmt "$n") sessions" "$f" "$peer" \
+    "$(ratio "$fk" "$per" 0) (RSS), $(ratio "$fk" "$pss" 0) (PSS)"
   sleep 3
 done
 

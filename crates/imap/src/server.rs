@@ -13,17 +13,21 @@ use net::accept::write_timed;
 use net::limits::ConnLimiter;
 use net::stream::MaybeTls;
 use net::tls::TlsReloader;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
 use crate::compress::MaybeDeflate;
 use crate::config::ImapConfig;
-use crate::session::{Event, Session, SessionInfo};
+use crate::session::{Event, Output, Session, SessionInfo};
 
 /// Read buffer per connection.
 const READ_CHUNK: usize = 16 * 1024;
+/// Read buffer of a session in IDLE, which waits for `DONE`: thousands of clients sit there, so
+/// the full buffer is given back meanwhile (a third of an idle session's memory).
+const IDLE_READ_CHUNK: usize = 256;
 /// Longest wait for the last words (the timeout notice, the TLS close) to a client not reading.
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -33,6 +37,41 @@ pub struct Service<B: Backend> {
     pub backend: Arc<B>,
     pub tls: Option<TlsReloader>,
     pub limiter: ConnLimiter,
+}
+
+/// Runs `feed`, writing the pieces of a long answer as the session hands them over
+/// ([`Session::stream_to`]); they precede `feed`'s own output. None when the client stopped
+/// taking them.
+async fn feed_streaming<B: Backend, S: AsyncWrite + Unpin>(
+    session: &mut Session<B>,
+    bytes: &[u8],
+    pieces: &mut mpsc::Receiver<Vec<u8>>,
+    stream: &mut S,
+    idle_timeout: Duration,
+) -> Option<Output> {
+    // Pieces only come from commands of a logged-in session: the inactivity timer bounds them.
+    let timer = || Instant::now() + idle_timeout;
+    let out = {
+        let feed = session.feed(bytes);
+        tokio::pin!(feed);
+        loop {
+            tokio::select! {
+                biased;
+                Some(piece) = pieces.recv() => {
+                    if !write_timed(stream, &piece, timer).await {
+                        return None;
+                    }
+                }
+                out = &mut feed => break out,
+            }
+        }
+    };
+    while let Ok(piece) = pieces.try_recv() {
+        if !write_timed(stream, &piece, timer).await {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// Accepts connections until the listener fails; each connection runs in its own task.
@@ -81,6 +120,8 @@ async fn handle<B: Backend + 'static>(
     };
     let cfg = svc.config.clone();
     let mut session = Session::new(cfg.clone(), svc.backend.clone(), info);
+    let (pieces_tx, mut pieces) = mpsc::channel(1);
+    session.stream_to(pieces_tx);
     let mut stream = MaybeDeflate::Plain(stream);
     // Under COMPRESS, also the most inflated bytes one read hands the session (compress.rs).
     let mut buf = vec![0u8; READ_CHUNK];
@@ -91,6 +132,9 @@ async fn handle<B: Backend + 'static>(
     loop {
         // Commands the session left for later (its output reached the high-water mark) are
         // answered before anything more is read.
+        if !session.idling() && buf.len() < READ_CHUNK {
+            buf = vec![0u8; READ_CHUNK];
+        }
         let n = if session.has_pending() {
             0
         } else {
@@ -107,10 +151,15 @@ async fn handle<B: Backend + 'static>(
             };
             let read = match deadline {
                 None => Some(None),
-                Some(at) if session.idling() => tokio::select! {
-                    r = tokio::time::timeout_at(at, stream.read(&mut buf)) => Some(r.ok()),
-                    _ = session.wait_change() => None,
-                },
+                Some(at) if session.idling() => {
+                    if buf.len() > IDLE_READ_CHUNK {
+                        buf = vec![0u8; IDLE_READ_CHUNK];
+                    }
+                    tokio::select! {
+                        r = tokio::time::timeout_at(at, stream.read(&mut buf)) => Some(r.ok()),
+                        _ = session.wait_change() => None,
+                    }
+                }
                 Some(at) => Some(
                     tokio::time::timeout_at(at, stream.read(&mut buf))
                         .await
@@ -136,7 +185,17 @@ async fn handle<B: Backend + 'static>(
                 Some(Some(Ok(n))) => n,
             }
         };
-        let out = session.feed(&buf[..n]).await;
+        let Some(out) = feed_streaming(
+            &mut session,
+            &buf[..n],
+            &mut pieces,
+            &mut stream,
+            cfg.idle_timeout,
+        )
+        .await
+        else {
+            break;
+        };
         // Each reply is bound by the same timers: a client that never reads is cut like one that
         // never writes.
         let authenticated = session.authenticated();

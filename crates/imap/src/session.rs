@@ -16,8 +16,8 @@ use imap_codec::imap_types::extensions::enable::CapabilityEnable;
 use imap_codec::imap_types::extensions::utf8::Utf8Kind;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::{AuthenticateDataCodec, CommandCodec, IdleDoneCodec};
-use store::{Change, StoreError};
-use tokio::sync::broadcast;
+use store::{Change, ChangeKind, StoreError};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::backend::{AuthOutcome, AuthUser, Backend};
 use crate::command::append;
@@ -157,6 +157,8 @@ pub struct Session<B: Backend> {
     closed: bool,
     /// The last `feed` stopped at [`OUTPUT_HIGH_WATER`] with commands still buffered.
     pending: bool,
+    /// Where a long answer goes out while it is produced (see [`Session::stream_to`]).
+    sink: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 /// Output gathered by one `feed` before it stops answering pipelined commands, so the driver
@@ -167,6 +169,14 @@ pub const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 /// [`PRE_AUTH_MAX_LITERAL`] fits many times over).
 pub const PRE_AUTH_MAX_COMMAND: usize = 64 * 1024;
 
+/// A flag change the selected view already holds: this session's own STORE, echoed by the feed.
+/// Queued, it would only make the next announcement re-read every message it touched.
+fn already_known(sel: &Selected, c: &Change) -> bool {
+    c.mailbox_id == sel.id()
+        && matches!(&c.kind, ChangeKind::Flags(uids)
+            if uids.iter().all(|u| sel.known(*u).is_none_or(|k| k.modseq >= c.modseq)))
+}
+
 fn new_fragmentizer(cfg: &ImapConfig) -> Fragmentizer {
     Fragmentizer::new(cfg.max_command_size() as u32)
 }
@@ -176,6 +186,7 @@ impl<B: Backend> Session<B> {
         Session {
             closed: false,
             pending: false,
+            sink: None,
             frag: new_fragmentizer(&cfg),
             cfg,
             backend,
@@ -337,6 +348,28 @@ impl<B: Backend> Session<B> {
         Output {
             bytes: std::mem::take(&mut self.out),
             event: self.event.take(),
+        }
+    }
+
+    /// Lets a long answer (FETCH of many messages) go out in pieces of about
+    /// [`OUTPUT_HIGH_WATER`] while `feed` is still producing it: the driver writes what arrives
+    /// on `tx`'s channel, in order, before `feed`'s own output. Without it, `feed` returns the
+    /// whole answer at once.
+    pub fn stream_to(&mut self, tx: mpsc::Sender<Vec<u8>>) {
+        self.sink = Some(tx);
+    }
+
+    /// Hands the output gathered so far to the driver when it has grown past
+    /// [`OUTPUT_HIGH_WATER`] (see [`Session::stream_to`]): the client reads the first messages
+    /// while the rest is produced, and the session's buffer stays bounded.
+    pub(crate) async fn flush_partial(&mut self) {
+        if self.out.len() < OUTPUT_HIGH_WATER {
+            return;
+        }
+        if let Some(tx) = &self.sink {
+            let chunk = std::mem::replace(&mut self.out, Vec::with_capacity(2 * OUTPUT_HIGH_WATER));
+            // A closed channel means the driver is gone; the connection ends anyway.
+            let _ = tx.send(chunk).await;
         }
     }
 
@@ -522,6 +555,7 @@ impl<B: Backend> Session<B> {
                 Ok(c) => {
                     if Some(c.account_id) == account
                         && let Some(sel) = self.selected.as_mut()
+                        && !already_known(sel, &c)
                     {
                         sel.queue(c);
                     }

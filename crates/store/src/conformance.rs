@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             flags_and_keywords_bump_modseq,
             unchanged_since_reports_modified,
             blob_read_by_range_inline_and_large,
+            bulk_reads_and_sparse_stores,
             change_feed_reports_committed_changes,
             mailbox_hierarchy_and_subscriptions,
             directory_records_lifecycle,
@@ -717,6 +718,137 @@ pub async fn blob_read_by_range_inline_and_large(h: &dyn Harness) {
     assert_eq!(msgs[1].size, big.len() as u64);
     let analysis = store.analysis(b.blob).await.expect("analysis");
     assert_eq!(analysis.envelope.subject.as_deref(), Some("big"));
+    assert_healthy(&store).await;
+}
+
+/// Reads of many blobs at once answer as one read per blob, in the order asked; a STORE on a
+/// sparse set of a larger mailbox changes exactly the messages named, under one MODSEQ.
+pub async fn bulk_reads_and_sparse_stores(h: &dyn Harness) {
+    let store = h.open().await;
+    let (_, inbox) = account(&store, "bulk").await;
+    let req = |raw: Arc<[u8]>| AppendRequest {
+        mailbox_id: inbox.id,
+        raw,
+        flags: Flags::empty(),
+        keywords: vec!["Old".into()],
+        internal_date: 1_790_000_000,
+    };
+    let appended = store
+        .commit(WriteBatch {
+            appends: (0..300).map(|n| req(sample(n, "bulk"))).collect(),
+            enqueue: vec![],
+        })
+        .await
+        .expect("append 300")
+        .appended;
+    let mut big = b"Subject: bulk big\r\n\r\n".to_vec();
+    while big.len() < h.large_blob_size() + 1000 {
+        big.extend_from_slice(format!("line {} of a large message\r\n", big.len()).as_bytes());
+    }
+    let big = append(&store, inbox.id, big.into())
+        .await
+        .expect("append large");
+
+    let asked = [
+        big.blob,
+        appended[5].blob,
+        appended[1].blob,
+        appended[5].blob,
+    ];
+    let raws = store.blobs_read(&asked).await.expect("blobs_read");
+    let analyses = store.analyses(&asked).await.expect("analyses");
+    assert_eq!((raws.len(), analyses.len()), (asked.len(), asked.len()));
+    for ((id, raw), a) in asked.iter().zip(&raws).zip(&analyses) {
+        assert_eq!(raw, &store.blob_read(*id, None).await.expect("read"));
+        let one = store.analysis(*id).await.expect("analysis");
+        assert_eq!(a.envelope.subject, one.envelope.subject);
+    }
+    let unknown = BlobId([7; 32]);
+    assert!(matches!(
+        store.blobs_read(&[asked[1], unknown]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.analyses(&[unknown]).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Gaps in the UIDs: 10..20 expunged.
+    let gone: Vec<Uid> = appended[10..20].iter().map(|a| a.uid).collect();
+    store
+        .store_flags(inbox.id, &gone, FlagOp::Add, Flags::DELETED, &[], None)
+        .await
+        .expect("flag");
+    store
+        .expunge(inbox.id, ExpungeFilter::AllDeleted)
+        .await
+        .expect("expunge");
+    let before = store.mailbox_status(inbox.id).await.expect("status");
+    let uid = |i: usize| appended[i].uid;
+    // Expunged and unknown UIDs are ignored; the rest, out of order and repeated, are changed.
+    let wanted = vec![
+        uid(299),
+        uid(1),
+        uid(2),
+        uid(3),
+        uid(12),
+        uid(150),
+        uid(151),
+        uid(2),
+        big.uid,
+        99_999,
+    ];
+    let mut expect: Vec<Uid> = vec![
+        uid(1),
+        uid(2),
+        uid(3),
+        uid(150),
+        uid(151),
+        uid(299),
+        big.uid,
+    ];
+    expect.sort_unstable();
+    let r = store
+        .store_flags(
+            inbox.id,
+            &wanted,
+            FlagOp::Add,
+            Flags::SEEN,
+            &["New".into()],
+            None,
+        )
+        .await
+        .expect("sparse store");
+    assert_eq!(r.updated.iter().map(|m| m.uid).collect::<Vec<_>>(), expect);
+    assert!(
+        r.updated
+            .iter()
+            .all(|m| m.modseq == before.highestmodseq + 1)
+    );
+    for m in all(&store, inbox.id).await {
+        let hit = expect.contains(&m.uid);
+        assert_eq!(m.flags.contains(Flags::SEEN), hit, "uid {}", m.uid);
+        let kws: Vec<&str> = m.keywords.iter().map(String::as_str).collect();
+        match (hit, m.uid == big.uid) {
+            (true, true) => assert_eq!(kws, ["New"]),
+            (true, false) => assert_eq!(kws, ["Old", "New"]),
+            (false, _) => assert_eq!(kws, ["Old"]),
+        }
+    }
+    // Nothing left to change: no update, no new MODSEQ.
+    let again = store
+        .store_flags(inbox.id, &wanted, FlagOp::Add, Flags::SEEN, &[], None)
+        .await
+        .expect("store again");
+    assert!(again.updated.is_empty());
+    assert_eq!(
+        store
+            .mailbox_status(inbox.id)
+            .await
+            .expect("status")
+            .highestmodseq,
+        before.highestmodseq + 1
+    );
     assert_healthy(&store).await;
 }
 

@@ -112,6 +112,24 @@ pub trait MailStore: Send + Sync {
     /// Raw bytes of a blob, or of `range` of it (clamped to its length).
     async fn blob_read(&self, blob: BlobId, range: Option<std::ops::Range<u64>>)
     -> Result<Vec<u8>>;
+    /// Raw bytes of each blob of `blobs`, in the same order (FETCH of many messages). A backend
+    /// should read them in one go: one round trip to the database instead of one per message.
+    async fn blobs_read(&self, blobs: &[BlobId]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(blobs.len());
+        for b in blobs {
+            out.push(self.blob_read(*b, None).await?);
+        }
+        Ok(out)
+    }
+    /// The cached analysis of each blob of `blobs`, in the same order (FETCH ENVELOPE or
+    /// BODYSTRUCTURE of many messages); as [`MailStore::blobs_read`], in one go where it can.
+    async fn analyses(&self, blobs: &[BlobId]) -> Result<Vec<Arc<Analysis>>> {
+        let mut out = Vec::with_capacity(blobs.len());
+        for b in blobs {
+            out.push(self.analysis(*b).await?);
+        }
+        Ok(out)
+    }
 
     /// Changes flags and keywords, bumping MODSEQ of each changed message. With `unchanged_since`
     /// (CONDSTORE), messages whose MODSEQ is higher are left alone and reported in `modified`.

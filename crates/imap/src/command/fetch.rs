@@ -4,9 +4,9 @@
 //! the part byte ranges recorded there. BINARY, BINARY.PEEK and BINARY.SIZE (RFC 3516) decode the
 //! section with `command::binary`.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::io::Write;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::FetchModifier;
@@ -15,7 +15,7 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 use message::{Analysis, BodyPart};
-use store::{FlagOp, Flags, MessageRecord, Uid};
+use store::{BlobId, FlagOp, Flags, MessageRecord, Uid};
 
 use super::binary;
 use crate::backend::Backend;
@@ -139,8 +139,9 @@ fn section_spec(s: &Option<Section<'_>>, utf8: bool) -> Vec<u8> {
     }
 }
 
-/// The bytes of a section; empty when the section does not exist (RFC 9051 §6.4.5).
-pub fn section_bytes(raw: &[u8], a: &Analysis, s: &Option<Section<'_>>) -> Vec<u8> {
+/// The bytes of a section; empty when the section does not exist (RFC 9051 §6.4.5). Borrowed
+/// from `raw` where the section is one range of it.
+pub fn section_bytes<'r>(raw: &'r [u8], a: &Analysis, s: &Option<Section<'_>>) -> Cow<'r, [u8]> {
     // The message whose header/text a HEADER/TEXT section names: the root, or an encapsulated one.
     let inner = |p: &Option<Part>| -> Option<&BodyPart> {
         match p {
@@ -155,26 +156,27 @@ pub fn section_bytes(raw: &[u8], a: &Analysis, s: &Option<Section<'_>>) -> Vec<u
             .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
             .collect()
     };
+    let range = |r: Option<(u64, u64)>| Cow::Borrowed(r.map_or(&[][..], |r| slice(raw, r)));
     match s {
-        None => raw.to_vec(),
-        Some(Section::Part(p)) => find_part(&a.body, p.0.as_ref())
-            .map(|part| slice(raw, part.body_range).to_vec())
-            .unwrap_or_default(),
-        Some(Section::Mime(p)) => find_part(&a.body, p.0.as_ref())
-            .map(|part| slice(raw, part.header_range).to_vec())
-            .unwrap_or_default(),
-        Some(Section::Header(p)) => inner(p)
-            .map(|m| slice(raw, m.header_range).to_vec())
-            .unwrap_or_default(),
-        Some(Section::Text(p)) => inner(p)
-            .map(|m| slice(raw, m.body_range).to_vec())
-            .unwrap_or_default(),
-        Some(Section::HeaderFields(p, list)) => inner(p)
-            .map(|m| header_fields(slice(raw, m.header_range), &strings(list.as_ref()), false))
-            .unwrap_or_default(),
-        Some(Section::HeaderFieldsNot(p, list)) => inner(p)
-            .map(|m| header_fields(slice(raw, m.header_range), &strings(list.as_ref()), true))
-            .unwrap_or_default(),
+        None => Cow::Borrowed(raw),
+        Some(Section::Part(p)) => {
+            range(find_part(&a.body, p.0.as_ref()).map(|part| part.body_range))
+        }
+        Some(Section::Mime(p)) => {
+            range(find_part(&a.body, p.0.as_ref()).map(|part| part.header_range))
+        }
+        Some(Section::Header(p)) => range(inner(p).map(|m| m.header_range)),
+        Some(Section::Text(p)) => range(inner(p).map(|m| m.body_range)),
+        Some(Section::HeaderFields(p, list)) => Cow::Owned(
+            inner(p)
+                .map(|m| header_fields(slice(raw, m.header_range), &strings(list.as_ref()), false))
+                .unwrap_or_default(),
+        ),
+        Some(Section::HeaderFieldsNot(p, list)) => Cow::Owned(
+            inner(p)
+                .map(|m| header_fields(slice(raw, m.header_range), &strings(list.as_ref()), true))
+                .unwrap_or_default(),
+        ),
     }
 }
 
@@ -266,8 +268,10 @@ impl<B: Backend> Session<B> {
             Ok(r) => r,
             Err(e) => return store_failure(&e),
         };
-        let mut by_uid: BTreeMap<Uid, MessageRecord> =
-            records.into_iter().map(|r| (r.uid, r)).collect();
+        // In UID order, as the targets are.
+        let mut records = records;
+        let find =
+            |records: &[MessageRecord], u: Uid| records.binary_search_by_key(&u, |r| r.uid).ok();
 
         let sets_seen = items.iter().any(|i| {
             matches!(
@@ -289,15 +293,23 @@ impl<B: Backend> Session<B> {
                     | MessageDataItemName::Rfc822Header
             )
         });
-        let needs_analysis = needs_raw
-            || items.iter().any(|i| {
-                matches!(
-                    i,
-                    MessageDataItemName::Envelope
-                        | MessageDataItemName::Body
-                        | MessageDataItemName::BodyStructure
-                )
-            });
+        // The whole message (BODY[], RFC822) is the raw blob: no structure needed to cut it.
+        let needs_analysis = items.iter().any(|i| {
+            matches!(
+                i,
+                MessageDataItemName::Envelope
+                    | MessageDataItemName::Body
+                    | MessageDataItemName::BodyStructure
+                    | MessageDataItemName::BodyExt {
+                        section: Some(_),
+                        ..
+                    }
+                    | MessageDataItemName::Binary { .. }
+                    | MessageDataItemName::BinarySize { .. }
+                    | MessageDataItemName::Rfc822Text
+                    | MessageDataItemName::Rfc822Header
+            )
+        });
         let wants_flags = items.contains(&MessageDataItemName::Flags);
 
         // RFC 3516 §4.3: a section whose encoding we cannot remove fails the command with
@@ -312,30 +324,37 @@ impl<B: Backend> Session<B> {
             })
             .collect();
         if !binary_paths.is_empty() {
-            for (_, u) in &targets {
-                let Some(rec) = by_uid.get(u) else { continue };
-                let a = match store.analysis(rec.blob).await {
+            let found: Vec<(Uid, BlobId)> = targets
+                .iter()
+                .filter_map(|(_, u)| find(&records, *u).map(|i| (*u, records[i].blob)))
+                .collect();
+            for chunk in found.chunks(FETCH_BATCH) {
+                let blobs: Vec<BlobId> = chunk.iter().map(|(_, b)| *b).collect();
+                let analyses = match store.analyses(&blobs).await {
                     Ok(a) => a,
                     Err(e) => return store_failure(&e),
                 };
-                if binary_paths.iter().any(|p| binary::check(&a, p).is_err()) {
-                    return no(
-                        Some("UNKNOWN-CTE"),
-                        format!("Cannot decode the content transfer encoding of message UID {u}"),
-                    );
+                for ((u, _), a) in chunk.iter().zip(&analyses) {
+                    if binary_paths.iter().any(|p| binary::check(a, p).is_err()) {
+                        return no(
+                            Some("UNKNOWN-CTE"),
+                            format!(
+                                "Cannot decode the content transfer encoding of message UID {u}"
+                            ),
+                        );
+                    }
                 }
             }
         }
 
         // RFC 9051 §6.4.5: BODY[...] without PEEK sets \Seen; the new flags are returned too.
-        let mut seen_now = Vec::new();
+        // In UID order (the store answers so), for binary search.
+        let mut seen_now: Vec<Uid> = Vec::new();
         if sets_seen && !read_only {
             let unseen: Vec<Uid> = targets
                 .iter()
                 .filter(|(_, u)| {
-                    by_uid
-                        .get(u)
-                        .is_some_and(|r| !r.flags.contains(Flags::SEEN))
+                    find(&records, *u).is_some_and(|i| !records[i].flags.contains(Flags::SEEN))
                 })
                 .map(|(_, u)| *u)
                 .collect();
@@ -350,160 +369,75 @@ impl<B: Backend> Session<B> {
                                 sel.set_known(&r);
                             }
                             seen_now.push(r.uid);
-                            by_uid.insert(r.uid, r);
+                            if let Some(i) = find(&records, r.uid) {
+                                records[i] = r;
+                            }
                         }
+                        seen_now.sort_unstable();
                     }
                     Err(e) => return store_failure(&e),
                 }
             }
         }
 
+        // (MSN, index in `records`) of each message answered.
+        let answered: Vec<(u32, usize)> = targets
+            .iter()
+            .filter_map(|(msn, u)| find(&records, *u).map(|i| (*msn, i)))
+            .filter(|(_, i)| changed_since.is_none_or(|c| records[*i].modseq > c))
+            .collect();
         let utf8 = self.utf8();
-        for (msn, u) in targets {
-            let Some(rec) = by_uid.get(&u) else { continue };
-            if changed_since.is_some_and(|c| rec.modseq <= c) {
-                continue;
+        let mut next = 0;
+        while next < answered.len() {
+            // A batch of messages read from the store in one go, bounded in count and, when the
+            // raw messages are read, in bytes (one large message still makes a batch).
+            let mut end = next;
+            let mut bytes = 0u64;
+            while end < answered.len()
+                && end - next < FETCH_BATCH
+                && (end == next || !needs_raw || bytes < FETCH_BATCH_BYTES)
+            {
+                bytes += records[answered[end].1].size;
+                end += 1;
             }
-            // The client now knows these flags: the change need not be announced again.
-            if wants_flags && let Some(sel) = self.selected.as_mut() {
-                sel.set_known(rec);
-            }
-            let analysis: Option<Arc<Analysis>> = if needs_analysis {
-                match store.analysis(rec.blob).await {
-                    Ok(a) => Some(a),
+            let batch = &answered[next..end];
+            next = end;
+            let blobs: Vec<BlobId> = batch.iter().map(|(_, i)| records[*i].blob).collect();
+            let analyses = if needs_analysis {
+                match store.analyses(&blobs).await {
+                    Ok(a) => a,
                     Err(e) => return store_failure(&e),
                 }
             } else {
-                None
+                Vec::new()
             };
-            let raw = if needs_raw {
-                match store.blob_read(rec.blob, None).await {
-                    Ok(r) => Some(r),
+            let raws = if needs_raw {
+                match store.blobs_read(&blobs).await {
+                    Ok(r) => r,
                     Err(e) => return store_failure(&e),
                 }
             } else {
-                None
+                Vec::new()
             };
-            let mut o = format!("* {msn} FETCH (").into_bytes();
-            let mut first = true;
-            let mut sep = |o: &mut Vec<u8>| {
-                if !first {
-                    o.push(b' ');
+            for (k, (msn, i)) in batch.iter().enumerate() {
+                let rec = &records[*i];
+                // The client now knows these flags: the change need not be announced again.
+                if wants_flags && let Some(sel) = self.selected.as_mut() {
+                    sel.set_known(rec);
                 }
-                first = false;
-            };
-            for item in &items {
-                sep(&mut o);
-                match item {
-                    MessageDataItemName::Uid => o.extend_from_slice(format!("UID {u}").as_bytes()),
-                    MessageDataItemName::Flags => {
-                        o.extend_from_slice(b"FLAGS ");
-                        encode::flag_list(&mut o, rec.flags, &rec.keywords);
-                    }
-                    MessageDataItemName::InternalDate => {
-                        o.extend_from_slice(b"INTERNALDATE ");
-                        o.extend_from_slice(encode::internal_date(rec.internal_date).as_bytes());
-                    }
-                    MessageDataItemName::Rfc822Size => {
-                        o.extend_from_slice(format!("RFC822.SIZE {}", rec.size).as_bytes())
-                    }
-                    MessageDataItemName::ModSeq => {
-                        o.extend_from_slice(format!("MODSEQ ({})", rec.modseq).as_bytes())
-                    }
-                    MessageDataItemName::Envelope => {
-                        o.extend_from_slice(b"ENVELOPE ");
-                        if let Some(a) = &analysis {
-                            encode::envelope(&mut o, &a.envelope, utf8);
-                        }
-                    }
-                    MessageDataItemName::Body => {
-                        o.extend_from_slice(b"BODY ");
-                        if let Some(a) = &analysis {
-                            encode::body_structure(&mut o, &a.body, false, utf8);
-                        }
-                    }
-                    MessageDataItemName::BodyStructure => {
-                        o.extend_from_slice(b"BODYSTRUCTURE ");
-                        if let Some(a) = &analysis {
-                            encode::body_structure(&mut o, &a.body, true, utf8);
-                        }
-                    }
-                    MessageDataItemName::BodyExt {
-                        section,
-                        partial: part,
-                        ..
-                    } => {
-                        let (Some(raw), Some(a)) = (&raw, &analysis) else {
-                            continue;
-                        };
-                        let data = section_bytes(raw, a, section);
-                        o.extend_from_slice(b"BODY[");
-                        o.extend(section_spec(section, utf8));
-                        o.push(b']');
-                        if let Some((origin, _)) = part {
-                            o.extend_from_slice(format!("<{origin}>").as_bytes());
-                        }
-                        o.push(b' ');
-                        encode::literal(&mut o, partial(&data, *part));
-                    }
-                    MessageDataItemName::Rfc822 => {
-                        o.extend_from_slice(b"RFC822 ");
-                        encode::literal(&mut o, raw.as_deref().unwrap_or_default());
-                    }
-                    MessageDataItemName::Rfc822Header => {
-                        o.extend_from_slice(b"RFC822.HEADER ");
-                        let data = match (&raw, &analysis) {
-                            (Some(r), Some(a)) => slice(r, a.body.header_range),
-                            _ => &[],
-                        };
-                        encode::literal(&mut o, data);
-                    }
-                    MessageDataItemName::Rfc822Text => {
-                        o.extend_from_slice(b"RFC822.TEXT ");
-                        let data = match (&raw, &analysis) {
-                            (Some(r), Some(a)) => slice(r, a.body.body_range),
-                            _ => &[],
-                        };
-                        encode::literal(&mut o, data);
-                    }
-                    MessageDataItemName::Binary {
-                        section,
-                        partial: part,
-                        ..
-                    } => {
-                        let (Some(raw), Some(a)) = (&raw, &analysis) else {
-                            continue;
-                        };
-                        let Ok(data) = binary::content(raw, a, section) else {
-                            return no(Some("UNKNOWN-CTE"), "Cannot decode the section");
-                        };
-                        // RFC 9051 §9 (msg-att-static): the response names the section without
-                        // the partial origin; the client knows which range it asked for.
-                        o.extend_from_slice(
-                            format!("BINARY[{}] ", binary::section_spec(section)).as_bytes(),
-                        );
-                        binary::literal(&mut o, partial(&data, *part));
-                    }
-                    MessageDataItemName::BinarySize { section } => {
-                        let (Some(raw), Some(a)) = (&raw, &analysis) else {
-                            continue;
-                        };
-                        let Ok(size) = binary::size(raw, a, section) else {
-                            return no(Some("UNKNOWN-CTE"), "Cannot decode the section");
-                        };
-                        o.extend_from_slice(
-                            format!("BINARY.SIZE[{}] {size}", binary::section_spec(section))
-                                .as_bytes(),
-                        );
-                    }
+                let msg = Msg {
+                    msn: *msn,
+                    rec,
+                    analysis: analyses.get(k).map(|a| &**a),
+                    raw: raws.get(k).map(|r| &r[..]),
+                    seen_now: seen_now.binary_search(&rec.uid).is_ok(),
+                };
+                if let Err(t) = write_message(&mut self.out, &msg, &items, wants_flags, utf8) {
+                    return t;
                 }
+                // Long answers go out while the rest is read and encoded.
+                self.flush_partial().await;
             }
-            if seen_now.contains(&u) && !wants_flags {
-                o.extend_from_slice(b" FLAGS ");
-                encode::flag_list(&mut o, rec.flags, &rec.keywords);
-            }
-            o.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&o);
         }
         ok(if uid {
             "UID FETCH completed"
@@ -511,6 +445,163 @@ impl<B: Backend> Session<B> {
             "FETCH completed"
         })
     }
+}
+
+/// Messages read from the store in one go by FETCH (`MailStore::blobs_read`, `analyses`).
+const FETCH_BATCH: usize = 256;
+/// Raw bytes read in one go by FETCH; a larger message is read alone.
+const FETCH_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
+/// One message of a FETCH answer, with what the store gave for it.
+struct Msg<'a> {
+    msn: u32,
+    rec: &'a MessageRecord,
+    analysis: Option<&'a Analysis>,
+    raw: Option<&'a [u8]>,
+    /// This FETCH set \Seen on it: FLAGS go with the answer (RFC 9051 §6.4.5).
+    seen_now: bool,
+}
+
+/// Appends one `* n FETCH (...)` response to `out`; on an error nothing of it stays in `out`.
+fn write_message(
+    out: &mut Vec<u8>,
+    m: &Msg<'_>,
+    items: &[MessageDataItemName<'_>],
+    wants_flags: bool,
+    utf8: bool,
+) -> Result<(), Tagged> {
+    let start = out.len();
+    let r = write_items(out, m, items, wants_flags, utf8);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn write_items(
+    o: &mut Vec<u8>,
+    m: &Msg<'_>,
+    items: &[MessageDataItemName<'_>],
+    wants_flags: bool,
+    utf8: bool,
+) -> Result<(), Tagged> {
+    let rec = m.rec;
+    let (raw, analysis) = (m.raw, m.analysis);
+    // Writing into a Vec cannot fail.
+    let _ = write!(o, "* {} FETCH (", m.msn);
+    for (n, item) in items.iter().enumerate() {
+        if n > 0 {
+            o.push(b' ');
+        }
+        match item {
+            MessageDataItemName::Uid => {
+                let _ = write!(o, "UID {}", rec.uid);
+            }
+            MessageDataItemName::Flags => {
+                o.extend_from_slice(b"FLAGS ");
+                encode::flag_list(o, rec.flags, &rec.keywords);
+            }
+            MessageDataItemName::InternalDate => {
+                o.extend_from_slice(b"INTERNALDATE ");
+                o.extend_from_slice(encode::internal_date(rec.internal_date).as_bytes());
+            }
+            MessageDataItemName::Rfc822Size => {
+                let _ = write!(o, "RFC822.SIZE {}", rec.size);
+            }
+            MessageDataItemName::ModSeq => {
+                let _ = write!(o, "MODSEQ ({})", rec.modseq);
+            }
+            MessageDataItemName::Envelope => {
+                o.extend_from_slice(b"ENVELOPE ");
+                if let Some(a) = analysis {
+                    encode::envelope(o, &a.envelope, utf8);
+                }
+            }
+            MessageDataItemName::Body => {
+                o.extend_from_slice(b"BODY ");
+                if let Some(a) = analysis {
+                    encode::body_structure(o, &a.body, false, utf8);
+                }
+            }
+            MessageDataItemName::BodyStructure => {
+                o.extend_from_slice(b"BODYSTRUCTURE ");
+                if let Some(a) = analysis {
+                    encode::body_structure(o, &a.body, true, utf8);
+                }
+            }
+            MessageDataItemName::BodyExt {
+                section,
+                partial: part,
+                ..
+            } => {
+                let Some(raw) = raw else { continue };
+                let data: Cow<'_, [u8]> = match (section, analysis) {
+                    (None, _) => Cow::Borrowed(raw),
+                    (Some(_), Some(a)) => section_bytes(raw, a, section),
+                    (Some(_), None) => Cow::Borrowed(&[][..]),
+                };
+                o.extend_from_slice(b"BODY[");
+                o.extend(section_spec(section, utf8));
+                o.push(b']');
+                if let Some((origin, _)) = part {
+                    let _ = write!(o, "<{origin}>");
+                }
+                o.push(b' ');
+                encode::literal(o, partial(&data, *part));
+            }
+            MessageDataItemName::Rfc822 => {
+                o.extend_from_slice(b"RFC822 ");
+                encode::literal(o, raw.unwrap_or_default());
+            }
+            MessageDataItemName::Rfc822Header => {
+                o.extend_from_slice(b"RFC822.HEADER ");
+                let data = match (raw, analysis) {
+                    (Some(r), Some(a)) => slice(r, a.body.header_range),
+                    _ => &[],
+                };
+                encode::literal(o, data);
+            }
+            MessageDataItemName::Rfc822Text => {
+                o.extend_from_slice(b"RFC822.TEXT ");
+                let data = match (raw, analysis) {
+                    (Some(r), Some(a)) => slice(r, a.body.body_range),
+                    _ => &[],
+                };
+                encode::literal(o, data);
+            }
+            MessageDataItemName::Binary {
+                section,
+                partial: part,
+                ..
+            } => {
+                let (Some(raw), Some(a)) = (raw, analysis) else {
+                    continue;
+                };
+                let Ok(data) = binary::content(raw, a, section) else {
+                    return Err(no(Some("UNKNOWN-CTE"), "Cannot decode the section"));
+                };
+                // RFC 9051 §9 (msg-att-static): the response names the section without
+                // the partial origin; the client knows which range it asked for.
+                let _ = write!(o, "BINARY[{}] ", binary::section_spec(section));
+                binary::literal(o, partial(&data, *part));
+            }
+            MessageDataItemName::BinarySize { section } => {
+                let (Some(raw), Some(a)) = (raw, analysis) else {
+                    continue;
+                };
+                let Ok(size) = binary::size(raw, a, section) else {
+                    return Err(no(Some("UNKNOWN-CTE"), "Cannot decode the section"));
+                };
+                let _ = write!(o, "BINARY.SIZE[{}] {size}", binary::section_spec(section));
+            }
+        }
+    }
+    if m.seen_now && !wants_flags {
+        o.extend_from_slice(b" FLAGS ");
+        encode::flag_list(o, rec.flags, &rec.keywords);
+    }
+    o.extend_from_slice(b")\r\n");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -541,6 +632,54 @@ mod tests {
             slice(single, find_part(&s.body, &nz(&[1])).unwrap().body_range),
             b"body\r\n"
         );
+    }
+
+    /// A FETCH answer longer than the session's high-water mark goes to the driver in pieces, in
+    /// order, ahead of the rest and the tagged OK; the bytes are those of a session without a
+    /// sink, which returns the whole answer at once.
+    #[tokio::test]
+    async fn long_answers_stream_in_order() {
+        use crate::session::OUTPUT_HIGH_WATER;
+        use crate::tests::{fixture, run};
+        let f = fixture().await;
+        let mut s = f.logged_in().await;
+        let mut expected = Vec::new();
+        let mut i = 0;
+        while expected.len() < 3 * OUTPUT_HIGH_WATER {
+            i += 1;
+            let m = format!("Subject: m{i}\r\n\r\n{}\r\n", "body line ".repeat(350));
+            let r = run(
+                &mut s,
+                &format!("ap APPEND INBOX {{{}+}}\r\n{m}\r\n", m.len()),
+            )
+            .await;
+            assert!(r.contains("ap OK"), "{r}");
+            expected.extend_from_slice(
+                format!("* {i} FETCH (UID {i} BODY[] {{{}}}\r\n{m})\r\n", m.len()).as_bytes(),
+            );
+        }
+        expected.extend_from_slice(b"f OK FETCH completed\r\n");
+        let fetch = b"f FETCH 1:* (UID BODY.PEEK[])\r\n";
+
+        let mut whole = f.logged_in().await;
+        assert!(run(&mut whole, "s SELECT INBOX\r\n").await.contains("s OK"));
+        assert_eq!(whole.feed(fetch).await.bytes, expected);
+
+        assert!(run(&mut s, "s SELECT INBOX\r\n").await.contains("s OK"));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        s.stream_to(tx);
+        let rest = s.feed(fetch).await.bytes;
+        let mut got = Vec::new();
+        let mut pieces = 0;
+        while let Ok(p) = rx.try_recv() {
+            assert!(p.len() >= OUTPUT_HIGH_WATER);
+            pieces += 1;
+            got.extend(p);
+        }
+        assert!(pieces >= 2, "{pieces} pieces");
+        assert!(rest.len() < 2 * OUTPUT_HIGH_WATER);
+        got.extend(rest);
+        assert!(got == expected, "streamed answer differs");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! STORE (RFC 9051 §6.4.6, CONDSTORE UNCHANGEDSINCE RFC 7162 §3.1.3), EXPUNGE and UID EXPUNGE
 //! (RFC 4315), COPY (with COPYUID) and MOVE (RFC 6851).
 
+use std::io::Write;
+
 use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
@@ -105,28 +107,34 @@ impl<B: Backend> Session<B> {
             sel.set_known(r);
         }
         let silent = response == StoreResponse::Silent;
+        // Sorted for binary search: a STORE on a whole mailbox checks every message.
+        let mut changed: Vec<Uid> = upd.updated.iter().map(|r| r.uid).collect();
+        changed.sort_unstable();
+        let mut modified = upd.modified.clone();
+        modified.sort_unstable();
+        let is_in = |list: &[Uid], u: &Uid| list.binary_search(u).is_ok();
+        let out = &mut self.out;
         for (msn, u) in &targets {
-            if upd.modified.contains(u) {
+            if is_in(&modified, u) {
                 continue;
             }
-            let changed = upd.updated.iter().any(|r| r.uid == *u);
             // RFC 7162 §3.1.3: with CONDSTORE the new MODSEQ is reported even for .SILENT.
-            if silent && !(condstore && changed) {
+            if silent && !(condstore && is_in(&changed, u)) {
                 continue;
             }
             let Some(k) = sel.known(*u) else { continue };
-            let mut o = format!("* {msn} FETCH (").into_bytes();
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "* {msn} FETCH (");
             if !silent {
-                o.extend_from_slice(b"FLAGS ");
-                encode::flag_list(&mut o, k.flags, &k.keywords);
-                o.push(b' ');
+                out.extend_from_slice(b"FLAGS ");
+                encode::flag_list(out, k.flags, &k.keywords);
+                out.push(b' ');
             }
-            o.extend_from_slice(format!("UID {u}").as_bytes());
+            let _ = write!(out, "UID {u}");
             if condstore {
-                o.extend_from_slice(format!(" MODSEQ ({})", k.modseq).as_bytes());
+                let _ = write!(out, " MODSEQ ({})", k.modseq);
             }
-            o.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&o);
+            out.extend_from_slice(b")\r\n");
         }
         if !upd.modified.is_empty() {
             let nums: Vec<u32> = if uid {

@@ -18,9 +18,21 @@ const MIN_INDEXED_NEEDLE: usize = 3;
 
 const COLUMNS: &str = "m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, b.hash";
 
+/// The columns of [`COLUMNS`] for `FROM messages m` without a join. The blob's hash comes from a
+/// correlated subquery: SQLite (3.54, with STAT4) re-prepares a statement with a join every time
+/// its parameters are bound again, which made each per-message lookup cost a full SQL compile.
+const COLUMNS_NO_JOIN: &str = "m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.size, \
+     (SELECT b.hash FROM blobs b WHERE b.id = m.blob_id)";
+
+/// Largest gap between two wanted UIDs that one range scan reads through (STORE): a range read
+/// row by row is much cheaper than a lookup per UID, and sparse sets still get point reads.
+const SCAN_GAP: Uid = 64;
+
 fn from_row(r: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     let keywords: String = r.get(3)?;
-    let hash: Vec<u8> = r.get(6)?;
+    // NULL only without a blob row (a damaged store, reported by the integrity check).
+    let hash: Option<Vec<u8>> = r.get(6)?;
+    let hash = hash.unwrap_or_default();
     let mut id = [0u8; 32];
     if hash.len() == 32 {
         id.copy_from_slice(&hash);
@@ -498,6 +510,49 @@ fn copy_in(tx: &mut Tx<'_>, from: MailboxId, uids: &[Uid], to: MailboxId) -> Res
     })
 }
 
+/// Splits sorted, deduplicated UIDs into runs whose neighbours are at most `gap` apart.
+fn runs(sorted: &[Uid], gap: Uid) -> impl Iterator<Item = &[Uid]> {
+    sorted.chunk_by(move |a, b| b - a <= gap)
+}
+
+/// The flags and keywords `op` gives a message that has `flags` and `keywords`; `None` when nothing
+/// changes. `replace_keywords` is the normalised keyword list of a Replace.
+fn new_flags(
+    op: FlagOp,
+    rec: &MessageRecord,
+    flags: Flags,
+    keywords: &[String],
+    replace_keywords: &[String],
+) -> Option<(Flags, Vec<String>)> {
+    let (new_flags, new_keywords) = match op {
+        FlagOp::Replace => (flags, replace_keywords.to_vec()),
+        FlagOp::Add if keywords.is_empty() => (rec.flags.union(flags), rec.keywords.clone()),
+        FlagOp::Add => {
+            let mut k = rec.keywords.clone();
+            k.extend(keywords.iter().cloned());
+            (rec.flags.union(flags), split_keywords(&join_keywords(&k)))
+        }
+        FlagOp::Remove => {
+            let k: Vec<String> = rec
+                .keywords
+                .iter()
+                .filter(|x| !keywords.iter().any(|y| y.eq_ignore_ascii_case(x)))
+                .cloned()
+                .collect();
+            (rec.flags.minus(flags), k)
+        }
+    };
+    let same_keywords = new_keywords.len() == rec.keywords.len()
+        && new_keywords
+            .iter()
+            .all(|k| rec.keywords.iter().any(|o| o.eq_ignore_ascii_case(k)));
+    if new_flags == rec.flags && same_keywords {
+        None
+    } else {
+        Some((new_flags, new_keywords))
+    }
+}
+
 fn store_flags_in(
     tx: &mut Tx<'_>,
     mailbox: MailboxId,
@@ -513,56 +568,67 @@ fn store_flags_in(
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
+    let replace_keywords = split_keywords(&join_keywords(keywords));
     let mut out = FlagUpdate::default();
-    for uid in sorted {
-        let row = query_row(tx.conn,
-                &format!("SELECT {COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ?1 AND m.uid = ?2"),
-                params![mailbox, uid],
-                from_row,
-            )
-            .optional()
-            .map_err(db_err)?;
-        let Some(mut rec) = row else { continue };
-        if let Some(since) = unchanged_since
-            && rec.modseq > since
-        {
-            out.modified.push(uid);
+    let mut select = tx
+        .conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS_NO_JOIN} FROM messages m \
+             WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid"
+        ))
+        .map_err(db_err)?;
+    let mut update = tx
+        .conn
+        .prepare_cached(
+            "UPDATE messages SET flags = ?1, keywords = ?2, modseq = ?3 \
+             WHERE mailbox_id = ?4 AND uid = ?5",
+        )
+        .map_err(db_err)?;
+    for run in runs(&sorted, SCAN_GAP) {
+        let (Some(&lo), Some(&hi)) = (run.first(), run.last()) else {
             continue;
-        }
-        let (new_flags, new_keywords) = match op {
-            FlagOp::Replace => (flags, split_keywords(&join_keywords(keywords))),
-            FlagOp::Add => {
-                let mut k = rec.keywords.clone();
-                k.extend(keywords.iter().cloned());
-                (rec.flags.union(flags), split_keywords(&join_keywords(&k)))
-            }
-            FlagOp::Remove => {
-                let k: Vec<String> = rec
-                    .keywords
-                    .iter()
-                    .filter(|x| !keywords.iter().any(|y| y.eq_ignore_ascii_case(x)))
-                    .cloned()
-                    .collect();
-                (rec.flags.minus(flags), k)
-            }
         };
-        let same_keywords = new_keywords.len() == rec.keywords.len()
-            && new_keywords
-                .iter()
-                .all(|k| rec.keywords.iter().any(|o| o.eq_ignore_ascii_case(k)));
-        if new_flags == rec.flags && same_keywords {
-            continue;
-        }
-        exec(tx.conn,
-                "UPDATE messages SET flags = ?1, keywords = ?2, modseq = ?3 WHERE mailbox_id = ?4 AND uid = ?5",
-                params![new_flags.0, join_keywords(&new_keywords), modseq as i64, mailbox, uid],
-            )
+        // Read the run first, then write: SQLite leaves a cursor undefined when its table changes
+        // under it.
+        let rows = select
+            .query_map(params![mailbox, lo, hi], from_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db_err)?;
-        rec.flags = new_flags;
-        rec.keywords = new_keywords;
-        rec.modseq = modseq;
-        out.updated.push(rec);
+        let mut wanted = run.iter().peekable();
+        for mut rec in rows {
+            // Rows between wanted UIDs were read through, not asked for.
+            while wanted.next_if(|u| **u < rec.uid).is_some() {}
+            if wanted.next_if(|u| **u == rec.uid).is_none() {
+                continue;
+            }
+            if let Some(since) = unchanged_since
+                && rec.modseq > since
+            {
+                out.modified.push(rec.uid);
+                continue;
+            }
+            let Some((new_flags, new_keywords)) =
+                new_flags(op, &rec, flags, keywords, &replace_keywords)
+            else {
+                continue;
+            };
+            update
+                .execute(params![
+                    new_flags.0,
+                    join_keywords(&new_keywords),
+                    modseq as i64,
+                    mailbox,
+                    rec.uid
+                ])
+                .map_err(db_err)?;
+            rec.flags = new_flags;
+            rec.keywords = new_keywords;
+            rec.modseq = modseq;
+            out.updated.push(rec);
+        }
     }
+    drop((select, update));
     if !out.updated.is_empty() {
         mb.highestmodseq = modseq;
         save_mailbox(tx.conn, &mb)?;
@@ -572,6 +638,48 @@ fn store_flags_in(
             modseq,
             kind: ChangeKind::Flags(out.updated.iter().map(|r| r.uid).collect()),
         });
+    }
+    Ok(out)
+}
+
+/// Raw bytes of `ids`, in order, in one read transaction (one lock and snapshot for all).
+fn read_blobs(conn: &Connection, blobs: &BlobDir, ids: &[BlobId]) -> Result<Vec<Vec<u8>>> {
+    let tx = conn.unchecked_transaction().map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached("SELECT data FROM blobs WHERE hash = ?1")
+        .map_err(db_err)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let data: Option<Vec<u8>> = st
+            .query_row([&id.0[..]], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("{id:?}")))?;
+        out.push(match data {
+            Some(d) => d,
+            None => blobs.read(id, None)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Parsed analyses of `ids`, in order, in one read transaction.
+fn read_analyses(conn: &Connection, ids: &[BlobId]) -> Result<Vec<Analysis>> {
+    let tx = conn.unchecked_transaction().map_err(db_err)?;
+    let mut st = tx
+        .prepare_cached("SELECT analysis FROM blobs WHERE hash = ?1")
+        .map_err(db_err)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let json: String = st
+            .query_row([&id.0[..]], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("{id:?}")))?;
+        out.push(
+            serde_json::from_str(&json)
+                .map_err(|e| StoreError::Backend(format!("cached analysis: {e}")))?,
+        );
     }
     Ok(out)
 }
@@ -829,6 +937,54 @@ impl MailStore for Sqlite {
                 }
             })
             .await
+    }
+
+    async fn blobs_read(&self, ids: &[BlobId]) -> Result<Vec<Vec<u8>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.0
+            .read(move |c, blobs| read_blobs(c, blobs, &ids))
+            .await
+    }
+
+    async fn analyses(&self, ids: &[BlobId]) -> Result<Vec<Arc<Analysis>>> {
+        let mut out: Vec<Option<Arc<Analysis>>> =
+            ids.iter().map(|id| self.0.analysis_cache.get(id)).collect();
+        let missing: Vec<BlobId> = ids
+            .iter()
+            .zip(&out)
+            .filter(|(_, a)| a.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if !missing.is_empty() {
+            let store = self.0.clone();
+            let loaded = self
+                .0
+                .read(move |c, _| {
+                    let parsed = read_analyses(c, &missing)?;
+                    Ok(missing
+                        .into_iter()
+                        .zip(parsed)
+                        .map(|(id, a)| {
+                            let a = Arc::new(a);
+                            store.analysis_cache.put(id, a.clone());
+                            (id, a)
+                        })
+                        .collect::<HashMap<BlobId, Arc<Analysis>>>())
+                })
+                .await?;
+            for (slot, id) in out.iter_mut().zip(ids) {
+                if slot.is_none() {
+                    *slot = loaded.get(id).cloned();
+                }
+            }
+        }
+        out.into_iter()
+            .zip(ids)
+            .map(|(a, id)| a.ok_or_else(|| StoreError::NotFound(format!("{id:?}"))))
+            .collect()
     }
 
     async fn store_flags(
