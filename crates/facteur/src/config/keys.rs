@@ -312,6 +312,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     key(
         "queue",
+        "dane",
+        "Honour DANE TLSA records (RFC 7672) of MX hosts whose records DNSSEC validates: verified TLS matching the records, or the mail waits.",
+    ),
+    key(
+        "queue",
         "ca_file",
         "PEM file of extra certificate authorities trusted for verified outbound TLS (\"\": public roots only).",
     ),

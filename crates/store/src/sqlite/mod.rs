@@ -64,11 +64,21 @@ impl Default for SqliteOptions {
 }
 
 /// Parsed analyses kept in memory (ENVELOPE, BODYSTRUCTURE for FETCH): blobs never change, so
-/// entries never go stale. Bounded; the oldest entries go first.
-type AnalysisMap = std::collections::HashMap<crate::BlobId, Arc<crate::Analysis>>;
-
+/// entries never go stale. Bounded; when full, a random entry makes room. Random rather than the
+/// oldest: a mailbox larger than the cache, fetched whole again and again (a client's full
+/// resynchronisation), would otherwise lose every entry just before it is asked for again and
+/// never hit; at random, about as many hits as the cache has room for.
 pub(crate) struct AnalysisCache {
-    inner: Mutex<(AnalysisMap, std::collections::VecDeque<crate::BlobId>)>,
+    inner: Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    map: std::collections::HashMap<crate::BlobId, Arc<crate::Analysis>>,
+    /// The keys of `map`, for picking one at random.
+    keys: Vec<crate::BlobId>,
+    /// xorshift64 state (randomness for eviction only).
+    rng: u64,
 }
 
 /// Analyses kept in memory (a few KiB each).
@@ -77,23 +87,31 @@ const ANALYSIS_CACHE_ENTRIES: usize = 50_000;
 impl AnalysisCache {
     fn new() -> AnalysisCache {
         AnalysisCache {
-            inner: Mutex::new(Default::default()),
+            inner: Mutex::new(CacheState {
+                rng: 0x9e37_79b9_7f4a_7c15,
+                ..Default::default()
+            }),
         }
     }
     pub(crate) fn get(&self, id: &crate::BlobId) -> Option<Arc<crate::Analysis>> {
-        self.inner.lock().ok()?.0.get(id).cloned()
+        self.inner.lock().ok()?.map.get(id).cloned()
     }
     pub(crate) fn put(&self, id: crate::BlobId, a: Arc<crate::Analysis>) {
         let Ok(mut g) = self.inner.lock() else { return };
-        let (map, order) = &mut *g;
-        if map.insert(id, a).is_none() {
-            order.push_back(id);
-            while order.len() > ANALYSIS_CACHE_ENTRIES {
-                if let Some(old) = order.pop_front() {
-                    map.remove(&old);
-                }
-            }
+        let st = &mut *g;
+        if st.map.contains_key(&id) {
+            return;
         }
+        if st.keys.len() >= ANALYSIS_CACHE_ENTRIES {
+            st.rng ^= st.rng << 13;
+            st.rng ^= st.rng >> 7;
+            st.rng ^= st.rng << 17;
+            let victim = (st.rng % st.keys.len() as u64) as usize;
+            let old = st.keys.swap_remove(victim);
+            st.map.remove(&old);
+        }
+        st.map.insert(id, a);
+        st.keys.push(id);
     }
 }
 
@@ -381,5 +399,34 @@ pub mod testing {
     pub fn version(dir: &Path) -> Result<i64> {
         let conn = open_conn(&dir.join("facteur.db"), OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         schema::version(&conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analysis_cache_stays_bounded_and_keeps_the_newest() {
+        let cache = AnalysisCache::new();
+        let a = Arc::new(message::analyze(
+            b"Subject: x\r\n\r\nx\r\n",
+            &message::Limits::default(),
+        ));
+        let id = |n: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&n.to_be_bytes());
+            crate::BlobId(b)
+        };
+        let total = ANALYSIS_CACHE_ENTRIES as u32 + 1000;
+        for n in 0..total {
+            cache.put(id(n), a.clone());
+            assert!(cache.get(&id(n)).is_some());
+        }
+        cache.put(id(0), a.clone());
+        let g = cache.inner.lock().expect("lock");
+        assert_eq!(g.map.len(), ANALYSIS_CACHE_ENTRIES);
+        assert_eq!(g.keys.len(), ANALYSIS_CACHE_ENTRIES);
+        assert!(g.keys.iter().all(|k| g.map.contains_key(k)));
     }
 }
