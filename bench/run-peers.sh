@@ -156,6 +156,7 @@ inbound_auth = false
 # The idle workload opens thousands of sessions from one address.
 max_connections = 20000
 max_connections_per_ip = 20000
+max_connections_per_user = 20000
 [log]
 level = "warn"
 TOML
@@ -188,7 +189,7 @@ facteur_smtp_ingest() { # args: sessions messages size_bytes. Facteur's 250 mean
   after=$(f_messages)
   python3 -c "n=$after-$before; print(f'{n/($t1-$t0):.0f}' if n >= $2 else 'FAILED (stored {n} of $2)')"
 }
-facteur_imap() { # args: messages; echoes select_fetch=S fetch_body=S search=S store=S
+facteur_imap() { # args: messages; echoes select_fetch=S fetch_body=S search=S search_header=S sort=S store=S
   [ -n "$F_IMAPS" ] || { echo "$NOT_YET"; return; }
   local user="imap$1@bench.test" port=${F_IMAPS##*:}
   printf '%s' "$PASS" | "$FACTEUR_BIN" --data "$F_DATA" account add "$user" --password-stdin >/dev/null 2>&1
@@ -284,11 +285,13 @@ want imap && for spec in "${imap_sizes[@]}"; do
   rs=$(IMAP_SSL=1 $PY imap "$IMAPS_PORT" "$user" "$PASS" "$n" "$RARE_WORD" "$RARE_COUNT" "$RUNS") || rs="failed"
   r=$($PY imap "$IMAP_PORT" "$user" "$PASS" "$n" "$RARE_WORD" "$RARE_COUNT" "$RUNS") || r="failed"
   f=$(facteur_imap "$n")
-  for k in select_fetch fetch_body search store; do
+  for k in select_fetch fetch_body search search_header sort store; do
     case $k in
       select_fetch) what="SELECT + UID FETCH 1:* (FLAGS RFC822.SIZE ENVELOPE)" ;;
       fetch_body) what="FETCH 1:* BODY.PEEK[]" ;;
       search) what="SEARCH BODY <rare word> ($RARE_COUNT hits)" ;;
+      search_header) what="SEARCH FROM <one correspondent> (1 message in 97)" ;;
+      sort) what="SORT (SUBJECT) UTF-8 ALL" ;;
       store) what='STORE 1:* +FLAGS (\Seen)' ;;
     esac
     ps=$(val "$k" "$rs"); p=$(val "$k" "$r"); fk=$(val "$k" "$f"); [ -z "$fk" ] && fk=$f

@@ -288,7 +288,17 @@ def fill_imap(port, user, password, n, size, word, k):
 
 def imap(port, user, password, n, word, k, runs):
     n, k, runs = int(n), int(k), int(runs)
-    res = {"select_fetch": [], "fetch_body": [], "search": [], "store": []}
+    res = {
+        "select_fetch": [],
+        "fetch_body": [],
+        "search": [],
+        "search_header": [],
+        "sort": [],
+        "store": [],
+    }
+    # A header search clients send all the time (messages from one correspondent): `message`
+    # gives sender i % 97 to message i.
+    sender, from_hits = "sender13@example.test", sum(1 for i in range(n) if i % 97 == 13)
     for _ in range(runs):
         c = imap_connect(port)
         c.login(user, password)
@@ -315,6 +325,17 @@ def imap(port, user, password, n, word, k, runs):
         found = len(data[0].split())
         assert found == k, f"SEARCH BODY {word} found {found}, planted {k}"
         res["search"].append(t)
+
+        t, (typ, data) = timed(lambda: c.search(None, "FROM", sender))
+        assert typ == "OK", data
+        found = len(data[0].split())
+        assert found == from_hits, f"SEARCH FROM {sender} found {found}, expected {from_hits}"
+        res["search_header"].append(t)
+
+        t, (typ, data) = timed(lambda: c.sort("(SUBJECT)", "UTF-8", "ALL"))
+        assert typ == "OK", data
+        assert len(data[0].split()) == n, "SORT did not return every message"
+        res["sort"].append(t)
 
         t, (typ, data) = timed(lambda: c.store("1:*", "+FLAGS", "(\\Seen)"))
         assert typ == "OK", data

@@ -299,8 +299,10 @@ pub struct LimitsConfig {
     pub smtp_line_length: usize,
     pub text_line_length: usize,
     pub imap_line_length: usize,
+    pub imap_search_keys: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    pub max_connections_per_user: usize,
     pub mime_max_depth: usize,
     pub mime_max_parts: usize,
     pub idle_timeout_secs: u64,
@@ -479,8 +481,12 @@ impl Default for LimitsConfig {
             smtp_line_length: MIN_SMTP_LINE_LENGTH,
             text_line_length: MIN_TEXT_LINE_LENGTH,
             imap_line_length: 64 * 1024,
+            imap_search_keys: 1000,
             max_connections: 1000,
             max_connections_per_ip: 50,
+            // Dovecot allows 10 per user and IP; a user with a few devices, each with a
+            // client holding several connections, stays well under this.
+            max_connections_per_user: 30,
             mime_max_depth: 50,
             mime_max_parts: 2000,
             // RFC 9051 §5.4: the autologout timer must be at least 30 minutes.
@@ -685,8 +691,14 @@ impl Config {
             l.imap_line_length,
             MIN_IMAP_LINE_LENGTH,
         )?;
+        at_least("limits.imap_search_keys", l.imap_search_keys, 1)?;
         at_least("limits.max_connections", l.max_connections, 1)?;
         at_least("limits.max_connections_per_ip", l.max_connections_per_ip, 1)?;
+        at_least(
+            "limits.max_connections_per_user",
+            l.max_connections_per_user,
+            1,
+        )?;
         if l.max_connections_per_ip > l.max_connections {
             return Err(Invalid {
                 keys: vec![

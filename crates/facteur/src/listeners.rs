@@ -43,6 +43,7 @@ pub fn imap_config(cfg: &Config) -> imap::ImapConfig {
         max_errors: cfg.limits.max_bad_commands,
         pre_auth_timeout: Duration::from_secs(cfg.limits.command_timeout_secs),
         idle_timeout: Duration::from_secs(cfg.limits.idle_timeout_secs),
+        max_search_keys: cfg.limits.imap_search_keys,
     }
 }
 
@@ -135,6 +136,7 @@ pub async fn start(
             store: ctx.store.clone(),
             directory: ctx.directory.clone(),
             throttle: throttle.clone(),
+            user_sessions: net::limits::UserSessions::new(cfg.limits.max_connections_per_user),
         }),
         tls: Some(tls.clone()),
         limiter: ConnLimiter::new(

@@ -381,23 +381,26 @@ assert b"LIST-EXTENDED" in caps and b"LIST-STATUS" in caps, caps
 ok(c.append("INBOX", None, None, b"Subject: one\r\n\r\nbody\r\n"))
 ok(c.create("Lists/Rust"))
 ok(c.subscribe("Lists/Rust"))
-typ, data = c._simple_command("CREATE", "Spam", "(USE (\\Junk))")
+typ, data = c._simple_command("CREATE", "Starred", "(USE (\\Flagged))")
 assert typ == "OK", (typ, data)
 typ, data = c._simple_command("CREATE", "Weird", "(USE (\\Nope))")
 assert typ == "NO" and b"USEATTR" in data[0], (typ, data)
+# The account's Junk already has \Junk: one mailbox per special use.
+typ, data = c._simple_command("CREATE", "Spam", "(USE (\\Junk))")
+assert typ == "NO" and b"USEATTR" in data[0], (typ, data)
 # Several patterns, return options, and a STATUS after each selectable mailbox.
-typ, data = c._simple_command("LIST", '""', "(INBOX Lists/% Spam)", "RETURN", "(SUBSCRIBED SPECIAL-USE STATUS (MESSAGES UNSEEN))")
+typ, data = c._simple_command("LIST", '""', "(INBOX Lists/% Starred)", "RETURN", "(SUBSCRIBED SPECIAL-USE STATUS (MESSAGES UNSEEN))")
 assert typ == "OK", (typ, data)
 lists = c.untagged_responses.pop("LIST")
 status = c.untagged_responses.pop("STATUS")
-assert lists == [b'(\\HasNoChildren \\Subscribed) "/" "INBOX"', b'(\\HasNoChildren \\Subscribed) "/" "Lists/Rust"', b'(\\HasNoChildren \\Junk) "/" "Spam"'], lists
-assert status == [b'"INBOX" (MESSAGES 1 UNSEEN 1)', b'"Lists/Rust" (MESSAGES 0 UNSEEN 0)', b'"Spam" (MESSAGES 0 UNSEEN 0)'], status
+assert lists == [b'(\\HasNoChildren \\Subscribed) "/" "INBOX"', b'(\\HasNoChildren \\Subscribed) "/" "Lists/Rust"', b'(\\HasNoChildren \\Flagged) "/" "Starred"'], lists
+assert status == [b'"INBOX" (MESSAGES 1 UNSEEN 1)', b'"Lists/Rust" (MESSAGES 0 UNSEEN 0)', b'"Starred" (MESSAGES 0 UNSEEN 0)'], status
 typ, data = c._simple_command("LIST", "(SUBSCRIBED RECURSIVEMATCH)", '""', "Lists")
 lists = c.untagged_responses.pop("LIST")
 assert lists == [b'(\\HasChildren) "/" "Lists" ("CHILDINFO" ("SUBSCRIBED"))'], lists
 typ, data = c._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
 lists = c.untagged_responses.pop("LIST")
-assert any(b"\\Junk" in l and b'"Spam"' in l for l in lists) and not any(b"INBOX" in l for l in lists), lists
+assert any(b"\\Flagged" in l and b'"Starred"' in l for l in lists) and not any(b"INBOX" in l for l in lists), lists
 c.logout()
 "#,
     );
@@ -487,6 +490,55 @@ typ, data = c.list('""', "*")
 assert any(l.endswith(('"/" "%s"' % name).encode()) for l in data), data
 ok(c.select('"%s"' % name))
 c.logout()
+"#,
+    );
+}
+
+#[test]
+fn logins_past_the_per_user_session_limit_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let config = imap_config("example.com") + "[limits]\nmax_connections_per_user = 3\n";
+    std::fs::write(data.join("facteur.toml"), config).expect("write config");
+    let mut s = Server {
+        dir,
+        data,
+        child: None,
+        addrs: HashMap::new(),
+        domain: "example.com".into(),
+        password: String::new(),
+        banner: String::new(),
+        env: Vec::new(),
+    };
+    s.spawn();
+    s.add_account("alice@example.com", "alice-password-1");
+    s.add_account("bob@example.com", "bob-password-1");
+    python(
+        &s,
+        r#"
+held = [login() for _ in range(3)]
+c = imaplib.IMAP4_SSL("127.0.0.1", IMAPS, ssl_context=CTX)
+try:
+    c.login(USER, PASS)
+    raise SystemExit("a fourth session was allowed")
+except imaplib.IMAP4.error as e:
+    assert "[LIMIT]" in str(e), e
+# Another user is not affected.
+b = imaplib.IMAP4_SSL("127.0.0.1", IMAPS, ssl_context=CTX)
+b.login("bob@example.com", "bob-password-1")
+ok(b.select("INBOX"))
+# Once one session logs out, the refused client gets in on the same connection.
+held.pop().logout()
+deadline = time.time() + 10
+while True:
+    try:
+        c.login(USER, PASS)
+        break
+    except imaplib.IMAP4.error as e:
+        assert "[LIMIT]" in str(e) and time.time() < deadline, e
+        time.sleep(0.1)
+ok(c.select("INBOX"))
 "#,
     );
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use directory::{Directory, LoginOutcome};
+use net::limits::UserSessions;
 use net::throttle::LoginThrottle;
 use store::{AccountId, DynStore};
 
@@ -31,6 +32,10 @@ pub trait Backend: Send + Sync {
     /// Whether storing `messages` more messages of `bytes` bytes in all would exceed the
     /// account's quota.
     async fn over_quota(&self, account: AccountId, bytes: u64, messages: u64) -> bool;
+    /// The count of logged-in sessions per user, when there is a limit on it.
+    fn user_sessions(&self) -> Option<&UserSessions> {
+        None
+    }
 }
 
 /// The real backend: store, directory and the login throttle shared with the other protocols.
@@ -38,6 +43,8 @@ pub struct MailBackend {
     pub store: DynStore,
     pub directory: Directory,
     pub throttle: Arc<LoginThrottle>,
+    /// Logged-in sessions per user (`limits.max_connections_per_user`).
+    pub user_sessions: UserSessions,
 }
 
 #[async_trait]
@@ -60,6 +67,10 @@ impl Backend for MailBackend {
 
     fn store(&self) -> &DynStore {
         &self.store
+    }
+
+    fn user_sessions(&self) -> Option<&UserSessions> {
+        Some(&self.user_sessions)
     }
 
     async fn over_quota(&self, account: AccountId, bytes: u64, messages: u64) -> bool {

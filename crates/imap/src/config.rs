@@ -8,8 +8,11 @@ pub const DEFAULT_LINE_LENGTH: usize = 64 * 1024;
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 * 1024 * 1024;
 /// Largest synchronizing literal accepted before login (LOGIN arguments need no more).
 pub const PRE_AUTH_MAX_LITERAL: u32 = 8 * 1024;
-/// Deepest nesting of SEARCH keys (parentheses, NOT, OR) evaluated.
+/// Deepest nesting of SEARCH keys (parentheses, NOT, OR) evaluated. Fixed rather than
+/// configurable: evaluation recurses, and this bound keeps the stack small whatever is set.
 pub const MAX_SEARCH_DEPTH: usize = 32;
+/// Default for [`ImapConfig::max_search_keys`].
+pub const DEFAULT_MAX_SEARCH_KEYS: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct ImapConfig {
@@ -25,6 +28,9 @@ pub struct ImapConfig {
     pub pre_auth_timeout: Duration,
     /// Inactivity allowed after login, IDLE included (RFC 9051 §5.4: at least 30 minutes).
     pub idle_timeout: Duration,
+    /// Most search keys (each criterion, OR and NOT counted) one SEARCH, SORT or THREAD may
+    /// carry; more is refused with `NO [LIMIT]` before anything is evaluated.
+    pub max_search_keys: usize,
 }
 
 impl ImapConfig {
@@ -46,6 +52,7 @@ impl Default for ImapConfig {
             max_errors: 10,
             pre_auth_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(30 * 60),
+            max_search_keys: DEFAULT_MAX_SEARCH_KEYS,
         }
     }
 }

@@ -192,6 +192,31 @@ impl Selected {
         Resolved::Messages(out.into_iter().collect())
     }
 
+    /// The largest UID the client can know of: UIDNEXT-1 as SELECT reported it, or the last UID
+    /// announced since (an APPEND, COPY or another session's delivery).
+    pub fn uid_horizon(&self) -> Uid {
+        self.mailbox
+            .uidnext
+            .saturating_sub(1)
+            .max(self.uids.last().copied().unwrap_or(0))
+    }
+
+    /// The UID ranges a VANISHED (EARLIER) answer covers for `set`, the UID set of UID FETCH
+    /// (CHANGEDSINCE n VANISHED) or the known UIDs of SELECT (QRESYNC ...): RFC 7162 §3.2.6 and
+    /// §3.2.5.2 report expunged UIDs of that set. `*` is [`Selected::uid_horizon`] rather than
+    /// the last message (RFC 9051 §9 seq-number): a client resynchronising with `1:*` asks about
+    /// every UID it knew, and the last ones may be exactly those expunged. Nothing above the
+    /// horizon is ever named: those UIDs were never announced to this session (expunged before
+    /// it heard of them, or not assigned at all).
+    pub fn vanished_ranges(&self, set: &SequenceSet) -> Vec<(u32, u32)> {
+        let horizon = self.uid_horizon();
+        ranges(set, horizon)
+            .into_iter()
+            .filter(|(a, _)| *a <= horizon)
+            .map(|(a, b)| (a, b.min(horizon)))
+            .collect()
+    }
+
     /// Whether `set` stands for the saved search result (`$` in the running command).
     pub fn is_saved(&self, set: &SequenceSet) -> bool {
         self.use_saved

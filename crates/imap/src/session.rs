@@ -102,6 +102,11 @@ pub(crate) fn store_failure(e: &StoreError) -> Tagged {
         StoreError::OverQuota { .. } => no(Some("OVERQUOTA"), "Quota exceeded"),
         StoreError::NotFound(_) => no(Some("NONEXISTENT"), "No such mailbox"),
         StoreError::AlreadyExists(_) => no(Some("ALREADYEXISTS"), "Mailbox already exists"),
+        // RFC 6154 §3: the special use cannot be assigned to this mailbox.
+        StoreError::SpecialUseTaken(_) => no(
+            Some("USEATTR"),
+            "Another mailbox already has this special use",
+        ),
         StoreError::Invalid(why) => no(Some("CANNOT"), why.clone()),
         _ => {
             tracing::warn!(error = %e, "imap: store failure");
@@ -144,6 +149,8 @@ pub struct Session<B: Backend> {
     literal_expected: usize,
     mode: Mode,
     pub(crate) user: Option<AuthUser>,
+    /// This session's place in the per-user session count, from login to the end.
+    user_slot: Option<net::limits::UserSessionGuard>,
     pub(crate) selected: Option<Selected>,
     pub(crate) enabled: Enabled,
     pub(crate) extra: Extra,
@@ -195,6 +202,7 @@ impl<B: Backend> Session<B> {
             literal_expected: 0,
             mode: Mode::Command,
             user: None,
+            user_slot: None,
             selected: None,
             enabled: Enabled::default(),
             extra: Extra::default(),
@@ -895,6 +903,23 @@ impl<B: Backend> Session<B> {
             .await
         {
             AuthOutcome::Ok(u) => {
+                if let Some(sessions) = self.backend.user_sessions() {
+                    match sessions.try_acquire(&u.address) {
+                        Some(slot) => self.user_slot = Some(slot),
+                        None => {
+                            tracing::warn!(
+                                user = %u.address,
+                                peer = ?self.info.peer,
+                                limit = sessions.max(),
+                                "imap: login refused, too many sessions for this user"
+                            );
+                            return no(
+                                Some("LIMIT"),
+                                "Too many connections for this user; close some and retry",
+                            );
+                        }
+                    }
+                }
                 self.changes = Some(self.backend.store().changes());
                 self.user = Some(u);
                 ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")

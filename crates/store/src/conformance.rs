@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             bulk_reads_and_sparse_stores,
             change_feed_reports_committed_changes,
             mailbox_hierarchy_and_subscriptions,
+            special_use_is_unique_per_account,
             directory_records_lifecycle,
             queue_entries_hold_their_blob,
             full_text_search_matches_substrings,
@@ -714,6 +715,35 @@ pub async fn blob_read_by_range_inline_and_large(h: &dyn Harness) {
             .expect("range")[..],
         &big[60_000..60_100]
     );
+    // Ranges of many blobs at once: the same bytes as one blob_read each, in the order asked.
+    let asked = [
+        (b.blob, 60_000..60_100),
+        (a.blob, 6..11),
+        (a.blob, 10_000..20_000),
+        (b.blob, 0..16),
+        (a.blob, 0..u64::MAX),
+        (b.blob, 5..5),
+    ];
+    let got = store.blob_ranges_read(&asked).await.expect("ranges");
+    assert_eq!(got.len(), asked.len());
+    for ((blob, range), bytes) in asked.iter().zip(&got) {
+        let one = store
+            .blob_read(*blob, Some(range.clone()))
+            .await
+            .expect("one range");
+        assert_eq!(bytes, &one, "range {range:?}");
+    }
+    assert_eq!(&got[0][..], &big[60_000..60_100]);
+    assert_eq!(&got[3][..], b"Subject: big\r\n\r\n");
+    assert_eq!(&got[4][..], &small[..]);
+    assert!(got[2].is_empty() && got[5].is_empty());
+    assert!(
+        store
+            .blob_ranges_read(&[(a.blob, 0..10), (BlobId([7; 32]), 0..10)])
+            .await
+            .is_err(),
+        "an unknown blob is an error"
+    );
     let msgs = all(&store, inbox.id).await;
     assert_eq!(msgs[1].size, big.len() as u64);
     let analysis = store.analysis(b.blob).await.expect("analysis");
@@ -975,6 +1005,50 @@ pub async fn mailbox_hierarchy_and_subscriptions(h: &dyn Harness) {
             .is_some(),
         "children survive"
     );
+}
+
+/// RFC 6154 §3 (CREATE ... USE): an account has at most one mailbox per special use; a CREATE
+/// that would give a second one fails whole, missing parents included.
+pub async fn special_use_is_unique_per_account(h: &dyn Harness) {
+    let store = h.open().await;
+    let (acc, _) = account(&store, "uses").await;
+    let (other, _) = account(&store, "uses2").await;
+    store
+        .mailbox_create(acc.id, "Starred", Some(SpecialUse::Flagged))
+        .await
+        .expect("first \\Flagged");
+    for name in ["Starred2", "New/Starred"] {
+        assert!(
+            matches!(
+                store
+                    .mailbox_create(acc.id, name, Some(SpecialUse::Flagged))
+                    .await,
+                Err(StoreError::SpecialUseTaken(_))
+            ),
+            "{name}"
+        );
+    }
+    let names: Vec<String> = store
+        .mailbox_list(acc.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|m| m.special_use == Some(SpecialUse::Flagged) || m.name.starts_with("New"))
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, vec!["Starred".to_string()]);
+    store
+        .mailbox_create(other.id, "Starred", Some(SpecialUse::Flagged))
+        .await
+        .expect("another account has its own");
+    store
+        .mailbox_delete(acc.id, "Starred")
+        .await
+        .expect("delete");
+    store
+        .mailbox_create(acc.id, "Starred2", Some(SpecialUse::Flagged))
+        .await
+        .expect("free again once its holder is gone");
 }
 
 pub async fn directory_records_lifecycle(h: &dyn Harness) {

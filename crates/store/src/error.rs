@@ -9,6 +9,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// Another mailbox of the account already has this special use (RFC 6154): an account has
+    /// at most one mailbox per special use.
+    #[error("special use {0} already belongs to another mailbox")]
+    SpecialUseTaken(String),
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("quota exceeded for account {account}")]

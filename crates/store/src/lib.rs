@@ -121,6 +121,18 @@ pub trait MailStore: Send + Sync {
         }
         Ok(out)
     }
+    /// The bytes of a range of each blob (clamped to its length, as [`MailStore::blob_read`]), in
+    /// the same order: header blocks of many messages for SEARCH, in one go where it can.
+    async fn blob_ranges_read(
+        &self,
+        reads: &[(BlobId, std::ops::Range<u64>)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(reads.len());
+        for (b, r) in reads {
+            out.push(self.blob_read(*b, Some(r.clone())).await?);
+        }
+        Ok(out)
+    }
     /// The cached analysis of each blob of `blobs`, in the same order (FETCH ENVELOPE or
     /// BODYSTRUCTURE of many messages); as [`MailStore::blobs_read`], in one go where it can.
     async fn analyses(&self, blobs: &[BlobId]) -> Result<Vec<Arc<Analysis>>> {

@@ -155,6 +155,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     key(
         "limits",
+        "imap_search_keys",
+        "Most search keys in one IMAP SEARCH, SORT or THREAD (each criterion, OR and NOT count).",
+    ),
+    key(
+        "limits",
         "max_connections",
         "Most simultaneous connections in all.",
     ),
@@ -162,6 +167,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "limits",
         "max_connections_per_ip",
         "Most simultaneous connections from one IP address.",
+    ),
+    key(
+        "limits",
+        "max_connections_per_user",
+        "Most logged-in IMAP sessions of one user at once, from all addresses.",
     ),
     key("limits", "mime_max_depth", "Deepest MIME nesting parsed."),
     key(

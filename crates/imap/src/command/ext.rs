@@ -5,7 +5,9 @@
 //! - CREATE with a USE parameter (RFC 6154 §3);
 //! - SEARCH RETURN (...) (RFC 4731, RFC 5182): the options are taken out and the rest of the
 //!   command goes to imap-codec;
-//! - the saved search result `$` (RFC 5182) as a sequence set, replaced by [`SAVED_RESULT`].
+//! - the saved search result `$` (RFC 5182) as a sequence set, replaced by [`SAVED_RESULT`]
+//!   where the command takes a sequence set (and only there: `$` is also a valid atom, e.g. a
+//!   keyword or a SUBJECT argument).
 //!
 //! Commands not in these forms are left to imap-codec untouched.
 
@@ -14,8 +16,15 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
 
 /// What `$` is replaced with: a sequence set imap-codec accepts, which the selected view reads as
-/// the saved search result while the command runs (see `Selected::resolve`).
+/// the saved search result while the command runs (see `Selected::resolve`). A client may write
+/// this number itself (UID 4294967295 is valid): in a command that also uses `$`, its own sets of
+/// that value are written [`SAVED_RESULT`]`:`[`SAVED_RESULT`], the same set by RFC 9051 §9
+/// (seq-range), so that only `$` reads as the marker.
 pub const SAVED_RESULT: u32 = u32::MAX;
+
+/// Deepest nesting of search keys (parentheses, NOT, OR) followed when looking for `$`;
+/// imap-codec refuses anything deeper than 9 anyway.
+const MAX_SEARCH_NESTING: usize = 16;
 
 /// Most patterns, options or special-use attributes one command may list.
 pub const MAX_LIST_ITEMS: usize = 64;
@@ -270,7 +279,7 @@ pub fn preparse(msg: &[u8]) -> Pre {
                 }
                 None => msg.to_vec(),
             };
-            let saved_result = replace_saved_result(&mut bytes, args_at);
+            let saved_result = replace_saved_result(&mut bytes, args_at, &name);
             if search_return.is_none() && !saved_result {
                 return Pre::Untouched;
             }
@@ -447,29 +456,147 @@ fn search_return(lx: &mut Lexer<'_>) -> Result<Option<(SearchReturn, usize, usiz
     Ok(Some((r, t.start, lx.i)))
 }
 
-/// Replaces each `$` atom after `from` (outside strings and literals) by [`SAVED_RESULT`].
-fn replace_saved_result(bytes: &mut Vec<u8>, from: usize) -> bool {
+/// Replaces `$` by [`SAVED_RESULT`] where command `name` takes a sequence set, in its arguments
+/// starting at `from` (RFC 5182 §2.1: `$` is a sequence set, nothing else). In such a command a
+/// set the client wrote as the marker's own number is spelled as a range, so the two differ.
+fn replace_saved_result(bytes: &mut Vec<u8>, from: usize, name: &str) -> bool {
     if !bytes[from..].contains(&b'$') {
         return false;
     }
     let mut lx = Lexer::new(bytes);
     lx.i = from;
-    let mut spots = Vec::new();
-    while let Some(t) = lx.next() {
-        match t.kind {
-            Kind::End => break,
-            Kind::Atom if t.value == b"$" => spots.push(t.start),
-            _ => {}
-        }
-    }
-    if spots.is_empty() {
+    let Some(sets) = sequence_set_atoms(&mut lx, name) else {
+        return false;
+    };
+    if !sets.iter().any(|t| t.value == b"$") {
         return false;
     }
-    let replacement = SAVED_RESULT.to_string();
-    for at in spots.into_iter().rev() {
-        bytes.splice(at..at + 1, replacement.bytes());
+    let marker = SAVED_RESULT.to_string();
+    let as_range = format!("{SAVED_RESULT}:{SAVED_RESULT}");
+    for t in sets.iter().rev() {
+        let at = t.start..t.start + t.value.len();
+        if t.value == b"$" {
+            bytes.splice(at, marker.bytes());
+        } else if is_marker_number(&t.value) {
+            bytes.splice(at, as_range.bytes());
+        }
     }
     true
+}
+
+/// An atom imap-codec reads as the number [`SAVED_RESULT`] (leading zeros included).
+fn is_marker_number(atom: &[u8]) -> bool {
+    atom.iter().all(u8::is_ascii_digit)
+        && std::str::from_utf8(atom)
+            .ok()
+            .and_then(|d| d.parse::<u32>().ok())
+            == Some(SAVED_RESULT)
+}
+
+/// The atoms that stand where command `name` takes a sequence set: its first argument for FETCH,
+/// STORE, COPY, MOVE and UID EXPUNGE; in SEARCH, SORT and THREAD, the sequence-set and UID search
+/// keys (RFC 9051 §6.4.4, RFC 5256 §3). `None` if the arguments do not have that shape; imap-codec
+/// then refuses the command.
+fn sequence_set_atoms(lx: &mut Lexer<'_>, name: &str) -> Option<Vec<Tok>> {
+    let mut sets = Vec::new();
+    let first_key = match name {
+        "SEARCH" => {
+            let t = lx.next()?;
+            if t.atom_is("CHARSET") {
+                lx.next()?;
+                lx.next()?
+            } else {
+                t
+            }
+        }
+        // SORT (criteria) charset keys; THREAD algorithm charset keys.
+        "SORT" => {
+            if lx.next()?.kind != Kind::Open {
+                return None;
+            }
+            lx.atom_list()?;
+            lx.next()?;
+            lx.next()?
+        }
+        "THREAD" => {
+            lx.next()?;
+            lx.next()?;
+            lx.next()?
+        }
+        _ => {
+            let t = lx.next()?;
+            if t.kind == Kind::Atom {
+                sets.push(t);
+            }
+            return Some(sets);
+        }
+    };
+    let mut t = first_key;
+    while t.kind != Kind::End {
+        search_key(lx, t, &mut sets, 0)?;
+        t = lx.next()?;
+    }
+    Some(sets)
+}
+
+/// One search key starting with `t` (RFC 9051 §6.4.4 and the keys imap-codec reads: RFC 5032
+/// OLDER/YOUNGER, RFC 7162 MODSEQ); the atoms in sequence-set position go to `sets`.
+fn search_key(lx: &mut Lexer<'_>, t: Tok, sets: &mut Vec<Tok>, depth: usize) -> Option<()> {
+    if depth > MAX_SEARCH_NESTING {
+        return None;
+    }
+    match t.kind {
+        Kind::Open => loop {
+            let k = lx.next()?;
+            if k.kind == Kind::Close {
+                return Some(());
+            }
+            search_key(lx, k, sets, depth + 1)?;
+        },
+        Kind::Atom => {
+            match t.value.to_ascii_uppercase().as_slice() {
+                b"ALL" | b"ANSWERED" | b"DELETED" | b"DRAFT" | b"FLAGGED" | b"NEW" | b"OLD"
+                | b"RECENT" | b"SEEN" | b"UNANSWERED" | b"UNDELETED" | b"UNDRAFT"
+                | b"UNFLAGGED" | b"UNSEEN" => {}
+                b"BCC" | b"BEFORE" | b"BODY" | b"CC" | b"FROM" | b"KEYWORD" | b"LARGER" | b"ON"
+                | b"SENTBEFORE" | b"SENTON" | b"SENTSINCE" | b"SINCE" | b"SMALLER" | b"SUBJECT"
+                | b"TEXT" | b"TO" | b"UNKEYWORD" | b"OLDER" | b"YOUNGER" => {
+                    lx.next()?;
+                }
+                b"HEADER" => {
+                    lx.next()?;
+                    lx.next()?;
+                }
+                b"UID" => {
+                    let set = lx.next()?;
+                    if set.kind == Kind::Atom {
+                        sets.push(set);
+                    }
+                }
+                b"NOT" => {
+                    let k = lx.next()?;
+                    search_key(lx, k, sets, depth + 1)?;
+                }
+                b"OR" => {
+                    for _ in 0..2 {
+                        let k = lx.next()?;
+                        search_key(lx, k, sets, depth + 1)?;
+                    }
+                }
+                // MODSEQ ["/flags/..." priv|shared|all] mod-sequence-valzer (RFC 7162 §3.1.5).
+                b"MODSEQ" => {
+                    if lx.next()?.kind == Kind::Str {
+                        lx.next()?;
+                        lx.next()?;
+                    }
+                }
+                // A sequence set (or a key imap-codec does not know, which it refuses).
+                _ => sets.push(t),
+            }
+            Some(())
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -538,21 +665,77 @@ mod tests {
             }
             _ => panic!(),
         }
-        match preparse(b"t SEARCH RETURN () $ \"$\" UID $\r\n") {
+        match preparse(b"t SEARCH RETURN () $ SUBJECT \"$\" UID $ KEYWORD $\r\n") {
             Pre::Rewritten {
                 bytes,
                 search_return: Some(r),
                 saved_result: true,
             } => {
                 assert!(r.all);
-                assert_eq!(bytes, b"t SEARCH 4294967295 \"$\" UID 4294967295\r\n");
+                assert_eq!(
+                    bytes,
+                    b"t SEARCH 4294967295 SUBJECT \"$\" UID 4294967295 KEYWORD $\r\n"
+                );
             }
             _ => panic!(),
         }
         assert!(matches!(preparse(b"t FETCH 1:* FLAGS\r\n"), Pre::Untouched));
         assert!(matches!(
+            preparse(b"t FETCH 1 BODY[HEADER.FIELDS ($)]\r\n"),
+            Pre::Untouched
+        ));
+        assert!(matches!(
             preparse(b"t SEARCH RETURN (BOGUS) ALL\r\n"),
             Pre::Bad { .. }
         ));
+    }
+
+    fn rewritten(cmd: &[u8]) -> Option<Vec<u8>> {
+        match preparse(cmd) {
+            Pre::Rewritten {
+                bytes,
+                saved_result: true,
+                ..
+            } => Some(bytes),
+            Pre::Untouched => None,
+            _ => panic!("{}", String::from_utf8_lossy(cmd)),
+        }
+    }
+
+    /// RFC 5182 §2.1: `$` is a sequence set; elsewhere it is an ordinary atom (a keyword, a
+    /// mailbox name, a search string), and a set the client wrote as the marker's number stays
+    /// apart from `$`.
+    #[test]
+    fn saved_result_only_where_a_set_goes() {
+        for plain in [
+            &b"t STORE 1 +FLAGS ($)\r\n"[..],
+            b"t STORE 1 +FLAGS $\r\n",
+            b"t UID FETCH 4294967295 FLAGS\r\n",
+            b"t SEARCH SUBJECT $ HEADER $ $ OR KEYWORD $ NOT BODY $\r\n",
+            b"t SEARCH MODSEQ \"/flags/$\" all 5\r\n",
+            b"t COPY 1 $\r\n",
+        ] {
+            assert_eq!(rewritten(plain), None, "{}", String::from_utf8_lossy(plain));
+        }
+        assert_eq!(
+            rewritten(b"t UID COPY $ $\r\n").as_deref(),
+            Some(&b"t UID COPY 4294967295 $\r\n"[..])
+        );
+        assert_eq!(
+            rewritten(b"t UID SEARCH UID 4294967295 (NOT 04294967295) $\r\n").as_deref(),
+            Some(&b"t UID SEARCH UID 4294967295:4294967295 (NOT 4294967295:4294967295) 4294967295\r\n"[..])
+        );
+        assert_eq!(
+            rewritten(b"t SORT (DATE SUBJECT) UTF-8 SUBJECT $ $\r\n").as_deref(),
+            Some(&b"t SORT (DATE SUBJECT) UTF-8 SUBJECT $ 4294967295\r\n"[..])
+        );
+        assert_eq!(
+            rewritten(b"t UID THREAD REFERENCES UTF-8 OR $ 1:3\r\n").as_deref(),
+            Some(&b"t UID THREAD REFERENCES UTF-8 OR 4294967295 1:3\r\n"[..])
+        );
+        assert_eq!(
+            rewritten(b"t UID EXPUNGE $\r\n").as_deref(),
+            Some(&b"t UID EXPUNGE 4294967295\r\n"[..])
+        );
     }
 }

@@ -20,7 +20,7 @@ use store::{BlobId, FlagOp, Flags, MessageRecord, Uid};
 use super::binary;
 use crate::backend::Backend;
 use crate::encode;
-use crate::selected::{Resolved, ranges};
+use crate::selected::Resolved;
 use crate::session::{Session, Tagged, bad, no, ok, store_failure};
 
 /// The part a section path names (RFC 9051 §6.4.5: part 1 of a non-multipart message is its body;
@@ -239,10 +239,9 @@ impl<B: Backend> Session<B> {
                 Ok(g) => g,
                 Err(e) => return store_failure(&e),
             };
-            // `*` stands for any UID here: the client asks about UIDs it knew, which may all be
-            // above the mailbox's last one now. UIDs still in this session's view are left to
-            // the VANISHED announcement that follows the command (RFC 7162 §3.2.10).
-            let asked = ranges(set, Uid::MAX);
+            // UIDs still in this session's view are left to the VANISHED announcement that
+            // follows the command (RFC 7162 §3.2.10).
+            let asked = sel.vanished_ranges(set);
             let gone: Vec<Uid> = gone
                 .into_iter()
                 .filter(|u| asked.iter().any(|(a, b)| (*a..=*b).contains(u)))

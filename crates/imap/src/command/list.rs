@@ -58,6 +58,16 @@ impl Patterns {
         let chars: Vec<char> = name.chars().collect();
         self.0.iter().any(|p| wildcard_match(p, &chars))
     }
+
+    /// Whether a pattern ending with `%` matches `name`: RFC 9051 §6.3.9 (RFC 3501 §6.3.8),
+    /// "if the "%" wildcard is the last character of a mailbox name argument, matching levels
+    /// of hierarchy are also returned".
+    fn matches_level(&self, name: &str) -> bool {
+        let chars: Vec<char> = name.chars().collect();
+        self.0
+            .iter()
+            .any(|p| p.last() == Some(&'%') && wildcard_match(p, &chars))
+    }
 }
 
 /// Every proper parent level of a name (`a`, `a/b` for `a/b/c`).
@@ -158,6 +168,18 @@ impl<B: Backend> Session<B> {
                 .is_some_and(|(o, _)| o.starts_with(&prefix))
         };
 
+        // A name with no mailbox behind it: a level that exists only as the parent of other
+        // mailboxes, or a subscribed name. RFC 9051 §7.3.1 and §6.3.9.6 (RFC 5258 §3, §3.5, and
+        // its Example 10): \NonExistent, which implies \NoSelect (§6.3.9.4), for clients that
+        // used the LIST-EXTENDED syntax or enabled IMAP4rev2. The basic LIST of an IMAP4rev1
+        // client keeps RFC 3501 §6.3.8's \Noselect, the only attribute it knows for such a level
+        // (as Dovecot does).
+        let modern = args.extended || self.enabled.rev2;
+        let missing = if modern {
+            "\\NonExistent"
+        } else {
+            "\\Noselect"
+        };
         // Candidates: subscribed names (RFC 5258 §3.1 SUBSCRIBED), or existing mailboxes and the
         // levels that exist only as parents of other names.
         let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
@@ -170,11 +192,8 @@ impl<B: Backend> Session<B> {
                 mailbox,
                 ..Entry::default()
             };
-            match &e.mailbox {
-                None if has_children(name) => e.attrs.push("\\Noselect"),
-                // RFC 5258 §3: a subscribed name with no mailbox behind it.
-                None => e.attrs.push("\\NonExistent"),
-                Some(_) => {}
+            if e.mailbox.is_none() {
+                e.attrs.push(missing);
             }
             if e.mailbox.is_some() || has_children(name) {
                 e.attrs.push(if has_children(name) {
@@ -205,7 +224,11 @@ impl<B: Backend> Session<B> {
             if !sel.special_use {
                 for b in &boxes {
                     for p in parents(&b.name) {
-                        if !by_name.contains_key(p) {
+                        // RFC 9051 §7.3.1 (\NonExistent) and §6.3.9.8 Examples 8 and 10: a
+                        // missing level matched by `*`, or by a pattern without a trailing `%`,
+                        // is not returned; its children say it is there. RFC 3501 had no such
+                        // rule, and its clients still get it with \Noselect.
+                        if !by_name.contains_key(p) && (!modern || pats.matches_level(p)) {
                             add(p, &mut entries);
                         }
                     }
@@ -223,13 +246,9 @@ impl<B: Backend> Session<B> {
                     if !pats.matches(p) {
                         continue;
                     }
-                    if !entries.contains_key(p) {
-                        add(p, &mut entries);
-                        if let Some(e) = entries.get_mut(p) {
-                            // Listed for its child, not because it is subscribed or missing.
-                            e.attrs.retain(|a| *a != "\\NonExistent");
-                        }
-                    }
+                    // RFC 9051 §6.3.9.6 Table 3 and §6.3.9.8 Example 7 A2: a parent without a
+                    // mailbox is listed for its child with \NonExistent all the same.
+                    add(p, &mut entries);
                     if let Some(e) = entries.get_mut(p) {
                         e.childinfo = true;
                     }

@@ -4,12 +4,12 @@
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::status::StatusDataItemName;
-use store::{ExpungeFilter, Flags, INBOX, MailboxRecord, SpecialUse, Uid};
+use store::{ExpungeFilter, Flags, INBOX, MAILBOX_DELIMITER, MailboxRecord, SpecialUse, Uid};
 
-use super::mailbox_name;
+use super::{decode_name, mailbox_name};
 use crate::backend::Backend;
 use crate::encode;
-use crate::selected::{Selected, ranges};
+use crate::selected::Selected;
 use crate::session::{Event, Session, Tagged, bad, no, ok, ok_code, store_failure};
 
 impl<B: Backend> Session<B> {
@@ -146,12 +146,15 @@ impl<B: Backend> Session<B> {
         if let Some((validity, modseq, known)) = qresync
             && validity == sel.mailbox.uidvalidity
         {
+            // RFC 7162 §3.2.5.2: expunged UIDs among the known ones (all UIDs if none are
+            // given), never above the UIDNEXT-1 just reported.
+            let known = known.map(|k| sel.vanished_ranges(&k));
+            let horizon = sel.uid_horizon();
             let in_known = |u: u32| {
-                known.as_ref().is_none_or(|k| {
-                    ranges(k, u32::MAX)
-                        .iter()
-                        .any(|(a, b)| (*a..=*b).contains(&u))
-                })
+                u <= horizon
+                    && known
+                        .as_ref()
+                        .is_none_or(|k| k.iter().any(|(a, b)| (*a..=*b).contains(&u)))
             };
             match store.expunged_since(sel.id(), modseq).await {
                 Ok(gone) => {
@@ -285,9 +288,9 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    pub(crate) async fn rename(&mut self, from: &Mailbox<'_>, to: &Mailbox<'_>) -> Tagged {
+    pub(crate) async fn rename(&mut self, from_arg: &Mailbox<'_>, to: &Mailbox<'_>) -> Tagged {
         let (Some(from), Some(to)) = (
-            mailbox_name(from, self.utf8()),
+            mailbox_name(from_arg, self.utf8()),
             mailbox_name(to, self.utf8()),
         ) else {
             return no(Some("CANNOT"), "Invalid mailbox name");
@@ -295,15 +298,58 @@ impl<B: Backend> Session<B> {
         if to == INBOX || to.contains(['*', '%']) {
             return no(Some("CANNOT"), "Invalid target name");
         }
-        match self
+        if let Err(e) = self
             .backend
             .store()
             .mailbox_rename(self.account(), &from, &to)
             .await
         {
-            Ok(()) => ok("RENAME completed"),
-            Err(e) => store_failure(&e),
+            return store_failure(&e);
         }
+        if self.enabled.rev2 {
+            // RFC 9051 §6.3.6 and §6.3.9.7: the new name with the OLDNAME extended data item,
+            // the old name as the client supplied it. A SHOULD where the server normalised a name
+            // (INBOX's case, a trailing delimiter); sent after every RENAME so that the client
+            // always learns the name as stored, with its attributes.
+            let supplied = match from_arg {
+                Mailbox::Inbox => INBOX.to_string(),
+                Mailbox::Other(o) => {
+                    decode_name(o.as_ref(), self.utf8()).unwrap_or_else(|| from.clone())
+                }
+            };
+            self.list_oldname(&to, &supplied).await;
+        }
+        ok("RENAME completed")
+    }
+
+    /// `* LIST (attributes) "/" name ("OLDNAME" (old))` for a renamed mailbox. The rename is
+    /// done: if the store cannot be read now, the line is left out rather than the command failed.
+    async fn list_oldname(&mut self, name: &str, old: &str) {
+        let boxes = match self.backend.store().mailbox_list(self.account()).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "imap: cannot list the renamed mailbox");
+                return;
+            }
+        };
+        let Some(mb) = boxes.iter().find(|b| b.name == name) else {
+            return;
+        };
+        let prefix = format!("{name}{MAILBOX_DELIMITER}");
+        let mut attrs = vec![if boxes.iter().any(|b| b.name.starts_with(&prefix)) {
+            "\\HasChildren"
+        } else {
+            "\\HasNoChildren"
+        }];
+        if let Some(u) = mb.special_use {
+            attrs.push(SpecialUse::as_str(u));
+        }
+        let mut o = format!("* LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
+        self.mailbox_string(&mut o, name);
+        o.extend_from_slice(b" (\"OLDNAME\" (");
+        self.mailbox_string(&mut o, old);
+        o.extend_from_slice(b"))\r\n");
+        self.out.extend_from_slice(&o);
     }
 
     pub(crate) async fn subscribe(&mut self, m: &Mailbox<'_>, on: bool) -> Tagged {

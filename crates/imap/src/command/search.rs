@@ -43,6 +43,40 @@ fn depth(k: &SearchKey<'_>) -> usize {
     }
 }
 
+/// Number of keys in `k`: every criterion, OR and NOT counts one; the parentheses of a
+/// list do not.
+fn count(k: &SearchKey<'_>) -> usize {
+    match k {
+        SearchKey::And(v) => v.as_ref().iter().map(count).sum(),
+        SearchKey::Not(k) => 1 + count(k),
+        SearchKey::Or(a, b) => 1 + count(a) + count(b),
+        _ => 1,
+    }
+}
+
+/// Messages whose metadata, analyses and header blocks are read from the store at once.
+const SEARCH_BATCH: usize = 512;
+/// Most bytes of message data (header blocks, or whole messages for a scan) read at once.
+const SEARCH_BATCH_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Splits `0..sizes.len()` into consecutive runs of at most [`SEARCH_BATCH_BYTES`] in all (a
+/// larger item alone), so reading a batch never holds many large messages in memory at once.
+fn by_bytes(sizes: &[u64]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut total) = (0, 0u64);
+    for (i, s) in sizes.iter().enumerate() {
+        if i > start && total.saturating_add(*s) > SEARCH_BATCH_BYTES {
+            runs.push(start..i);
+            (start, total) = (i, 0);
+        }
+        total = total.saturating_add(*s);
+    }
+    if start < sizes.len() {
+        runs.push(start..sizes.len());
+    }
+    runs
+}
+
 /// Whether evaluating needs the cached analysis (headers, Date:, or a text fallback).
 fn needs_analysis(k: &SearchKey<'_>) -> bool {
     match k {
@@ -324,6 +358,21 @@ impl<B: Backend> Session<B> {
         if depth(&key) > MAX_SEARCH_DEPTH {
             return Err(bad("Search nested too deeply"));
         }
+        let keys_used = count(&key);
+        if keys_used > self.cfg.max_search_keys {
+            tracing::info!(
+                keys = keys_used,
+                limit = self.cfg.max_search_keys,
+                "IMAP search refused: too many keys"
+            );
+            return Err(no(
+                Some("LIMIT"),
+                format!(
+                    "Too many search keys ({keys_used}, at most {})",
+                    self.cfg.max_search_keys
+                ),
+            ));
+        }
         let with_modseq = uses_modseq(&key);
         if with_modseq {
             self.enabled.condstore = true;
@@ -367,51 +416,77 @@ impl<B: Backend> Session<B> {
             .map(|(i, u)| (i as u32 + 1, *u))
             .collect();
         let mut found: Vec<Matched> = Vec::new();
-        for (msn, u) in view {
-            let Some(rec) = by_uid.remove(&u) else {
-                continue;
-            };
-            let analysis: Option<Arc<Analysis>> = if wants_analysis {
-                match store.analysis(rec.blob).await {
-                    Ok(a) => Some(a),
+        for chunk in view.chunks(SEARCH_BATCH) {
+            // Metadata, analyses and header blocks of a batch in one store call each: one
+            // read per message would cost a round trip per message (seconds on 100,000).
+            let recs: Vec<(u32, MessageRecord)> = chunk
+                .iter()
+                .filter_map(|(msn, u)| by_uid.remove(u).map(|r| (*msn, r)))
+                .collect();
+            let blobs: Vec<store::BlobId> = recs.iter().map(|(_, r)| r.blob).collect();
+            let analyses: Vec<Option<Arc<Analysis>>> = if wants_analysis {
+                match store.analyses(&blobs).await {
+                    Ok(a) => a.into_iter().map(Some).collect(),
                     Err(e) => return Err(store_failure(&e)),
                 }
             } else {
-                None
+                vec![None; recs.len()]
             };
-            let header = match (&analysis, wants_header) {
-                (Some(a), true) => {
-                    let (s, e) = a.body.header_range;
-                    match store.blob_read(rec.blob, Some(s..e)).await {
-                        Ok(h) => Some(h),
+            let headers: Vec<Option<Vec<u8>>> = if wants_header {
+                let reads: Vec<_> = blobs
+                    .iter()
+                    .zip(&analyses)
+                    .map(|(b, a)| {
+                        let (s, e) = a.as_ref().map_or((0, 0), |a| a.body.header_range);
+                        (*b, s..e)
+                    })
+                    .collect();
+                let sizes: Vec<u64> = reads.iter().map(|(_, r)| r.end - r.start).collect();
+                let mut out = Vec::with_capacity(reads.len());
+                for run in by_bytes(&sizes) {
+                    match store.blob_ranges_read(&reads[run]).await {
+                        Ok(h) => out.extend(h.into_iter().map(Some)),
                         Err(e) => return Err(store_failure(&e)),
                     }
                 }
-                _ => None,
+                out
+            } else {
+                vec![None; recs.len()]
             };
             // The cached analysis keeps no search text: recompute it from the blob.
-            let scanned = if scan {
-                match store.blob_read(rec.blob, None).await {
-                    Ok(raw) => Some(message::analyze(&raw, &message::Limits::default()).search),
-                    Err(e) => return Err(store_failure(&e)),
+            let scanned: Vec<Option<message::SearchText>> = if scan {
+                let sizes: Vec<u64> = recs.iter().map(|(_, r)| r.size).collect();
+                let mut out = Vec::with_capacity(recs.len());
+                for run in by_bytes(&sizes) {
+                    match store.blobs_read(&blobs[run]).await {
+                        Ok(raws) => out.extend(raws.iter().map(|raw| {
+                            Some(message::analyze(raw, &message::Limits::default()).search)
+                        })),
+                        Err(e) => return Err(store_failure(&e)),
+                    }
                 }
+                out
             } else {
-                None
+                vec![None; recs.len()]
             };
-            let ctx = Ctx {
-                msn,
-                rec: &rec,
-                analysis: analysis.as_deref(),
-                header: header.as_deref(),
-                scanned: scanned.as_ref(),
-                text_hits: &text_hits,
-                exists,
-                last_uid,
-                now,
-                saved: sel.use_saved.then_some(&sel.saved),
-            };
-            if matches(&key, &ctx) {
-                found.push(Matched { msn, rec, analysis });
+            for ((((msn, rec), analysis), header), scanned) in
+                recs.into_iter().zip(analyses).zip(headers).zip(scanned)
+            {
+                let ctx = Ctx {
+                    msn,
+                    rec: &rec,
+                    analysis: analysis.as_deref(),
+                    header: header.as_deref(),
+                    scanned: scanned.as_ref(),
+                    text_hits: &text_hits,
+                    exists,
+                    last_uid,
+                    now,
+                    saved: sel.use_saved.then_some(&sel.saved),
+                };
+                if matches(&key, &ctx) {
+                    found.push(Matched { msn, rec, analysis });
+                }
             }
         }
         Ok((found, with_modseq))
@@ -529,4 +604,20 @@ fn esearch(
     }
     o.extend_from_slice(b"\r\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_runs_cover_everything_in_order_and_stay_bounded() {
+        assert!(by_bytes(&[]).is_empty());
+        let m = SEARCH_BATCH_BYTES;
+        assert_eq!(by_bytes(&[1, 2, 3]), vec![0..3]);
+        assert_eq!(by_bytes(&[m, 1]), vec![0..1, 1..2]);
+        assert_eq!(by_bytes(&[1, m * 3, 1]), vec![0..1, 1..2, 2..3]);
+        assert_eq!(by_bytes(&[m / 2, m / 2, 1]), vec![0..2, 2..3]);
+        assert_eq!(by_bytes(&[u64::MAX, u64::MAX]), vec![0..1, 1..2]);
+    }
 }

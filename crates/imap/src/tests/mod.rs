@@ -8,8 +8,10 @@ mod mailbox_notices;
 mod multiappend;
 mod qresync;
 mod quota;
+mod search_batches;
 mod searchres;
 mod sort_thread;
+mod user_sessions;
 
 use std::sync::Arc;
 
@@ -60,6 +62,7 @@ pub async fn fixture() -> Fixture {
             base_delay: std::time::Duration::ZERO,
             ..ThrottleConfig::default()
         })),
+        user_sessions: net::limits::UserSessions::new(3),
     });
     Fixture {
         _dir: dir,

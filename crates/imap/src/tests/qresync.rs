@@ -116,3 +116,56 @@ async fn other_sessions_see_vanished_or_expunge_as_enabled() {
     assert!(r.contains("* VANISHED 2\r\n"), "{r}");
     assert!(r.contains("FETCH (UID 4"), "{r}");
 }
+
+/// RFC 7162 §3.2.6: VANISHED (EARLIER) names expunged UIDs of the requested set only. `*` there
+/// is the largest UID the session knows of (UIDNEXT-1 as SELECT reported it), so `n:*` with `n`
+/// above it still covers the expunged tail, and nothing above it is ever named.
+#[tokio::test]
+async fn vanished_earlier_clamps_star_to_the_known_uidnext() {
+    let f = fixture().await;
+    let mut a = f.logged_in().await;
+    let mut b = f.logged_in().await;
+    append_n(&mut a, 3).await;
+    run(&mut a, "e ENABLE QRESYNC\r\n").await;
+    let r = run(&mut a, "s SELECT INBOX\r\n").await;
+    assert!(r.contains("[UIDNEXT 4]"), "{r}");
+    let since = code_value(&r, "HIGHESTMODSEQ");
+    let validity = code_value(&r, "UIDVALIDITY");
+
+    // Another session delivers UID 4 and expunges it before this one hears of it: UID 4 is
+    // above the UIDNEXT-1 this session was given and is not reported.
+    append_n(&mut b, 1).await;
+    run(&mut b, "s SELECT INBOX\r\n").await;
+    run(&mut b, "t UID STORE 4 +FLAGS.SILENT (\\Deleted)\r\n").await;
+    let r = run(&mut b, "x UID EXPUNGE 4\r\n").await;
+    assert!(r.contains("x OK"), "{r}");
+    let r = run(
+        &mut a,
+        &format!("f UID FETCH 1:* (FLAGS) (CHANGEDSINCE {since} VANISHED)\r\n"),
+    )
+    .await;
+    assert!(!r.contains("VANISHED"), "{r}");
+    assert!(r.starts_with("f OK"), "{r}");
+
+    // The last message goes: `5:*` is 3:5 here (RFC 9051 §9: a range is unordered), so UID 3
+    // is reported though 5 is above every UID in use.
+    run(&mut a, "t UID STORE 3 +FLAGS.SILENT (\\Deleted)\r\n").await;
+    let r = run(&mut a, "x UID EXPUNGE 3\r\n").await;
+    assert!(r.starts_with("* VANISHED 3\r\n"), "{r}");
+    let r = run(
+        &mut a,
+        &format!("g UID FETCH 5:* (FLAGS) (CHANGEDSINCE {since} VANISHED)\r\n"),
+    )
+    .await;
+    assert_eq!(r.lines().next(), Some("* VANISHED (EARLIER) 3"), "{r}");
+    assert!(!r.contains("VANISHED (EARLIER) 3:4"), "{r}");
+
+    // SELECT (QRESYNC): the same rule for the known UIDs; UIDNEXT is 5 by now.
+    let r = run(
+        &mut a,
+        &format!("h SELECT INBOX (QRESYNC ({validity} {since} 1:9))\r\n"),
+    )
+    .await;
+    assert!(r.contains("[UIDNEXT 5]"), "{r}");
+    assert!(r.contains("* VANISHED (EARLIER) 3:4\r\n"), "{r}");
+}

@@ -101,3 +101,43 @@ async fn saved_result_in_later_commands() {
     let r = run(&mut other, "p FETCH $ (UID)\r\n").await;
     assert!(r.starts_with("p BAD"), "{r}");
 }
+
+/// `$` is carried inside a command as the number 4294967295 (`command::ext::SAVED_RESULT`), which
+/// is also a valid UID: a client writing that UID is never taken for `$`, and `$` outside a
+/// sequence set (a keyword, a mailbox name, a search string) is not the saved result (RFC 5182
+/// §2.1).
+#[tokio::test]
+async fn uid_4294967295_is_not_the_saved_result() {
+    let f = fixture().await;
+    let mut s = f.logged_in().await;
+    append_n(&mut s, 3).await;
+    run(&mut s, "s SELECT INBOX\r\n").await;
+    run(&mut s, "a UID SEARCH RETURN (SAVE) UID 2:3\r\n").await;
+    // The largest UID, alone or as `n:*` (which includes the last message, RFC 9051 §6.4.9).
+    let r = run(&mut s, "b UID FETCH 4294967295 (FLAGS)\r\n").await;
+    assert!(r.starts_with("b OK"), "{r}");
+    let r = run(&mut s, "c UID FETCH 4294967295:* (FLAGS)\r\n").await;
+    assert_eq!(
+        r,
+        "* 3 FETCH (UID 3 FLAGS ())\r\nc OK UID FETCH completed\r\n"
+    );
+    // With `$` in the same command, each set keeps its own meaning.
+    let r = run(&mut s, "d UID SEARCH $ UID 4294967295\r\n").await;
+    assert!(r.starts_with("* SEARCH\r\n"), "{r}");
+    let r = run(&mut s, "e UID SEARCH OR UID 4294967295 $\r\n").await;
+    assert!(r.starts_with("* SEARCH 2 3\r\n"), "{r}");
+    let r = run(&mut s, "f UID SEARCH NOT 04294967295 $\r\n").await;
+    assert!(r.starts_with("* SEARCH 2 3\r\n"), "{r}");
+    // `$` as a keyword and as a mailbox name.
+    let r = run(&mut s, "g STORE 1 +FLAGS ($)\r\n").await;
+    assert!(r.contains("* 1 FETCH (FLAGS ($) UID 1)"), "{r}");
+    let r = run(&mut s, "h UID SEARCH KEYWORD $ $\r\n").await;
+    assert!(r.starts_with("* SEARCH\r\n"), "{r}");
+    let r = run(&mut s, "h UID SEARCH KEYWORD $\r\n").await;
+    assert!(r.starts_with("* SEARCH 1\r\n"), "{r}");
+    run(&mut s, "i CREATE $\r\n").await;
+    let r = run(&mut s, "j UID COPY $ $\r\n").await;
+    assert!(r.starts_with("j OK [COPYUID "), "{r}");
+    let r = run(&mut s, "k STATUS $ (MESSAGES)\r\n").await;
+    assert!(r.starts_with("* STATUS \"$\" (MESSAGES 2)\r\n"), "{r}");
+}

@@ -107,6 +107,21 @@ pub(crate) fn create_mailbox_in(
     if get_by_name(tx.conn, account, &name)?.is_some() {
         return Err(StoreError::AlreadyExists(format!("mailbox {name}")));
     }
+    // One mailbox per special use and account (RFC 6154 §3 lets CREATE refuse a use it cannot
+    // assign; JMAP roles, RFC 8621 §2, are unique the same way). Checked in the write
+    // transaction, so two concurrent CREATEs cannot both get it.
+    if let Some(su) = special {
+        let taken: bool = query_row(
+            tx.conn,
+            "SELECT EXISTS(SELECT 1 FROM mailboxes WHERE account_id = ?1 AND special_use = ?2)",
+            params![account, su.as_str()],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+        if taken {
+            return Err(StoreError::SpecialUseTaken(su.as_str().to_string()));
+        }
+    }
     // RFC 9051 §6.3.4: create the superior hierarchical names needed for the new name.
     let mut prefix = String::new();
     let parts: Vec<&str> = name.split(MAILBOX_DELIMITER).collect();
