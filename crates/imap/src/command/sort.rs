@@ -141,9 +141,12 @@ impl KeyCache {
 
 static KEY_CACHE: LazyLock<Mutex<KeyCache>> = LazyLock::new(Mutex::default);
 
+/// Analyses read from the store in one call when sort keys are computed.
+const KEY_READ_BATCH: usize = 512;
+
 /// The keys of each matched message, in the same order: from the cache, else from the analysis
-/// the search already read, else from the store (one read per message; [`KEY_READERS`] reads
-/// at a time, since each is mostly parsing the stored analysis).
+/// the search already read, else from the store (batches of [`KEY_READ_BATCH`]; [`KEY_READERS`]
+/// readers at a time, since each is mostly parsing the stored analyses).
 pub(crate) async fn keys(
     store: &DynStore,
     matched: &[Matched],
@@ -169,8 +172,16 @@ pub(crate) async fn keys(
         let store = store.clone();
         readers.spawn(async move {
             let mut got = Vec::with_capacity(part.len());
-            for (i, blob) in part {
-                got.push((i, Keys::of(&*store.analysis(blob).await?)));
+            // A batch of analyses per store call: one call per message costs a round trip each.
+            for batch in part.chunks(KEY_READ_BATCH) {
+                let blobs: Vec<BlobId> = batch.iter().map(|(_, b)| *b).collect();
+                let analyses = store.analyses(&blobs).await?;
+                got.extend(
+                    batch
+                        .iter()
+                        .zip(analyses)
+                        .map(|((i, _), a)| (*i, Keys::of(&a))),
+                );
             }
             Ok::<_, StoreError>(got)
         });
