@@ -172,10 +172,12 @@ sys.stdin.read()
 s, f = login()
 r = command(s, f, "s", "SELECT INBOX")
 assert b"* 3 EXISTS" in r, r
+# This session is the first to see them: \Recent (RFC 3501 §2.3.2).
+assert b"* 3 RECENT" in r, r
 r = command(s, f, "f", "UID FETCH 1:3 (FLAGS INTERNALDATE)")
-assert b"* 1 FETCH (UID 1 FLAGS (\\Seen)" in r, r
-assert b"* 2 FETCH (UID 2 FLAGS (\\Flagged $Raw) INTERNALDATE \"05-Jan-2024 10:00:00 +0000\")" in r, r
-assert b"* 3 FETCH (UID 3 FLAGS ()" in r, r
+assert b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen)" in r, r
+assert b"* 2 FETCH (UID 2 FLAGS (\\Recent \\Flagged $Raw) INTERNALDATE \"05-Jan-2024 10:00:00 +0000\")" in r, r
+assert b"* 3 FETCH (UID 3 FLAGS (\\Recent)" in r, r
 # The base64 attachment, decoded: NUL bytes, so a literal8.
 r = command(s, f, "b", "FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2])")
 assert b"* 1 FETCH (BINARY[2] ~{10}\r\n\x00\x01\x02\x03\x00hello BINARY.SIZE[2] 10)" in r, r
@@ -184,7 +186,7 @@ r = command(s, f, "c", "FETCH 2 (BINARY.PEEK[])")
 assert b"BINARY[] ~{%d}\r\n" % len(msgs[1]) + msgs[1] + b")" in r, r[:200]
 # BINARY without PEEK sets \Seen.
 r = command(s, f, "d", "FETCH 3 (BINARY[1]<0.4>)")
-assert b"BINARY[1] {4}\r\nline" in r and b"FLAGS (\\Seen)" in r, r
+assert b"BINARY[1] {4}\r\nline" in r and b"FLAGS (\\Recent \\Seen)" in r, r
 command(s, f, "z", "LOGOUT")
 print("ok")
 "#,

@@ -317,6 +317,9 @@ m.quit()
 c.sock.settimeout(20)
 line = c.readline()
 assert line == b"* 1 EXISTS\r\n", line
+# RFC 3501 §7.3.2: the session that announces the delivery has it as \Recent.
+line = c.readline()
+assert line == b"* 1 RECENT\r\n", line
 c.send(b"DONE\r\n")
 line = c.readline()
 assert line.startswith(tag + b" OK"), line
@@ -539,6 +542,37 @@ while True:
         assert "[LIMIT]" in str(e) and time.time() < deadline, e
         time.sleep(0.1)
 ok(c.select("INBOX"))
+"#,
+    );
+}
+
+#[test]
+fn recent_goes_to_the_first_session_that_selects() {
+    let s = server_with_alice();
+    python(
+        &s,
+        r#"
+a = login(); b = login()
+for i in range(1, 3):
+    ok(a.append("INBOX", None, None, ("Subject: fresh %d\r\n\r\nbody\r\n" % i).encode()))
+typ, data = a.status("INBOX", "(RECENT)")
+assert b"RECENT 2" in data[0], data
+# RFC 3501 §6.3.1: SELECT reports RECENT; the first session to select takes \Recent.
+ok(a.select("INBOX"))
+assert a.untagged_responses.get("RECENT") == [b"2"], a.untagged_responses
+typ, data = a.recent()
+assert data == [b"2"], data
+typ, data = a.fetch("1", "(FLAGS)")
+assert b"\\Recent" in data[0], data
+typ, data = a.search(None, "NEW")
+assert data == [b"1 2"], data
+ok(b.select("INBOX"))
+assert b.untagged_responses.get("RECENT") == [b"0"], b.untagged_responses
+typ, data = b.fetch("1", "(FLAGS)")
+assert b"\\Recent" not in data[0], data
+typ, data = b.status("INBOX", "(RECENT)")
+assert b"RECENT 0" in data[0], data
+a.logout(); b.logout()
 "#,
     );
 }

@@ -53,10 +53,15 @@ pub fn nstring(out: &mut Vec<u8>, value: Option<&str>, utf8: bool) {
     }
 }
 
-/// The flag list of a message: system flags then keywords.
-pub fn flag_list(out: &mut Vec<u8>, flags: Flags, keywords: &[String]) {
+/// The flag list of a message: system flags (`\Recent` for a message recent in this session,
+/// RFC 3501 §2.3.2) then keywords.
+pub fn flag_list(out: &mut Vec<u8>, flags: Flags, keywords: &[String], recent: bool) {
     out.push(b'(');
     let mut first = true;
+    if recent {
+        out.extend_from_slice(b"\\Recent");
+        first = false;
+    }
     for name in flags.names() {
         if !first {
             out.push(b' ');

@@ -72,6 +72,16 @@ pub struct Selected {
     pub saved: BTreeSet<Uid>,
     /// The running command wrote `$`, now [`SAVED_RESULT`] in its sequence sets.
     pub use_saved: bool,
+    /// Messages of the view that are `\Recent` in this session (RFC 3501 §2.3.2).
+    recent: BTreeSet<Uid>,
+    /// UID ranges recent for this session above the last UID of the view: claimed before the
+    /// session heard of those messages (they arrive by the feed later).
+    recent_ahead: Vec<(Uid, Uid)>,
+    /// This session takes `\Recent` from the store: read-write and IMAP4rev1.
+    claims: bool,
+    /// `\Recent` and RECENT responses are sent: not once IMAP4rev2 is enabled (RFC 9051
+    /// Appendix E removes them).
+    report_recent: bool,
 }
 
 /// A sequence set of a command resolved against the view.
@@ -103,6 +113,10 @@ impl Selected {
             keywords: BTreeSet::new(),
             saved: BTreeSet::new(),
             use_saved: false,
+            recent: BTreeSet::new(),
+            recent_ahead: Vec::new(),
+            claims: false,
+            report_recent: false,
         };
         for m in &messages {
             s.insert(m);
@@ -110,7 +124,67 @@ impl Selected {
         Ok(s)
     }
 
+    /// Starts `\Recent` (RFC 3501 §2.3.2) once the view is read. A read-write IMAP4rev1 session
+    /// claims what no session had; EXAMINE must not take it (RFC 3501 §6.3.2) and sees the
+    /// unclaimed messages as recent without claiming them (§2.3.2: when it cannot tell, a message
+    /// is recent). An IMAP4rev2 session neither claims nor reports it.
+    pub async fn start_recent(&mut self, store: &DynStore, rev2: bool) -> store::Result<()> {
+        self.report_recent = !rev2;
+        self.claims = !rev2 && !self.read_only;
+        if self.claims {
+            self.claim(store).await?;
+        } else if self.report_recent {
+            self.add_recent(self.mailbox.recent_uid.saturating_add(1), Uid::MAX);
+        }
+        Ok(())
+    }
+
+    async fn claim(&mut self, store: &DynStore) -> store::Result<()> {
+        if let Some(r) = store.claim_recent(self.mailbox.id).await? {
+            self.add_recent(*r.start(), *r.end());
+        }
+        Ok(())
+    }
+
+    fn add_recent(&mut self, lo: Uid, hi: Uid) {
+        if lo > hi {
+            return;
+        }
+        let a = self.uids.partition_point(|&u| u < lo);
+        let b = self.uids.partition_point(|&u| u <= hi);
+        self.recent.extend(&self.uids[a..b]);
+        let last = self.uids.last().copied().unwrap_or(0);
+        if hi > last {
+            self.recent_ahead.push((lo.max(last.saturating_add(1)), hi));
+        }
+    }
+
+    /// IMAP4rev2 was enabled while selected: `\Recent` is neither reported nor claimed any more.
+    pub fn rev2_enabled(&mut self) {
+        self.report_recent = false;
+        self.claims = false;
+    }
+
+    /// Whether the message is `\Recent` for this session (always false for IMAP4rev2).
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        self.report_recent && self.recent.contains(&uid)
+    }
+
+    /// The count of the RECENT response (RFC 3501 §7.3.2).
+    pub fn recent_count(&self) -> u32 {
+        self.recent.len() as u32
+    }
+
     fn insert(&mut self, m: &MessageRecord) {
+        // UIDs only grow: ranges wholly below this one can hold nothing more.
+        self.recent_ahead.retain(|&(_, hi)| hi >= m.uid);
+        if self
+            .recent_ahead
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&m.uid))
+        {
+            self.recent.insert(m.uid);
+        }
         self.uids.push(m.uid);
         self.keywords.extend(m.keywords.iter().cloned());
         self.highest_modseq = self.highest_modseq.max(m.modseq);
@@ -282,6 +356,7 @@ impl Selected {
                 self.uids.remove(i);
             }
             self.known.remove(u);
+            self.recent.remove(u);
         }
         out
     }
@@ -379,7 +454,7 @@ impl Selected {
                 continue;
             };
             out.extend_from_slice(format!("* {msn} FETCH (FLAGS ").as_bytes());
-            encode::flag_list(&mut out, k.flags, &k.keywords);
+            encode::flag_list(&mut out, k.flags, &k.keywords, self.is_recent(*u));
             out.extend_from_slice(format!(" UID {u}").as_bytes());
             if phrasing.condstore {
                 out.extend_from_slice(format!(" MODSEQ ({})", k.modseq).as_bytes());
@@ -387,12 +462,24 @@ impl Selected {
             out.extend_from_slice(b")\r\n");
         }
         let grew = self.exists() > before;
+        // RFC 3501 §2.3.2: the session that announces new messages first is the one to which
+        // they are recent. A failed claim leaves them to another session; the EXISTS still goes.
+        if grew
+            && self.claims
+            && let Err(e) = self.claim(store).await
+        {
+            tracing::warn!(error = %e, "imap: cannot claim recent messages");
+        }
         if allow_expunge {
             out.extend_from_slice(&self.flush_expunges(phrasing));
         }
         // Announced after the expunges, so EXISTS is the final count.
         if grew {
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.exists()).as_bytes());
+            // RFC 3501 §7.3.2: RECENT goes with a change in the number of messages.
+            if self.report_recent {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent_count()).as_bytes());
+            }
         }
         Ok(out)
     }

@@ -964,6 +964,10 @@ impl<B: Backend> Session<B> {
                     let name = c.to_string();
                     if name.eq_ignore_ascii_case("IMAP4rev2") && !self.enabled.rev2 {
                         self.enabled.rev2 = true;
+                        // RFC 9051 Appendix E: no \Recent or RECENT for an IMAP4rev2 client.
+                        if let Some(sel) = self.selected.as_mut() {
+                            sel.rev2_enabled();
+                        }
                         newly.push("IMAP4rev2");
                     } else if name.eq_ignore_ascii_case("QRESYNC") && !self.enabled.qresync {
                         // RFC 7162 §3.2.3: enabling QRESYNC implies CONDSTORE.

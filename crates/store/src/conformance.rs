@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             move_is_atomic,
             account_delete_releases_everything,
             dkim_keys_lifecycle,
+            recent_is_claimed_once,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -1538,5 +1539,131 @@ pub async fn dkim_keys_lifecycle(h: &dyn Harness) {
     assert_eq!(
         store.dkim_keys(None).await.expect("after restart"),
         vec![replaced, other]
+    );
+}
+
+/// `\Recent` (RFC 3501 §2.3.2): each message is claimed by one session only; STATUS RECENT counts
+/// what is left to claim, expunged messages not included.
+pub async fn recent_is_claimed_once(h: &dyn Harness) {
+    let store = h.open().await;
+    let (acc, inbox) = account(&store, "recent").await;
+    let recent = |store: DynStore| async move {
+        store.mailbox_status(inbox.id).await.expect("status").recent
+    };
+    assert_eq!(store.claim_recent(inbox.id).await.expect("claim"), None);
+
+    // A new mailbox's first claim gets its messages; the next gets nothing.
+    let mut uids = Vec::new();
+    for i in 0..3 {
+        uids.push(
+            append(&store, inbox.id, sample(i, "r"))
+                .await
+                .expect("append")
+                .uid,
+        );
+    }
+    assert_eq!(recent(store.clone()).await, 3);
+    assert_eq!(
+        store.claim_recent(inbox.id).await.expect("claim"),
+        Some(uids[0]..=uids[2])
+    );
+    assert_eq!(recent(store.clone()).await, 0);
+    assert_eq!(store.claim_recent(inbox.id).await.expect("claim"), None);
+
+    // A claim after an append gets exactly the new message.
+    let new = append(&store, inbox.id, sample(3, "r"))
+        .await
+        .expect("append")
+        .uid;
+    assert_eq!(recent(store.clone()).await, 1);
+    assert_eq!(
+        store.claim_recent(inbox.id).await.expect("claim"),
+        Some(new..=new)
+    );
+
+    // Expunged messages are not counted as unclaimed.
+    let a = append(&store, inbox.id, sample(4, "r"))
+        .await
+        .expect("append")
+        .uid;
+    let b = append(&store, inbox.id, sample(5, "r"))
+        .await
+        .expect("append")
+        .uid;
+    store
+        .store_flags(inbox.id, &[a], FlagOp::Add, Flags::DELETED, &[], None)
+        .await
+        .expect("flag");
+    store
+        .expunge(inbox.id, ExpungeFilter::AllDeleted)
+        .await
+        .expect("expunge");
+    assert_eq!(recent(store.clone()).await, 1);
+    let claimed = store
+        .claim_recent(inbox.id)
+        .await
+        .expect("claim")
+        .expect("something to claim");
+    assert!(claimed.contains(&b) && !claimed.contains(&new));
+
+    // Concurrent claims split the messages: every UID once, none twice.
+    const EACH: usize = 20;
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..EACH {
+                append(&store, inbox.id, sample(100 + i, "r"))
+                    .await
+                    .expect("append");
+            }
+        })
+    };
+    let mut claimers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..EACH {
+                if let Some(r) = store.claim_recent(inbox.id).await.expect("claim") {
+                    got.extend(r);
+                }
+            }
+            got
+        }));
+    }
+    writer.await.expect("writer");
+    let mut got = Vec::new();
+    for c in claimers {
+        got.extend(c.await.expect("claimer"));
+    }
+    if let Some(r) = store.claim_recent(inbox.id).await.expect("claim") {
+        got.extend(r);
+    }
+    got.sort_unstable();
+    let expected: Vec<Uid> = all(&store, inbox.id)
+        .await
+        .iter()
+        .map(|m| m.uid)
+        .filter(|u| *u > b)
+        .collect();
+    assert_eq!(got, expected, "each new UID claimed exactly once");
+    assert_eq!(recent(store.clone()).await, 0);
+
+    // The mark survives a restart; another mailbox has its own.
+    drop(store);
+    let store = h.open().await;
+    assert_eq!(store.claim_recent(inbox.id).await.expect("claim"), None);
+    let other = store
+        .mailbox_create(acc.id, "Other", None)
+        .await
+        .expect("create");
+    let o = append(&store, other.id, sample(200, "r"))
+        .await
+        .expect("append")
+        .uid;
+    assert_eq!(recent(store.clone()).await, 0);
+    assert_eq!(
+        store.claim_recent(other.id).await.expect("claim"),
+        Some(o..=o)
     );
 }

@@ -86,6 +86,11 @@ pub trait MailStore: Send + Sync {
         special_use: Option<SpecialUse>,
     ) -> Result<()>;
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
+    /// Claims the messages no session has had as `\Recent` yet (RFC 3501 §2.3.2: only one
+    /// session gets it): moves the mailbox's recent mark to its highest UID, atomically, and
+    /// returns the UIDs passed over (some may be expunged already), or `None` when nothing is new.
+    /// Concurrent claims never return the same UID twice.
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Option<RangeInclusive<Uid>>>;
 
     /// Subscriptions are names, and may name mailboxes that do not exist (RFC 9051 §6.3.7).
     async fn subscribe(&self, account: AccountId, name: &str) -> Result<()>;

@@ -172,12 +172,17 @@ pub struct MailboxRecord {
     pub uidnext: Uid,
     pub highestmodseq: ModSeq,
     pub special_use: Option<SpecialUse>,
+    /// Highest UID already given out as `\Recent` (RFC 3501 §2.3.2) to some session; messages
+    /// above it are recent for the next session that claims them ([`crate::MailStore::claim_recent`]).
+    pub recent_uid: Uid,
 }
 
 /// Counters for STATUS / SELECT.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MailboxStatus {
     pub messages: u32,
+    /// Messages no session has claimed as `\Recent` yet (STATUS RECENT, RFC 3501 §6.3.10).
+    pub recent: u32,
     pub unseen: u32,
     pub deleted: u32,
     pub size: u64,

@@ -78,6 +78,12 @@ async fn version_one_database_upgrades_with_its_data() {
         (inbox.uidvalidity, inbox.uidnext, inbox.highestmodseq),
         (1_234_567, 8, 20)
     );
+    // Mail from before the upgrade is not \Recent (schema 4 marks it claimed).
+    assert_eq!(inbox.recent_uid, 7);
+    assert_eq!(
+        store.mailbox_status(inbox.id).await.expect("status").recent,
+        0
+    );
     let sent = store
         .mailbox_get(acc.id, "Sent")
         .await

@@ -430,6 +430,10 @@ impl<B: Backend> Session<B> {
                     analysis: analyses.get(k).map(|a| &**a),
                     raw: raws.get(k).map(|r| &r[..]),
                     seen_now: seen_now.binary_search(&rec.uid).is_ok(),
+                    recent: self
+                        .selected
+                        .as_ref()
+                        .is_some_and(|sel| sel.is_recent(rec.uid)),
                 };
                 if let Err(t) = write_message(&mut self.out, &msg, &items, wants_flags, utf8) {
                     return t;
@@ -459,6 +463,8 @@ struct Msg<'a> {
     raw: Option<&'a [u8]>,
     /// This FETCH set \Seen on it: FLAGS go with the answer (RFC 9051 §6.4.5).
     seen_now: bool,
+    /// `\Recent` in this session (RFC 3501 §2.3.2).
+    recent: bool,
 }
 
 /// Appends one `* n FETCH (...)` response to `out`; on an error nothing of it stays in `out`.
@@ -498,7 +504,7 @@ fn write_items(
             }
             MessageDataItemName::Flags => {
                 o.extend_from_slice(b"FLAGS ");
-                encode::flag_list(o, rec.flags, &rec.keywords);
+                encode::flag_list(o, rec.flags, &rec.keywords, m.recent);
             }
             MessageDataItemName::InternalDate => {
                 o.extend_from_slice(b"INTERNALDATE ");
@@ -597,7 +603,7 @@ fn write_items(
     }
     if m.seen_now && !wants_flags {
         o.extend_from_slice(b" FLAGS ");
-        encode::flag_list(o, rec.flags, &rec.keywords);
+        encode::flag_list(o, rec.flags, &rec.keywords, m.recent);
     }
     o.extend_from_slice(b")\r\n");
     Ok(())

@@ -97,10 +97,13 @@ impl<B: Backend> Session<B> {
         // Changes already committed are in the snapshot `open` reads.
         self.drain_feed();
         let store = self.backend.store().clone();
-        let sel = match Selected::open(&store, mb, read_only).await {
+        let mut sel = match Selected::open(&store, mb, read_only).await {
             Ok(s) => s,
             Err(e) => return store_failure(&e),
         };
+        if let Err(e) = sel.start_recent(&store, self.enabled.rev2).await {
+            return store_failure(&e);
+        }
         let mut o = Vec::new();
         o.extend_from_slice(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
         for k in &sel.keywords {
@@ -110,8 +113,9 @@ impl<B: Backend> Session<B> {
         o.extend_from_slice(b")\r\n");
         o.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
         if !self.enabled.rev2 {
-            // IMAP4rev1 (RFC 3501 §6.3.1) requires RECENT; \Recent is not kept (RFC 9051 drops it).
-            o.extend_from_slice(b"* 0 RECENT\r\n");
+            // RFC 3501 §6.3.1 and §7.3.2: the messages recent in this session (none taken by
+            // EXAMINE, which reports those no session has claimed yet, §6.3.2).
+            o.extend_from_slice(format!("* {} RECENT\r\n", sel.recent_count()).as_bytes());
             if let Some(msn) = sel.uids().iter().position(|u| {
                 sel.known(*u)
                     .is_some_and(|k| !k.flags.contains(Flags::SEEN))
@@ -177,7 +181,7 @@ impl<B: Backend> Session<B> {
                         o.extend_from_slice(
                             format!("* {msn} FETCH (UID {} FLAGS ", m.uid).as_bytes(),
                         );
-                        encode::flag_list(&mut o, m.flags, &m.keywords);
+                        encode::flag_list(&mut o, m.flags, &m.keywords, sel.is_recent(m.uid));
                         o.extend_from_slice(format!(" MODSEQ ({}))\r\n", m.modseq).as_bytes());
                     }
                 }
@@ -400,7 +404,8 @@ impl<B: Backend> Session<B> {
         for i in items {
             parts.push(match i {
                 StatusDataItemName::Messages => format!("MESSAGES {}", st.messages),
-                StatusDataItemName::Recent => "RECENT 0".to_string(),
+                // RFC 3501 §6.3.10: messages no session has claimed as \Recent yet.
+                StatusDataItemName::Recent => format!("RECENT {}", st.recent),
                 StatusDataItemName::UidNext => format!("UIDNEXT {}", st.uidnext),
                 StatusDataItemName::UidValidity => format!("UIDVALIDITY {}", st.uidvalidity),
                 StatusDataItemName::Unseen => format!("UNSEEN {}", st.unseen),

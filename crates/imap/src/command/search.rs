@@ -169,6 +169,8 @@ struct Ctx<'a> {
     now: i64,
     /// The saved result when the command wrote `$` (RFC 5182).
     saved: Option<&'a BTreeSet<Uid>>,
+    /// `\Recent` in this session (RFC 3501 §2.3.2; never for IMAP4rev2).
+    recent: bool,
 }
 
 /// Whether a sequence set of a key is `$`, as `command::ext` rewrote it.
@@ -235,8 +237,11 @@ fn matches(k: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
         SearchKey::And(v) => v.as_ref().iter().all(|k| matches(k, c)),
         SearchKey::Not(k) => !matches(k, c),
         SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
-        SearchKey::All | SearchKey::Old => true,
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::All => true,
+        // RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT.
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !c.rec.flags.contains(Flags::SEEN),
+        SearchKey::Old => !c.recent,
         SearchKey::SequenceSet(set) | SearchKey::Uid(set)
             if c.saved.is_some() && saved_marker(set) =>
         {
@@ -483,6 +488,7 @@ impl<B: Backend> Session<B> {
                     last_uid,
                     now,
                     saved: sel.use_saved.then_some(&sel.saved),
+                    recent: sel.is_recent(rec.uid),
                 };
                 if matches(&key, &ctx) {
                     found.push(Matched { msn, rec, analysis });

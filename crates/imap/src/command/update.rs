@@ -127,7 +127,7 @@ impl<B: Backend> Session<B> {
             let _ = write!(out, "* {msn} FETCH (");
             if !silent {
                 out.extend_from_slice(b"FLAGS ");
-                encode::flag_list(out, k.flags, &k.keywords);
+                encode::flag_list(out, k.flags, &k.keywords, sel.is_recent(*u));
                 out.push(b' ');
             }
             let _ = write!(out, "UID {u}");

@@ -200,7 +200,7 @@ async fn unknown_encoding_answers_unknown_cte_and_sends_nothing() {
     assert!(r.starts_with("d NO [UNKNOWN-CTE]"), "{r}");
     let r = run(&mut s, "e FETCH 1:2 (FLAGS)\r\n").await;
     assert!(
-        r.contains("* 1 FETCH (FLAGS ())") && r.contains("* 2 FETCH (FLAGS ())"),
+        r.contains("* 1 FETCH (FLAGS (\\Recent))") && r.contains("* 2 FETCH (FLAGS (\\Recent))"),
         "{r}"
     );
     // BODY[] still serves the part as stored.
@@ -214,11 +214,11 @@ async fn binary_sets_seen_and_peek_does_not() {
     let r = run(&mut s, "a FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[2])\r\n").await;
     assert!(!r.contains("\\Seen"), "{r}");
     let r = run(&mut s, "b FETCH 1 (FLAGS)\r\n").await;
-    assert!(r.contains("* 1 FETCH (FLAGS ())"), "{r}");
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Recent))"), "{r}");
     let r = run(&mut s, "c FETCH 1 (BINARY[1])\r\n").await;
-    assert!(r.contains(" FLAGS (\\Seen))"), "{r}");
+    assert!(r.contains(" FLAGS (\\Recent \\Seen))"), "{r}");
     let r = run(&mut s, "d FETCH 1 (FLAGS)\r\n").await;
-    assert!(r.contains("* 1 FETCH (FLAGS (\\Seen))"), "{r}");
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Recent \\Seen))"), "{r}");
     // EXAMINE is read-only: BINARY there sets nothing.
     run(&mut s, "e EXAMINE INBOX\r\n").await;
     let r = run(&mut s, "f FETCH 2 (BINARY[])\r\n").await;
@@ -260,8 +260,11 @@ async fn append_accepts_literal8_with_nul() {
     run(&mut s, "s SELECT INBOX\r\n").await;
     // Stored as sent: BINARY[] gives the bytes back in a literal8.
     let r = feed(&mut s, b"d FETCH 1 (FLAGS BINARY.PEEK[])\r\n").await;
-    let mut want =
-        format!("* 1 FETCH (FLAGS (\\Flagged) BINARY[] ~{{{}}}\r\n", m.len()).into_bytes();
+    let mut want = format!(
+        "* 1 FETCH (FLAGS (\\Recent \\Flagged) BINARY[] ~{{{}}}\r\n",
+        m.len()
+    )
+    .into_bytes();
     want.extend_from_slice(m);
     want.extend_from_slice(b")\r\n");
     assert!(contains(&r, &want), "{}", show(&r));

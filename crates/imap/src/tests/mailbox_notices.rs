@@ -83,7 +83,7 @@ async fn renamed_by_another_session_is_followed() {
     append(&mut b, "Projects", "Subject: two\r\n\r\nsecond\r\n").await;
     // Same mailbox, same UIDs: the new message is announced, nothing is expunged.
     let r = run(&mut a, "n NOOP\r\n").await;
-    assert_eq!(r, "* 2 EXISTS\r\nn OK NOOP completed\r\n");
+    assert_eq!(r, "* 2 EXISTS\r\n* 2 RECENT\r\nn OK NOOP completed\r\n");
     let r = run(&mut a, "f FETCH 1:* (UID BODY.PEEK[TEXT])\r\n").await;
     assert!(
         r.contains("* 1 FETCH (UID 1 BODY[TEXT] {7}\r\nfirst\r\n)")

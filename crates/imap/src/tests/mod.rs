@@ -8,6 +8,7 @@ mod mailbox_notices;
 mod multiappend;
 mod qresync;
 mod quota;
+mod recent;
 mod search_batches;
 mod searchres;
 mod sort_thread;
@@ -266,7 +267,10 @@ async fn fetch_store_and_pending_expunge_rules() {
     let r = run(&mut b, "s SELECT INBOX\r\n").await;
     assert!(r.contains("* 3 EXISTS"), "{r}");
     let r = run(&mut a, "t STORE 2 +FLAGS (\\Deleted)\r\n").await;
-    assert!(r.contains("* 2 FETCH (FLAGS (\\Deleted) UID 2)"), "{r}");
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Recent \\Deleted) UID 2)"),
+        "{r}"
+    );
     let r = run(&mut a, "u EXPUNGE\r\n").await;
     assert!(r.contains("* 2 EXPUNGE\r\nu OK"), "{r}");
     // b: FETCH by MSN sees the flag change but not the expunge; message 2 keeps its number.

@@ -86,18 +86,18 @@ async fn three_messages_one_appenduid() {
     )
     .await;
     assert!(
-        r.contains("* 2 FETCH (UID 2 FLAGS (\\Seen) INTERNALDATE ")
+        r.contains("* 2 FETCH (UID 2 FLAGS (\\Recent \\Seen) INTERNALDATE ")
             && r.contains("RFC822.SIZE 102)"),
         "{r}"
     );
     assert!(
-        r.contains("* 3 FETCH (UID 3 FLAGS (\\Flagged $Work) INTERNALDATE \"05-Jan-2024 10:00:00 +0000\" RFC822.SIZE 202)"),
+        r.contains("* 3 FETCH (UID 3 FLAGS (\\Recent \\Flagged $Work) INTERNALDATE \"05-Jan-2024 10:00:00 +0000\" RFC822.SIZE 202)"),
         "{r}"
     );
     // Dates are kept as instants (shown in UTC).
     assert!(
         r.contains(
-            "* 4 FETCH (UID 4 FLAGS () INTERNALDATE \"06-Jan-2024 10:30:00 +0000\" RFC822.SIZE 302)"
+            "* 4 FETCH (UID 4 FLAGS (\\Recent) INTERNALDATE \"06-Jan-2024 10:30:00 +0000\" RFC822.SIZE 302)"
         ),
         "{r}"
     );
@@ -123,7 +123,7 @@ async fn non_synchronizing_batch_and_exists_in_the_selected_mailbox() {
         "{r}"
     );
     let r = run(&mut s, "b FETCH 2 (FLAGS)\r\n").await;
-    assert!(r.contains("FLAGS (\\Draft)"), "{r}");
+    assert!(r.contains("FLAGS (\\Recent \\Draft)"), "{r}");
 }
 
 #[tokio::test]

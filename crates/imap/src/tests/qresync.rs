@@ -25,7 +25,7 @@ async fn uid_fetch_vanished_reports_expunges_since_modseq() {
     let lines: Vec<&str> = r.lines().collect();
     assert_eq!(lines[0], "* VANISHED (EARLIER) 2:3", "{r}");
     assert!(
-        lines[1].starts_with("* 2 FETCH (UID 4 FLAGS (\\Flagged) MODSEQ ("),
+        lines[1].starts_with("* 2 FETCH (UID 4 FLAGS (\\Recent \\Flagged) MODSEQ ("),
         "{r}"
     );
     assert_eq!(lines.len(), 3, "{r}");
@@ -74,7 +74,10 @@ async fn vanished_modifier_needs_uid_changedsince_and_qresync() {
         "d UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n",
     )
     .await;
-    assert!(r.starts_with("* 1 FETCH (UID 1 FLAGS () MODSEQ ("), "{r}");
+    assert!(
+        r.starts_with("* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ ("),
+        "{r}"
+    );
 }
 
 #[tokio::test]

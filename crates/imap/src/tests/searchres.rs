@@ -65,7 +65,10 @@ async fn saved_result_in_later_commands() {
         "* 2 FETCH (UID 2)\r\n* 5 FETCH (UID 5)\r\nb OK FETCH completed\r\n"
     );
     let r = run(&mut s, "c STORE $ +FLAGS (\\Deleted)\r\n").await;
-    assert!(r.contains("* 2 FETCH (FLAGS (\\Deleted) UID 2)"), "{r}");
+    assert!(
+        r.contains("* 2 FETCH (FLAGS (\\Recent \\Deleted) UID 2)"),
+        "{r}"
+    );
     let r = run(&mut s, "d SEARCH $ DELETED\r\n").await;
     assert!(r.starts_with("* SEARCH 2 5\r\n"), "{r}");
     let r = run(&mut s, "d UID SEARCH NOT UID $\r\n").await;
@@ -75,7 +78,7 @@ async fn saved_result_in_later_commands() {
     let r = run(&mut s, "f UID FETCH $ (FLAGS)\r\n").await;
     assert_eq!(
         r,
-        "* 4 FETCH (UID 5 FLAGS (\\Deleted))\r\nf OK UID FETCH completed\r\n"
+        "* 4 FETCH (UID 5 FLAGS (\\Recent \\Deleted))\r\nf OK UID FETCH completed\r\n"
     );
     run(&mut s, "g CREATE Kept\r\n").await;
     let r = run(&mut s, "g COPY $ Kept\r\n").await;
@@ -119,7 +122,7 @@ async fn uid_4294967295_is_not_the_saved_result() {
     let r = run(&mut s, "c UID FETCH 4294967295:* (FLAGS)\r\n").await;
     assert_eq!(
         r,
-        "* 3 FETCH (UID 3 FLAGS ())\r\nc OK UID FETCH completed\r\n"
+        "* 3 FETCH (UID 3 FLAGS (\\Recent))\r\nc OK UID FETCH completed\r\n"
     );
     // With `$` in the same command, each set keeps its own meaning.
     let r = run(&mut s, "d UID SEARCH $ UID 4294967295\r\n").await;
@@ -130,7 +133,7 @@ async fn uid_4294967295_is_not_the_saved_result() {
     assert!(r.starts_with("* SEARCH 2 3\r\n"), "{r}");
     // `$` as a keyword and as a mailbox name.
     let r = run(&mut s, "g STORE 1 +FLAGS ($)\r\n").await;
-    assert!(r.contains("* 1 FETCH (FLAGS ($) UID 1)"), "{r}");
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Recent $) UID 1)"), "{r}");
     let r = run(&mut s, "h UID SEARCH KEYWORD $ $\r\n").await;
     assert!(r.starts_with("* SEARCH\r\n"), "{r}");
     let r = run(&mut s, "h UID SEARCH KEYWORD $\r\n").await;

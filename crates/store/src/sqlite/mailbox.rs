@@ -12,7 +12,8 @@ pub const MAX_MAILBOX_NAME: usize = 1024;
 /// Deepest hierarchy accepted.
 pub const MAX_MAILBOX_DEPTH: usize = 32;
 
-const COLUMNS: &str = "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use";
+const COLUMNS: &str =
+    "id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use, recent_uid";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<MailboxRecord> {
     let special: Option<String> = r.get(6)?;
@@ -24,6 +25,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<MailboxRecord> {
         uidnext: r.get::<_, i64>(4)? as u32,
         highestmodseq: r.get::<_, i64>(5)? as u64,
         special_use: special.as_deref().and_then(SpecialUse::parse),
+        recent_uid: r.get::<_, i64>(7)? as u32,
     })
 }
 
@@ -222,8 +224,14 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
         .map_err(db_err)?;
         exec(
             tx.conn,
-            "UPDATE mailboxes SET uidnext = ?1, highestmodseq = ?2 WHERE id = ?3",
-            params![src.uidnext, src.highestmodseq as i64, dest.id],
+            // The moved messages keep the recent state they had (same UIDs, same mark).
+            "UPDATE mailboxes SET uidnext = ?1, highestmodseq = ?2, recent_uid = ?3 WHERE id = ?4",
+            params![
+                src.uidnext,
+                src.highestmodseq as i64,
+                src.recent_uid,
+                dest.id
+            ],
         )
         .map_err(db_err)?;
         for uid in &moved {
@@ -307,16 +315,17 @@ fn rename_in(tx: &mut Tx<'_>, account: AccountId, from: &str, to: &str) -> Resul
 
 pub(crate) fn status(conn: &Connection, id: MailboxId) -> Result<MailboxStatus> {
     let mb = require(conn, id)?;
-    let (messages, unseen, deleted, size): (i64, i64, i64, i64) = query_row(
+    let (messages, unseen, deleted, size, recent): (i64, i64, i64, i64, i64) = query_row(
         conn,
         "SELECT COUNT(*), COALESCE(SUM((flags & ?2) = 0), 0), COALESCE(SUM((flags & ?3) != 0), 0), \
-             COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?1",
-        params![id, Flags::SEEN.0, Flags::DELETED.0],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+             COALESCE(SUM(size), 0), COALESCE(SUM(uid > ?4), 0) FROM messages WHERE mailbox_id = ?1",
+        params![id, Flags::SEEN.0, Flags::DELETED.0, mb.recent_uid],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )
     .map_err(db_err)?;
     Ok(MailboxStatus {
         messages: messages as u32,
+        recent: recent as u32,
         unseen: unseen as u32,
         deleted: deleted as u32,
         size: size as u64,
@@ -324,6 +333,60 @@ pub(crate) fn status(conn: &Connection, id: MailboxId) -> Result<MailboxStatus> 
         uidvalidity: mb.uidvalidity,
         highestmodseq: mb.highestmodseq,
     })
+}
+
+/// The mark and the highest UID in the mailbox: what a claim would take.
+fn recent_bounds(conn: &Connection, id: MailboxId) -> Result<(Uid, Option<Uid>)> {
+    query_row(
+        conn,
+        "SELECT recent_uid, (SELECT MAX(uid) FROM messages WHERE mailbox_id = ?1) \
+             FROM mailboxes WHERE id = ?1",
+        [id],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)? as Uid,
+                r.get::<_, Option<i64>>(1)?.map(|u| u as Uid),
+            ))
+        },
+    )
+    .optional()
+    .map_err(db_err)?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))
+}
+
+fn unclaimed(bounds: (Uid, Option<Uid>)) -> Option<std::ops::RangeInclusive<Uid>> {
+    match bounds {
+        (mark, Some(max)) if max > mark => Some(mark + 1..=max),
+        _ => None,
+    }
+}
+
+/// Moves the mailbox's recent mark to its highest UID and returns the UIDs passed over. Read first:
+/// a SELECT with nothing new costs no write (and no fsync); the claim itself is decided again in
+/// the writer's transaction, so two sessions never get the same UID.
+pub(crate) async fn claim_recent(
+    store: &Sqlite,
+    id: MailboxId,
+) -> Result<Option<std::ops::RangeInclusive<Uid>>> {
+    if unclaimed(store.0.read(move |c, _| recent_bounds(c, id)).await?).is_none() {
+        return Ok(None);
+    }
+    store
+        .0
+        .writer
+        .write(move |tx| {
+            let claimed = unclaimed(recent_bounds(tx.conn, id)?);
+            if let Some(r) = &claimed {
+                exec(
+                    tx.conn,
+                    "UPDATE mailboxes SET recent_uid = ?1 WHERE id = ?2",
+                    params![r.end(), id],
+                )
+                .map_err(db_err)?;
+            }
+            Ok(claimed)
+        })
+        .await
 }
 
 pub(crate) async fn create(

@@ -845,6 +845,9 @@ impl MailStore for Sqlite {
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.0.read(move |c, _| mailbox::status(c, id)).await
     }
+    async fn claim_recent(&self, id: MailboxId) -> Result<Option<RangeInclusive<Uid>>> {
+        mailbox::claim_recent(self, id).await
+    }
     async fn subscribe(&self, account: AccountId, name: &str) -> Result<()> {
         mailbox::subscription(self, account, name, true).await
     }

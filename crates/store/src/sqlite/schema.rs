@@ -114,6 +114,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY(domain, selector)
     ) WITHOUT ROWID;
     "#,
+    // 4: the highest UID each mailbox has given out as \Recent (RFC 3501 §2.3.2). Mail already
+    // there counts as claimed, so an upgrade does not make old messages recent again.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+    UPDATE mailboxes SET recent_uid = uidnext - 1;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
