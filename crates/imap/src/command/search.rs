@@ -77,23 +77,50 @@ fn by_bytes(sizes: &[u64]) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
-/// Whether evaluating needs the cached analysis (headers, Date:, or a text fallback).
-fn needs_analysis(k: &SearchKey<'_>) -> bool {
+/// Whether a key compares the sent date (Date:, from the cached analysis).
+fn needs_date(k: &SearchKey<'_>) -> bool {
     match k {
-        SearchKey::And(v) => v.as_ref().iter().any(needs_analysis),
-        SearchKey::Not(k) => needs_analysis(k),
-        SearchKey::Or(a, b) => needs_analysis(a) || needs_analysis(b),
-        SearchKey::Bcc(_)
-        | SearchKey::Cc(_)
-        | SearchKey::From(_)
-        | SearchKey::To(_)
-        | SearchKey::Subject(_)
-        | SearchKey::Header(..)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => true,
+        SearchKey::And(v) => v.as_ref().iter().any(needs_date),
+        SearchKey::Not(k) => needs_date(k),
+        SearchKey::Or(a, b) => needs_date(a) || needs_date(b),
+        SearchKey::SentBefore(_) | SearchKey::SentOn(_) | SearchKey::SentSince(_) => true,
         _ => false,
     }
+}
+
+/// Bytes read from the start of each message for header keys: most header blocks end within it.
+const HEADER_PREFIX: u64 = 16 * 1024;
+
+/// The length of the header block at the start of `prefix` (a message's first
+/// [`HEADER_PREFIX`] bytes, or all of a shorter one) when header keys can be matched on its raw
+/// text alone: it ends within the prefix and needs no decoding to compare as the decoded forms
+/// would (ASCII, no RFC 2047 encoded words, no quoted pairs, no folds with a tab). Otherwise the
+/// message's cached analysis is read as well.
+fn plain_header_len(prefix: &[u8]) -> Option<usize> {
+    let end = header_block_len(prefix)?;
+    let block = &prefix[..end];
+    let plain = block.is_ascii()
+        && !block.contains(&b'\\')
+        && !block.windows(2).any(|w| w == b"=?" || w == b"\n\t");
+    plain.then_some(end)
+}
+
+/// Where the first empty line of `prefix` starts (the header block's length, its last line
+/// break included); all of it when it has none and is shorter than [`HEADER_PREFIX`] (a message
+/// without a body); `None` when the block may go on past the prefix.
+fn header_block_len(prefix: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    while pos < prefix.len() {
+        let rest = &prefix[pos..];
+        if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") {
+            return Some(pos);
+        }
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(nl) => pos += nl + 1,
+            None => break,
+        }
+    }
+    ((prefix.len() as u64) < HEADER_PREFIX).then_some(prefix.len())
 }
 
 fn text_keys<'k>(k: &'k SearchKey<'k>, out: &mut Vec<(TextField, String)>) {
@@ -396,7 +423,7 @@ impl<B: Backend> Session<B> {
         let mut keys = Vec::new();
         text_keys(&key, &mut keys);
         let mut text_hits = HashMap::new();
-        let wants_analysis = needs_analysis(&key);
+        let wants_date = needs_date(&key);
         let wants_header = needs_header(&key);
         let mut scan = false;
         for (field, needle) in keys {
@@ -429,35 +456,74 @@ impl<B: Backend> Session<B> {
                 .filter_map(|(msn, u)| by_uid.remove(u).map(|r| (*msn, r)))
                 .collect();
             let blobs: Vec<store::BlobId> = recs.iter().map(|(_, r)| r.blob).collect();
-            let analyses: Vec<Option<Arc<Analysis>>> = if wants_analysis {
-                match store.analyses(&blobs).await {
-                    Ok(a) => a.into_iter().map(Some).collect(),
-                    Err(e) => return Err(store_failure(&e)),
-                }
+            let mut analyses: Vec<Option<Arc<Analysis>>> = vec![None; recs.len()];
+            let mut headers: Vec<Option<Vec<u8>>> = vec![None; recs.len()];
+            // Messages that need their analysis: all of them for a sent-date key; for header
+            // keys only those whose header block cannot be matched raw (most can: read the
+            // start of each message instead of parsing its stored analysis).
+            let mut need: Vec<usize> = if wants_date {
+                (0..recs.len()).collect()
             } else {
-                vec![None; recs.len()]
+                Vec::new()
             };
-            let headers: Vec<Option<Vec<u8>>> = if wants_header {
-                let reads: Vec<_> = blobs
+            if wants_header && !wants_date {
+                let reads: Vec<_> = blobs.iter().map(|b| (*b, 0..HEADER_PREFIX)).collect();
+                let sizes: Vec<u64> = recs
                     .iter()
-                    .zip(&analyses)
-                    .map(|(b, a)| {
-                        let (s, e) = a.as_ref().map_or((0, 0), |a| a.body.header_range);
-                        (*b, s..e)
-                    })
+                    .map(|(_, r)| r.size.min(HEADER_PREFIX))
                     .collect();
-                let sizes: Vec<u64> = reads.iter().map(|(_, r)| r.end - r.start).collect();
-                let mut out = Vec::with_capacity(reads.len());
+                let mut i = 0;
                 for run in by_bytes(&sizes) {
-                    match store.blob_ranges_read(&reads[run]).await {
-                        Ok(h) => out.extend(h.into_iter().map(Some)),
+                    let got = match store.blob_ranges_read(&reads[run]).await {
+                        Ok(h) => h,
                         Err(e) => return Err(store_failure(&e)),
+                    };
+                    for mut prefix in got {
+                        match plain_header_len(&prefix) {
+                            Some(len) => {
+                                prefix.truncate(len);
+                                headers[i] = Some(prefix);
+                            }
+                            None => need.push(i),
+                        }
+                        i += 1;
                     }
                 }
-                out
-            } else {
-                vec![None; recs.len()]
-            };
+            }
+            if !need.is_empty() {
+                let wanted: Vec<store::BlobId> = need.iter().map(|&i| blobs[i]).collect();
+                match store.analyses(&wanted).await {
+                    Ok(got) => {
+                        for (&i, a) in need.iter().zip(got) {
+                            analyses[i] = Some(a);
+                        }
+                    }
+                    Err(e) => return Err(store_failure(&e)),
+                }
+                if wants_header {
+                    let reads: Vec<_> = need
+                        .iter()
+                        .map(|&i| {
+                            let (s, e) =
+                                analyses[i].as_ref().map_or((0, 0), |a| a.body.header_range);
+                            (blobs[i], s..e)
+                        })
+                        .collect();
+                    let sizes: Vec<u64> = reads.iter().map(|(_, r)| r.end - r.start).collect();
+                    let mut k = 0;
+                    for run in by_bytes(&sizes) {
+                        match store.blob_ranges_read(&reads[run]).await {
+                            Ok(h) => {
+                                for block in h {
+                                    headers[need[k]] = Some(block);
+                                    k += 1;
+                                }
+                            }
+                            Err(e) => return Err(store_failure(&e)),
+                        }
+                    }
+                }
+            }
             // The cached analysis keeps no search text: recompute it from the blob.
             let scanned: Vec<Option<message::SearchText>> = if scan {
                 let sizes: Vec<u64> = recs.iter().map(|(_, r)| r.size).collect();
@@ -615,6 +681,31 @@ fn esearch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_blocks_matched_raw_only_when_no_decoding_could_differ() {
+        let full = HEADER_PREFIX as usize;
+        assert_eq!(header_block_len(b"A: b\r\nC: d\r\n\r\nbody"), Some(12));
+        assert_eq!(header_block_len(b"A: b\nC: d\n\nbody\n\n"), Some(10));
+        assert_eq!(header_block_len(b"\r\nbody"), Some(0));
+        assert_eq!(header_block_len(b"A: b\r\n"), Some(6), "no body");
+        let mut long = b"X: ".to_vec();
+        long.resize(full, b'x');
+        assert_eq!(header_block_len(&long), None, "may go on past the prefix");
+        long.truncate(full - 1);
+        assert_eq!(header_block_len(&long), Some(full - 1));
+        assert_eq!(plain_header_len(b"From: A <a@x>\r\n\r\n"), Some(15));
+        for needs_decoding in [
+            &b"Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\n"[..],
+            "Subject: café\r\n\r\n".as_bytes(),
+            b"From: \"O\\\"Brien\" <o@x>\r\n\r\n",
+            b"Subject: a\r\n\tb\r\n\r\n",
+        ] {
+            assert_eq!(plain_header_len(needs_decoding), None, "{needs_decoding:?}");
+        }
+        // Only the header block counts: the body may hold anything.
+        assert_eq!(plain_header_len(b"A: b\r\n\r\n=?\\ caf\xc3\xa9"), Some(6));
+    }
 
     #[test]
     fn byte_runs_cover_everything_in_order_and_stay_bounded() {
