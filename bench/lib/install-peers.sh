@@ -23,7 +23,9 @@ if [ ! -e "$policy" ]; then
   chmod 755 "$policy"
   ours=1
 fi
-cleanup() { [ "$ours" = 1 ] && rm -f "$policy"; }
+# An if, not `&&`: under set -e a false test as the last command of the EXIT trap would make
+# the script exit 1 after a successful install (seen where an image already ships a policy-rc.d).
+cleanup() { if [ "$ours" = 1 ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
