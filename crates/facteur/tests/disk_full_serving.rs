@@ -7,68 +7,14 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use common::tmpfs::{Tmpfs, fill};
 use common::{Server, raw_smtp, test_config};
 
 /// Room for the first start and a few messages.
 const TMPFS_KIB: u64 = 48 * 1024;
 const PW: &str = "correct-horse-battery-9";
-
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size_kib: u64) -> Option<Tmpfs> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("SKIPPED: needs root to mount tmpfs");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k,mode=0700")])
-            .arg("tmpfs")
-            .arg(dir.path())
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(Tmpfs { dir }),
-            other => {
-                println!("SKIPPED: needs root to mount tmpfs (mount: {other:?})");
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(self.dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
-
-/// Writes zeros until the filesystem refuses.
-fn fill(path: &Path) {
-    let mut f = std::fs::File::create(path).expect("create filler");
-    let chunk = vec![0u8; 64 * 1024];
-    while f.write_all(&chunk).is_ok() {}
-    while f.write_all(&[0u8]).is_ok() {}
-    let _ = f.sync_all();
-}
 
 /// One IMAP APPEND over implicit TLS with Python's imaplib: the tagged status and its text.
 fn imap_append(server: &Server, subject: &str) -> String {
@@ -111,20 +57,12 @@ fn a_full_disk_is_refused_with_temporary_errors_and_recovered_from() {
     let Some(fs) = Tmpfs::mount(TMPFS_KIB) else {
         return;
     };
-    let data = fs.dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("mkdir");
-    std::fs::write(data.join("facteur.toml"), test_config("full.test", "")).expect("config");
-    let mut server = Server {
-        dir: tempfile::tempdir().expect("tempdir"),
-        data,
-        child: None,
-        addrs: HashMap::new(),
-        domain: "full.test".into(),
-        password: String::new(),
-        banner: String::new(),
-        env: Vec::new(),
-    };
-    server.spawn();
+    let mut server = Server::start_at(
+        tempfile::tempdir().expect("tempdir"),
+        fs.path().join("data"),
+        "full.test",
+        &test_config("full.test", ""),
+    );
     server.add_account("bob@full.test", PW);
     let smtp = server.addr("smtp");
 
@@ -136,7 +74,7 @@ fn a_full_disk_is_refused_with_temporary_errors_and_recovered_from() {
     );
     assert!(before.starts_with("250"), "{before}");
 
-    let filler = fs.dir.path().join("filler");
+    let filler = fs.path().join("filler");
     fill(&filler);
     for n in 0..5 {
         let subject = format!("while full {n}");

@@ -4,9 +4,12 @@
 //!
 //! Mounting needs root; elsewhere the tests print "SKIPPED" and pass.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use common::tmpfs::{Tmpfs, fill};
 
 const BIN: &str = env!("CARGO_BIN_EXE_facteur");
 
@@ -18,65 +21,6 @@ const TOO_SMALL_KIB: &[u64] = &[4, 8, 12, 16, 32, 64, 96, 128, 160, 192, 224];
 const ROUNDS: usize = 5;
 /// Enough for a first start with room to spare.
 const ROOMY_KIB: u64 = 4096;
-
-/// A tmpfs mounted on a fresh temporary directory, unmounted on drop (even on panic).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// None (after printing why) when not root or when mounting fails.
-    fn mount(size_kib: u64) -> Option<Tmpfs> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("SKIPPED: needs root to mount tmpfs");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k,mode=0700")])
-            .arg("tmpfs")
-            .arg(dir.path())
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(Tmpfs { dir }),
-            other => {
-                println!("SKIPPED: needs root to mount tmpfs (mount: {other:?})");
-                None
-            }
-        }
-    }
-
-    /// Grows (or shrinks) the filesystem in place, as an operator freeing space would.
-    fn resize(&self, size_kib: u64) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,size={size_kib}k")])
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "remount tmpfs to {size_kib} KiB");
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(self.dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
 
 fn facteur(data: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -122,15 +66,6 @@ fn assert_clean_failure(o: &Output, what: &str) -> String {
 
 fn names_full_disk(line: &str) -> bool {
     line.contains("storage is full") || line.contains("No space left on device")
-}
-
-/// Writes zeros until the filesystem refuses: nothing is left for anyone else.
-fn fill(path: &Path) {
-    let mut f = std::fs::File::create(path).expect("create filler");
-    let chunk = vec![0u8; 4096];
-    while f.write_all(&chunk).is_ok() {}
-    // A last partial page may still fit.
-    while f.write_all(&[0u8]).is_ok() {}
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::process::Command;
 
 use common::Server;
@@ -23,22 +22,7 @@ fn imap_config(domain: &str) -> String {
 }
 
 fn start(domain: &str) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("mkdir");
-    std::fs::write(data.join("facteur.toml"), imap_config(domain)).expect("write config");
-    let mut s = Server {
-        dir,
-        data,
-        child: None,
-        addrs: HashMap::new(),
-        domain: domain.into(),
-        password: String::new(),
-        banner: String::new(),
-        env: Vec::new(),
-    };
-    s.spawn();
-    s
+    Server::start_config(domain, &imap_config(domain))
 }
 
 /// Runs a Python script with the IMAP/SMTP ports and credentials prepended as variables.
@@ -499,22 +483,8 @@ c.logout()
 
 #[test]
 fn logins_past_the_per_user_session_limit_are_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("mkdir");
     let config = imap_config("example.com") + "[limits]\nmax_connections_per_user = 3\n";
-    std::fs::write(data.join("facteur.toml"), config).expect("write config");
-    let mut s = Server {
-        dir,
-        data,
-        child: None,
-        addrs: HashMap::new(),
-        domain: "example.com".into(),
-        password: String::new(),
-        banner: String::new(),
-        env: Vec::new(),
-    };
-    s.spawn();
+    let s = Server::start_config("example.com", &config);
     s.add_account("alice@example.com", "alice-password-1");
     s.add_account("bob@example.com", "bob-password-1");
     python(

@@ -7,6 +7,7 @@ pub mod dnssec;
 pub mod mail;
 pub mod pop3;
 pub mod postfix;
+pub mod tmpfs;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -85,6 +86,12 @@ impl Server {
     pub fn start_config(domain: &str, config: &str) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
+        Server::start_at(dir, data, domain, config)
+    }
+
+    /// As [`Server::start_config`], with the data folder at `data` (on a test filesystem, say);
+    /// `dir` lives as long as the server.
+    pub fn start_at(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
         std::fs::create_dir_all(&data).expect("mkdir");
         std::fs::write(data.join("facteur.toml"), config).expect("write config");
         let mut s = Server {

@@ -77,6 +77,26 @@ fn by_bytes(sizes: &[u64]) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
+/// [`MailStore::blob_ranges_read`](store::MailStore::blob_ranges_read) of `reads` in runs of at
+/// most [`SEARCH_BATCH_BYTES`], results in the same order.
+async fn ranges_in_runs(
+    store: &store::DynStore,
+    reads: &[(store::BlobId, std::ops::Range<u64>)],
+) -> Result<Vec<Vec<u8>>, Tagged> {
+    let sizes: Vec<u64> = reads
+        .iter()
+        .map(|(_, r)| r.end.saturating_sub(r.start))
+        .collect();
+    let mut out = Vec::with_capacity(reads.len());
+    for run in by_bytes(&sizes) {
+        match store.blob_ranges_read(&reads[run]).await {
+            Ok(got) => out.extend(got),
+            Err(e) => return Err(store_failure(&e)),
+        }
+    }
+    Ok(out)
+}
+
 /// Whether a key compares the sent date (Date:, from the cached analysis).
 fn needs_date(k: &SearchKey<'_>) -> bool {
     match k {
@@ -468,25 +488,17 @@ impl<B: Backend> Session<B> {
             };
             if wants_header && !wants_date {
                 let reads: Vec<_> = blobs.iter().map(|b| (*b, 0..HEADER_PREFIX)).collect();
-                let sizes: Vec<u64> = recs
-                    .iter()
-                    .map(|(_, r)| r.size.min(HEADER_PREFIX))
-                    .collect();
-                let mut i = 0;
-                for run in by_bytes(&sizes) {
-                    let got = match store.blob_ranges_read(&reads[run]).await {
-                        Ok(h) => h,
-                        Err(e) => return Err(store_failure(&e)),
-                    };
-                    for mut prefix in got {
-                        match plain_header_len(&prefix) {
-                            Some(len) => {
-                                prefix.truncate(len);
-                                headers[i] = Some(prefix);
-                            }
-                            None => need.push(i),
+                for (i, mut prefix) in ranges_in_runs(&store, &reads)
+                    .await?
+                    .into_iter()
+                    .enumerate()
+                {
+                    match plain_header_len(&prefix) {
+                        Some(len) => {
+                            prefix.truncate(len);
+                            headers[i] = Some(prefix);
                         }
-                        i += 1;
+                        None => need.push(i),
                     }
                 }
             }
@@ -509,18 +521,8 @@ impl<B: Backend> Session<B> {
                             (blobs[i], s..e)
                         })
                         .collect();
-                    let sizes: Vec<u64> = reads.iter().map(|(_, r)| r.end - r.start).collect();
-                    let mut k = 0;
-                    for run in by_bytes(&sizes) {
-                        match store.blob_ranges_read(&reads[run]).await {
-                            Ok(h) => {
-                                for block in h {
-                                    headers[need[k]] = Some(block);
-                                    k += 1;
-                                }
-                            }
-                            Err(e) => return Err(store_failure(&e)),
-                        }
+                    for (&i, block) in need.iter().zip(ranges_in_runs(&store, &reads).await?) {
+                        headers[i] = Some(block);
                     }
                 }
             }

@@ -919,29 +919,10 @@ impl MailStore for Sqlite {
     }
 
     async fn analysis(&self, blob: BlobId) -> Result<Arc<Analysis>> {
-        // Blobs are immutable, so a cached analysis never goes stale.
-        if let Some(a) = self.0.analysis_cache.get(&blob) {
-            return Ok(a);
-        }
-        let cache = self.0.clone();
-        self.0
-            .read(move |c, _| {
-                let json: String = query_row(
-                    c,
-                    "SELECT analysis FROM blobs WHERE hash = ?1",
-                    [&blob.0[..]],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err)?
-                .ok_or_else(|| StoreError::NotFound(format!("{blob:?}")))?;
-                let a: Analysis = serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Backend(format!("cached analysis: {e}")))?;
-                let a = Arc::new(a);
-                cache.analysis_cache.put(blob, a.clone());
-                Ok(a)
-            })
-            .await
+        self.analyses(&[blob])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("{blob:?}")))
     }
 
     async fn blob_read(
@@ -949,31 +930,13 @@ impl MailStore for Sqlite {
         blob: BlobId,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<Vec<u8>> {
-        self.0
-            .read(move |c, blobs| {
-                let row: Option<(Option<Vec<u8>>, i64)> = query_row(
-                    c,
-                    "SELECT data, size FROM blobs WHERE hash = ?1",
-                    [&blob.0[..]],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(db_err)?;
-                match row {
-                    None => Err(StoreError::NotFound(format!("{blob:?}"))),
-                    Some((Some(data), _)) => Ok(match range {
-                        None => data,
-                        Some(r) => {
-                            let len = data.len() as u64;
-                            let start = r.start.min(len);
-                            let end = r.end.clamp(start, len);
-                            data[start as usize..end as usize].to_vec()
-                        }
-                    }),
-                    Some((None, _)) => blobs.read(&blob, range),
-                }
-            })
-            .await
+        let read = match range {
+            None => self.blobs_read(&[blob]).await?,
+            Some(r) => self.blob_ranges_read(&[(blob, r)]).await?,
+        };
+        read.into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(format!("{blob:?}")))
     }
 
     async fn blobs_read(&self, ids: &[BlobId]) -> Result<Vec<Vec<u8>>> {
