@@ -1,5 +1,5 @@
 //! A small tmpfs for full-disk tests: mounted on a fresh temporary directory, unmounted on drop
-//! (even on panic). Mounting needs root; elsewhere `mount` says why and the test is skipped.
+//! (even on panic). Mounting needs root: the tests using it are `#[ignore]`d and scripts/test.sh runs them as root.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,13 +11,14 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// None (after printing why) when not root or when mounting fails.
-    pub fn mount(size_kib: u64) -> Option<Tmpfs> {
+    /// Panics when it cannot mount (not root, or no mount permission in a container): the
+    /// tests that call it are `#[ignore]`d and run explicitly, as root, by scripts/test.sh.
+    pub fn mount(size_kib: u64) -> Tmpfs {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("SKIPPED: needs root to mount tmpfs");
-            return None;
-        }
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "this test mounts a tmpfs and needs root"
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k,mode=0700")])
@@ -25,11 +26,8 @@ impl Tmpfs {
             .arg(dir.path())
             .status();
         match status {
-            Ok(s) if s.success() => Some(Tmpfs { dir }),
-            other => {
-                println!("SKIPPED: needs root to mount tmpfs (mount: {other:?})");
-                None
-            }
+            Ok(s) if s.success() => Tmpfs { dir },
+            other => panic!("cannot mount a tmpfs: {other:?}"),
         }
     }
 

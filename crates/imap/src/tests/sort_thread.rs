@@ -399,7 +399,7 @@ fn deep_chains_do_not_exhaust_the_stack() {
 /// `cargo test --release -p imap large_mailbox_timing -- --ignored --nocapture`
 /// (`SORT_THREAD_MESSAGES` sets the size, 100,000 by default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a timing run by hand (docs/benchmarks.md); it asserts results, not time"]
 async fn large_mailbox_timing() {
     use std::time::Instant;
 
