@@ -13,7 +13,7 @@ fi
 # Debian packages the tests use (real peers and clients). Installed only when missing, and only as
 # root. Postfix is preseeded to "No configuration" and kept from starting a system instance: the
 # tests start their own throwaway instances on loopback ports.
-need_pkgs=(postfix openssl python3 swaks isync curl dnsmasq-base sslscan fetchmail getmail6 nsd unbound ldnsutils)
+need_pkgs=(postfix openssl python3 swaks isync curl dnsmasq-base sslscan fetchmail getmail6 nsd unbound ldnsutils bsdutils fail2ban)
 if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -209,7 +209,7 @@ impl Verifier for MailAuthVerifier {
         tracing::info!(
             id = %envelope.id,
             spf = outcome.spf.result.as_str(),
-            dkim = ?outcome.dkim.iter().map(|d| d.result.as_str()).collect::<Vec<_>>(),
+            dkim = %outcome.dkim.iter().map(|d| d.result.as_str()).collect::<Vec<_>>().join(" "),
             dmarc = outcome.dmarc.result.as_str(),
             "authentication results"
         );

@@ -338,6 +338,9 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// An `EnvFilter` directive string, e.g. `info` or `info,smtp=debug`.
     pub level: String,
+    /// Append log lines to this file (relative to the data folder) instead of stderr; empty:
+    /// stderr. Reopened on SIGHUP, for logrotate.
+    pub file: PathBuf,
 }
 
 impl Config {
@@ -520,6 +523,7 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: "info".to_owned(),
+            file: PathBuf::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ const SHOWN_HEADERS: [&str; 5] = ["from", "to", "cc", "subject", "message-id"];
 fn entry_json(e: &QueueEntry) -> Value {
     json!({
         "id": e.id,
+        "smtp_id": e.smtp_id,
         "sender": e.sender,
         "size": e.size,
         "created": e.created,
@@ -61,9 +62,11 @@ fn line(now: i64, e: &QueueEntry) -> String {
     } else {
         format!("in {}", age(e.next_attempt, now))
     };
+    // The SMTP id is the one of the `250 ... queued as` and of every log line about the message.
     let mut out = format!(
-        "{:>6}  {:>5}  {:>2} tries  {} -> {}  next {}",
+        "{:>6}  {:<16}  {:>5}  {:>2} tries  {} -> {}  next {}",
         e.id,
+        e.smtp_id.as_deref().unwrap_or("-"),
         age(now, e.created),
         e.attempts,
         sender,

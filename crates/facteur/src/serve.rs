@@ -90,7 +90,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     } else {
         cfg.log.format
     };
-    logging::init(format, &cfg.log.level);
+    logging::init(format, &cfg.log, &cli.data).map_err(Failure::op)?;
 
     let cert = config::resolve_path(&cli.data, &cfg.tls.cert);
     let key = config::resolve_path(&cli.data, &cfg.tls.key);
@@ -185,7 +185,8 @@ fn print_banner(
     let _ = std::io::stdout().flush();
 }
 
-/// Runs until SIGINT or SIGTERM; SIGHUP reloads the TLS certificate without dropping sessions.
+/// Runs until SIGINT or SIGTERM; SIGHUP reopens the log file and reloads the TLS certificate
+/// without dropping sessions.
 async fn wait_for_shutdown(tls: &net::tls::TlsReloader) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -200,10 +201,14 @@ async fn wait_for_shutdown(tls: &net::tls::TlsReloader) {
         tokio::select! {
             _ = term.recv() => return,
             _ = int.recv() => return,
-            _ = hup.recv() => match tls.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
-            },
+            _ = hup.recv() => {
+                // logrotate moved the log file away: write to a new one.
+                logging::reopen();
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+                }
+            }
         }
     }
 }

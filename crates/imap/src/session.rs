@@ -166,6 +166,8 @@ pub struct Session<B: Backend> {
     pending: bool,
     /// Where a long answer goes out while it is produced (see [`Session::stream_to`]).
     sink: Option<mpsc::Sender<Vec<u8>>>,
+    /// Commands received, for the DEBUG line at the end of the session.
+    commands: u64,
 }
 
 /// Output gathered by one `feed` before it stops answering pipelined commands, so the driver
@@ -190,7 +192,13 @@ fn new_fragmentizer(cfg: &ImapConfig) -> Fragmentizer {
 
 impl<B: Backend> Session<B> {
     pub fn new(cfg: Arc<ImapConfig>, backend: Arc<B>, info: SessionInfo) -> Session<B> {
+        tracing::debug!(
+            peer = info.peer.map(tracing::field::display),
+            tls = info.tls,
+            "imap session start"
+        );
         Session {
+            commands: 0,
             closed: false,
             pending: false,
             sink: None,
@@ -429,12 +437,31 @@ impl<B: Backend> Session<B> {
     fn count_error(&mut self) {
         self.errors += 1;
         if self.errors >= self.cfg.max_errors {
+            // Bad commands are not logged one by one (a client chooses how many it sends); this
+            // line comes once per session.
+            tracing::info!(
+                peer = self.info.peer.map(tracing::field::display),
+                user = self
+                    .user
+                    .as_ref()
+                    .map(|u| tracing::field::display(&u.address)),
+                errors = self.errors,
+                "imap: too many bad commands, closing the connection"
+            );
             self.out.extend_from_slice(b"* BYE Too many errors\r\n");
             self.event = Some(Event::Close);
         }
     }
 
     pub(crate) fn respond(&mut self, tag: &str, t: Tagged) {
+        tracing::debug!(
+            peer = self.info.peer.map(tracing::field::display),
+            tag = %net::log::printable(tag.as_bytes(), net::log::MAX_TRACE_TEXT),
+            status = t.status,
+            code = t.code.as_deref(),
+            text = %t.text,
+            "imap response"
+        );
         self.out.extend_from_slice(tag.as_bytes());
         self.out.push(b' ');
         self.out.extend_from_slice(t.status.as_bytes());
@@ -449,8 +476,53 @@ impl<B: Backend> Session<B> {
         }
     }
 
+    /// DEBUG protocol trace of the message about to run: its first line (literals are not
+    /// shown, so neither are appended messages), with the credentials of LOGIN and AUTHENTICATE
+    /// and every SASL response replaced.
+    fn trace_command(&self) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let bytes = self.frag.message_bytes();
+        let line = bytes
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .map_or(bytes, |end| &bytes[..end]);
+        let shown = match &self.mode {
+            Mode::Authenticate(_) => "<SASL response redacted>".to_string(),
+            Mode::Idle(_) | Mode::Command => {
+                let mut words = line.splitn(4, |&b| b == b' ');
+                let (tag, verb, arg) = (words.next(), words.next(), words.next());
+                let verb_is = |v: &str| verb.is_some_and(|w| w.eq_ignore_ascii_case(v.as_bytes()));
+                let p = |b: &[u8]| net::log::printable(b, net::log::MAX_TRACE_TEXT);
+                match (tag, verb, arg) {
+                    (Some(tag), Some(verb), Some(_)) if verb_is("LOGIN") => {
+                        format!("{} {} <credentials redacted>", p(tag), p(verb))
+                    }
+                    (Some(tag), Some(verb), Some(mech)) if verb_is("AUTHENTICATE") => {
+                        let ir = if words.next().is_some() {
+                            " <initial response redacted>"
+                        } else {
+                            ""
+                        };
+                        format!("{} {} {}{ir}", p(tag), p(verb), p(mech))
+                    }
+                    _ => p(line),
+                }
+            }
+        };
+        tracing::debug!(
+            peer = self.info.peer.map(tracing::field::display),
+            command = %shown,
+            bytes = bytes.len(),
+            "imap command"
+        );
+    }
+
     /// One complete message from the fragmentizer.
     async fn message(&mut self) {
+        self.commands += 1;
+        self.trace_command();
         if self.selected_deleted().await {
             return;
         }
@@ -909,7 +981,7 @@ impl<B: Backend> Session<B> {
                         None => {
                             tracing::warn!(
                                 user = %u.address,
-                                peer = ?self.info.peer,
+                                peer = self.info.peer.map(tracing::field::display),
                                 limit = sessions.max(),
                                 "imap: login refused, too many sessions for this user"
                             );
@@ -986,5 +1058,21 @@ impl<B: Backend> Session<B> {
             self.out.extend_from_slice(b"* ENABLED\r\n");
         }
         ok("ENABLE completed")
+    }
+}
+
+/// A DEBUG line when a session ends, with its counts (bad commands are counted, not logged).
+impl<B: Backend> Drop for Session<B> {
+    fn drop(&mut self) {
+        tracing::debug!(
+            peer = self.info.peer.map(tracing::field::display),
+            user = self
+                .user
+                .as_ref()
+                .map(|u| tracing::field::display(&u.address)),
+            commands = self.commands,
+            errors = self.errors,
+            "imap session end"
+        );
     }
 }

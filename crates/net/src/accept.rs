@@ -105,11 +105,15 @@ pub async fn handshake(
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
-            tracing::info!(service, peer = ?ip, error = %e, "TLS handshake failed");
+            tracing::info!(service, peer = ip.map(tracing::field::display), error = %e, "TLS handshake failed");
             None
         }
         Err(_) => {
-            tracing::info!(service, peer = ?ip, "TLS handshake timed out");
+            tracing::info!(
+                service,
+                peer = ip.map(tracing::field::display),
+                "TLS handshake timed out"
+            );
             None
         }
     }

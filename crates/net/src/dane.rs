@@ -143,7 +143,7 @@ impl ServerCertVerifier for DaneVerifier {
             return Ok(ServerCertVerified::assertion());
         }
         tracing::warn!(
-            host = ?server_name,
+            host = %server_name.to_str(),
             records = self.records.len(),
             "DANE: the server's certificate matches none of its TLSA records"
         );

@@ -179,7 +179,16 @@ impl LoginThrottle {
             );
             ip_failures
         };
-        tracing::warn!("{}", failure_line(protocol, ip, user, ip_failures));
+        // The message is fail2ban's; the same facts as typed fields for JSON logs.
+        tracing::warn!(
+            service = %sanitize_user(protocol),
+            peer = %ip,
+            user = %sanitize_user(user),
+            reason = "invalid credentials",
+            failures = ip_failures,
+            "{}",
+            failure_line(protocol, ip, user, ip_failures)
+        );
         self.check(ip, Some(user))
     }
 

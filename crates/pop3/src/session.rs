@@ -96,6 +96,8 @@ pub struct Session<B: Backend> {
     buf: Vec<u8>,
     state: State,
     errors: u32,
+    /// Command lines read, for the DEBUG line at the end of the session.
+    commands: u64,
 }
 
 /// Output one `feed` may build before it stops answering pipelined commands: the rest wait in
@@ -160,7 +162,13 @@ fn top(raw: &[u8], lines: usize) -> &[u8] {
 
 impl<B: Backend> Session<B> {
     pub fn new(cfg: Arc<Pop3Config>, backend: Arc<B>, info: SessionInfo) -> Session<B> {
+        tracing::debug!(
+            peer = info.peer.map(tracing::field::display),
+            tls = info.tls,
+            "pop3 session start"
+        );
         Session {
+            commands: 0,
             cfg,
             backend,
             info,
@@ -216,6 +224,7 @@ impl<B: Backend> Session<B> {
             let line: Vec<u8> = self.buf.drain(..=nl).collect();
             if line.len() > self.cfg.line_length {
                 out.bytes.extend_from_slice(b"-ERR Line too long\r\n");
+                self.trace_reply(b"-ERR Line too long");
                 self.error(&mut out);
             } else {
                 let text = String::from_utf8_lossy(&line);
@@ -246,6 +255,13 @@ impl<B: Backend> Session<B> {
     fn error(&mut self, out: &mut Output) {
         self.errors += 1;
         if self.errors >= self.cfg.max_errors {
+            // Bad commands are not logged one by one (a client chooses how many it sends); this
+            // line comes once per session.
+            tracing::info!(
+                peer = self.info.peer.map(tracing::field::display),
+                errors = self.errors,
+                "pop3: too many bad commands, closing the connection"
+            );
             out.bytes
                 .extend_from_slice(b"-ERR Too many errors, closing connection\r\n");
             self.close(out);
@@ -291,7 +307,59 @@ impl<B: Backend> Session<B> {
         s
     }
 
+    /// DEBUG protocol trace of a command line, with the password of PASS, the initial response
+    /// of AUTH and every SASL response replaced.
+    fn trace_command(&self, line: &str) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let mut words = line.splitn(3, ' ');
+        let (verb, arg) = (words.next().unwrap_or_default(), words.next());
+        let shown = if matches!(self.state, State::AuthPlain) {
+            "<SASL response redacted>".to_string()
+        } else if verb.eq_ignore_ascii_case("PASS") && arg.is_some() {
+            "PASS <redacted>".to_string()
+        } else if verb.eq_ignore_ascii_case("AUTH") && words.next().is_some() {
+            format!(
+                "AUTH {} <initial response redacted>",
+                net::log::printable(arg.unwrap_or_default().as_bytes(), net::log::MAX_TRACE_TEXT)
+            )
+        } else {
+            net::log::printable(line.as_bytes(), net::log::MAX_TRACE_TEXT)
+        };
+        tracing::debug!(
+            peer = self.info.peer.map(tracing::field::display),
+            command = %shown,
+            "pop3 command"
+        );
+    }
+
+    /// DEBUG trace of the first line of the reply to a command (never message text).
+    fn trace_reply(&self, reply: &[u8]) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let first = reply
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .map_or(reply, |end| &reply[..end]);
+        tracing::debug!(
+            peer = self.info.peer.map(tracing::field::display),
+            reply = %net::log::printable(first, net::log::MAX_TRACE_TEXT),
+            bytes = reply.len(),
+            "pop3 reply"
+        );
+    }
+
     async fn command(&mut self, line: &str, out: &mut Output) {
+        self.commands += 1;
+        self.trace_command(line);
+        let start = out.bytes.len();
+        self.run(line, out).await;
+        self.trace_reply(&out.bytes[start.min(out.bytes.len())..]);
+    }
+
+    async fn run(&mut self, line: &str, out: &mut Output) {
         if matches!(self.state, State::AuthPlain) {
             self.state = State::Authorization { user: None };
             // RFC 5034 §4: "*" cancels the exchange.
@@ -582,5 +650,17 @@ impl<B: Backend> Session<B> {
                 .extend_from_slice(b"+OK Facteur POP3 signing off\r\n");
         }
         self.close(out);
+    }
+}
+
+/// A DEBUG line when a session ends, with its counts (bad commands are counted, not logged).
+impl<B: Backend> Drop for Session<B> {
+    fn drop(&mut self) {
+        tracing::debug!(
+            peer = self.info.peer.map(tracing::field::display),
+            commands = self.commands,
+            errors = self.errors,
+            "pop3 session end"
+        );
     }
 }

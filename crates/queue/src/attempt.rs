@@ -129,8 +129,18 @@ impl Deliverer {
             .collect();
 
         let targets = match self.targets(domain).await {
-            Ok(t) => t,
+            Ok(t) => {
+                tracing::debug!(
+                    domain,
+                    entries = entries.len(),
+                    hosts = %t.iter().map(|(t, _)| t.name.as_str()).collect::<Vec<_>>().join(" "),
+                    "routed"
+                );
+                t
+            }
             Err(e) => {
+                // Each recipient's deferral or bounce is logged with this reason when it is recorded.
+                tracing::debug!(domain, entries = entries.len(), reason = %e.reason, permanent = e.permanent, "cannot route");
                 for (entry, res) in entries.iter().zip(results.iter_mut()) {
                     for (r, out) in entry.recipients.iter().zip(res.iter_mut()) {
                         if is_pending(&r.status) {
@@ -182,9 +192,12 @@ impl Deliverer {
                     conn.quit().await;
                     continue;
                 }
-                let tls = conn.tls_info();
                 let remote = conn.remote.clone();
                 let dsn = conn.ehlo().dsn;
+                let tls_text = conn.tls_info().map_or("none".to_string(), |t| {
+                    format!("{} {}", t.version, t.cipher)
+                });
+                tracing::debug!(domain, host = %target.name, remote = %remote, tls = %tls_text, "connected");
                 let mut still: Vec<usize> = Vec::new();
                 let mut broken = false;
                 for &i in &todo {
@@ -270,12 +283,18 @@ impl Deliverer {
                         still.push(i);
                     } else {
                         let _ = done.send((i, results[i].clone()));
-                        tracing::info!(
+                        // Each recipient's outcome is logged at INFO when it is recorded.
+                        let count =
+                            |f: fn(&RcptResult) -> bool| results[i].iter().filter(|r| f(r)).count();
+                        tracing::debug!(
+                            id = entry.smtp_id.as_deref(),
                             queue_id = entry.id,
                             domain,
                             remote = %remote,
-                            tls = tls.as_ref().map_or("none".to_string(), |t| format!("{} {}", t.version, t.cipher)),
-                            results = ?results[i],
+                            tls = %tls_text,
+                            delivered = count(|r| matches!(r, RcptResult::Delivered { .. })),
+                            deferred = count(|r| matches!(r, RcptResult::Deferred { .. })),
+                            failed = count(|r| matches!(r, RcptResult::Failed { .. })),
                             "delivery attempt"
                         );
                     }

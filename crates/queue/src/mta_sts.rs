@@ -163,7 +163,7 @@ impl MtaSts {
         match self.fetch(&domain).await {
             Ok(policy) => {
                 let expires = now + policy.max_age as i64;
-                tracing::info!(domain, mode = ?policy.mode, mx = ?policy.mx, "MTA-STS policy fetched");
+                tracing::info!(domain, mode = ?policy.mode, mx = %policy.mx.join(" "), "MTA-STS policy fetched");
                 self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
                     domain.clone(),
                     Cached {

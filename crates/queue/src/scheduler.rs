@@ -219,7 +219,7 @@ impl Queue {
                     ready.push(e);
                 }
                 Err(err) => {
-                    tracing::error!(queue_id = e.id, error = %err, "cannot read a queued message; retrying later");
+                    tracing::error!(id = e.smtp_id.as_deref(), queue_id = e.id, error = %err, "cannot read a queued message; retrying later");
                     let mut e = e;
                     e.next_attempt = store::now_unix() + self.config.retry_initial.as_secs() as i64;
                     e.last_error = Some(format!("local error reading the message: {err}"));
@@ -261,6 +261,9 @@ impl Queue {
         let mut delivered_notice = Vec::new();
         let mut delayed = Vec::new();
         let mut last_error = None;
+        // Logged once the next attempt's time is known.
+        let mut deferred: Vec<(String, String, Option<String>)> = Vec::new();
+        let id = entry.smtp_id.clone();
         let expired = now.saturating_sub(entry.created) >= self.config.max_age.as_secs() as i64;
         let warn_due = self
             .config
@@ -270,6 +273,14 @@ impl Queue {
             match res {
                 RcptResult::Untouched => {}
                 RcptResult::Delivered { reply, remote, dsn } => {
+                    tracing::info!(
+                        id = id.as_deref(),
+                        queue_id = entry.id,
+                        rcpt = %r.address,
+                        remote = %remote,
+                        reply = %reply,
+                        "delivered"
+                    );
                     r.status = "delivered".into();
                     r.last_reply = Some(reply.clone());
                     if wants(r.notify.as_deref(), "SUCCESS") {
@@ -295,7 +306,15 @@ impl Queue {
                 } => {
                     r.status = "failed".into();
                     r.last_reply = Some(reason.clone());
-                    tracing::info!(queue_id = entry.id, rcpt = %r.address, %status, %reason, "delivery failed permanently");
+                    tracing::info!(
+                        id = id.as_deref(),
+                        queue_id = entry.id,
+                        rcpt = %r.address,
+                        %status,
+                        %reason,
+                        remote = remote.as_deref(),
+                        "bounced"
+                    );
                     if wants(r.notify.as_deref(), "FAILURE") {
                         failed.push(RecipientReport {
                             address: r.address.clone(),
@@ -312,6 +331,15 @@ impl Queue {
                     r.last_reply = Some(reason.clone());
                     last_error = Some(reason.clone());
                     if expired {
+                        tracing::info!(
+                            id = id.as_deref(),
+                            queue_id = entry.id,
+                            rcpt = %r.address,
+                            status = "4.4.7",
+                            %reason,
+                            remote = remote.as_deref(),
+                            "bounced: too long in the queue"
+                        );
                         r.status = "failed".into();
                         if wants(r.notify.as_deref(), "FAILURE") {
                             failed.push(RecipientReport {
@@ -327,18 +355,21 @@ impl Queue {
                                 last_attempt: now,
                             });
                         }
-                    } else if warn_due && r.status == "pending" {
-                        r.status = "delayed".into();
-                        if wants(r.notify.as_deref(), "DELAY") {
-                            delayed.push(RecipientReport {
-                                address: r.address.clone(),
-                                orcpt: r.orcpt.clone(),
-                                action: Action::Delayed,
-                                status: "4.0.0".into(),
-                                remote_mta: remote,
-                                diagnostic: Some(reason),
-                                last_attempt: now,
-                            });
+                    } else {
+                        deferred.push((r.address.clone(), reason.clone(), remote.clone()));
+                        if warn_due && r.status == "pending" {
+                            r.status = "delayed".into();
+                            if wants(r.notify.as_deref(), "DELAY") {
+                                delayed.push(RecipientReport {
+                                    address: r.address.clone(),
+                                    orcpt: r.orcpt.clone(),
+                                    action: Action::Delayed,
+                                    status: "4.0.0".into(),
+                                    remote_mta: remote,
+                                    diagnostic: Some(reason),
+                                    last_attempt: now,
+                                });
+                            }
                         }
                     }
                 }
@@ -371,6 +402,18 @@ impl Queue {
             let deadline = entry.created + self.config.max_age.as_secs() as i64;
             entry.next_attempt = entry.next_attempt.min(deadline.max(now + 1));
         }
+        for (rcpt, reason, remote) in deferred {
+            tracing::info!(
+                id = id.as_deref(),
+                queue_id = entry.id,
+                rcpt = %rcpt,
+                %reason,
+                remote = remote.as_deref(),
+                attempts = entry.attempts,
+                retry_in_secs = entry.next_attempt.saturating_sub(now),
+                "deferred"
+            );
+        }
         self.store
             .queue_update(&entry)
             .await
@@ -400,7 +443,7 @@ impl Queue {
         }
         .build();
         self.injector.inject_dsn(&entry.sender, raw).await?;
-        tracing::info!(queue_id = entry.id, to = %entry.sender, "delivery status notification sent");
+        tracing::info!(id = entry.smtp_id.as_deref(), queue_id = entry.id, to = %entry.sender, "delivery status notification sent");
         Ok(())
     }
 

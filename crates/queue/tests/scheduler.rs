@@ -185,6 +185,7 @@ async fn enqueue(store: &DynStore, from: &str, rcpts: &[&str], body: &[u8]) {
             envid: None,
             ret: Some("HDRS".into()),
             next_attempt: 0,
+            smtp_id: Some("00063F0000000001".into()),
         }],
     };
     store.commit(batch).await.unwrap();

@@ -227,7 +227,7 @@ impl Backend for MailBackend {
             let verdict = verifier.verify(env, &msg).await;
             match &verdict.disposition {
                 crate::checks::Disposition::Reject(why) => {
-                    tracing::info!(id = %env.id, peer = ?env.peer, from = %env.from, reason = %why, "message rejected by DMARC policy");
+                    tracing::info!(id = %env.id, peer = env.peer.map(tracing::field::display), from = %env.from, reason = %why, "message rejected by DMARC policy");
                     return vec![Err(Reply::new(550, "5.7.1", why.clone())); n];
                 }
                 crate::checks::Disposition::Quarantine => quarantine = true,
@@ -352,6 +352,8 @@ impl Backend for MailBackend {
                 envid: env.envid.clone(),
                 ret: env.ret.clone(),
                 next_attempt: now,
+                // [logs] the id of the `250 ... queued as`, named by every delivery attempt's log.
+                smtp_id: Some(env.id.clone()),
             });
         }
         match self.store.commit(batch).await {
@@ -364,7 +366,7 @@ impl Backend for MailBackend {
                 tracing::info!(
                     id = %env.id,
                     service = env.mode.name(),
-                    peer = ?env.peer,
+                    peer = env.peer.map(tracing::field::display),
                     from = %env.from,
                     recipients = n,
                     stored = done.appended.len(),
@@ -389,6 +391,8 @@ impl MailBackend {
     /// check: a DSN must reach its sender even when their mailbox is full.
     pub async fn inject(&self, from: &str, to: &str, raw: &[u8]) -> Result<(), String> {
         let now = store::now_unix();
+        // [logs] a DSN is a message of its own: its own id, never one an SMTP client was given.
+        let id = crate::id::transaction_id();
         let head = format!(
             "Received: by {} (Facteur) with local;\r\n\t{}\r\n",
             self.hostname,
@@ -456,6 +460,7 @@ impl MailBackend {
                 envid: None,
                 ret: None,
                 next_attempt: now,
+                smtp_id: Some(id.clone()),
             });
         }
         if batch.appends.is_empty() && batch.enqueue.is_empty() {
@@ -467,6 +472,15 @@ impl MailBackend {
         {
             w.notify_one();
         }
+        // [logs] where the DSN went, under its own id.
+        tracing::info!(
+            id = %id,
+            from = %from,
+            to = %to,
+            stored = done.appended.len(),
+            queued = done.queued.len(),
+            "notification accepted"
+        );
         Ok(())
     }
 

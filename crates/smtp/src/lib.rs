@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod data;
 pub mod delivery;
+pub mod id;
 pub mod received;
 pub mod reply;
 pub mod server;

@@ -105,7 +105,11 @@ async fn handle<B: Backend + 'static>(
         && let Ok(Ok(n)) = tokio::time::timeout(cfg.greeting_delay, stream.read(&mut buf)).await
     {
         if n > 0 {
-            tracing::info!(service = mode.name(), peer = ?ip, "client talked before the greeting");
+            tracing::info!(
+                service = mode.name(),
+                peer = ip.map(tracing::field::display),
+                "client talked before the greeting"
+            );
             let _ = write_all(
                 &mut stream,
                 b"554 5.5.0 Protocol error: talked before the greeting\r\n",
@@ -156,7 +160,12 @@ async fn handle<B: Backend + 'static>(
             if elapsed > cfg.data_timeout / 10
                 && (bytes as f64) / elapsed.as_secs_f64() < cfg.min_data_rate as f64
             {
-                tracing::info!(service = mode.name(), peer = ?ip, bytes, "data rate too low");
+                tracing::info!(
+                    service = mode.name(),
+                    peer = ip.map(tracing::field::display),
+                    bytes,
+                    "data rate too low"
+                );
                 let _ = write_all(
                     &mut stream,
                     b"421 4.4.2 Data rate too low, closing connection\r\n",

@@ -64,6 +64,8 @@ struct Transaction {
     chunks: Vec<u8>,
     chunk_error: Option<Reply>,
     chunking: bool,
+    /// RCPT commands refused because the transaction already had `max_recipients`.
+    overshoot: usize,
 }
 
 pub struct Session<B: Backend> {
@@ -80,10 +82,22 @@ pub struct Session<B: Backend> {
     tx: Option<Transaction>,
     errors: u32,
     data_started: Option<std::time::Instant>,
+    /// Command lines read (SASL responses included), for the summary at the end of the session.
+    commands: u64,
+    /// The command line being answered, made safe to log (see `note_command`).
+    last_command: String,
+    /// Refusals: the first few are logged, the rest counted for the summary (see `Drop`).
+    refusals: net::log::RefusalLog,
 }
 
 impl<B: Backend> Session<B> {
     pub fn new(cfg: Arc<SmtpConfig>, backend: Arc<B>, info: SessionInfo) -> Session<B> {
+        tracing::debug!(
+            service = info.mode.name(),
+            peer = info.peer.map(tracing::field::display),
+            tls = info.tls.is_some(),
+            "smtp session start"
+        );
         Session {
             cfg,
             backend,
@@ -97,6 +111,9 @@ impl<B: Backend> Session<B> {
             tx: None,
             errors: 0,
             data_started: None,
+            commands: 0,
+            last_command: String::new(),
+            refusals: net::log::RefusalLog::default(),
         }
     }
 
@@ -134,7 +151,7 @@ impl<B: Backend> Session<B> {
     /// The driver's read timed out: say why and close.
     pub fn timeout(&mut self) -> Vec<u8> {
         self.state = State::Closed;
-        self.log_refusal(&reply::timeout());
+        self.log_reply(&reply::timeout());
         reply::timeout().to_bytes()
     }
 
@@ -150,14 +167,36 @@ impl<B: Backend> Session<B> {
         self.state = State::Command;
     }
 
-    fn log_refusal(&self, r: &Reply) {
-        if r.code >= 400 {
-            tracing::info!(service = self.info.mode.name(), peer = ?self.info.peer, reply = %r, "refused");
+    /// Logs a reply: a refusal at INFO while the session's budget lasts (a client decides how
+    /// many it gets, so the rest are only counted, see `Drop`), everything else at DEBUG.
+    fn log_reply(&mut self, r: &Reply) {
+        // Multi-line replies (EHLO) are traced by their first line.
+        let text = r.text.lines().next().unwrap_or_default();
+        if r.code >= 400 && self.refusals.record(&r.code.to_string()) {
+            tracing::info!(
+                service = self.info.mode.name(),
+                peer = self.info.peer.map(tracing::field::display),
+                command = (!self.last_command.is_empty())
+                    .then_some(tracing::field::display(&self.last_command)),
+                code = r.code,
+                enhanced = r.enhanced,
+                text,
+                "refused"
+            );
+        } else {
+            tracing::debug!(
+                service = self.info.mode.name(),
+                peer = self.info.peer.map(tracing::field::display),
+                code = r.code,
+                enhanced = r.enhanced,
+                text,
+                "smtp reply"
+            );
         }
     }
 
     fn push(&mut self, out: &mut Output, r: Reply) {
-        self.log_refusal(&r);
+        self.log_reply(&r);
         r.write_to(&mut out.reply);
     }
 
@@ -165,9 +204,40 @@ impl<B: Backend> Session<B> {
         self.errors += 1;
         self.push(out, r);
         if self.errors >= self.cfg.max_errors {
+            tracing::info!(
+                service = self.info.mode.name(),
+                peer = self.info.peer.map(tracing::field::display),
+                errors = self.errors,
+                "too many bad commands, closing the connection"
+            );
             self.push(out, reply::too_many_errors());
             self.close(out);
         }
+    }
+
+    /// Notes the command line being run, for the DEBUG protocol trace and for the log line of a
+    /// refusal, without secrets: SASL responses and the initial response of AUTH are replaced
+    /// (they carry the password).
+    fn note_command(&mut self, line: &str, sasl_response: bool) {
+        self.commands += 1;
+        self.last_command = if sasl_response {
+            "<SASL response redacted>".to_string()
+        } else {
+            let mut words = line.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some(verb), Some(mech), Some(_)) if verb.eq_ignore_ascii_case("AUTH") => {
+                    let p = |w: &str| net::log::printable(w.as_bytes(), net::log::MAX_TRACE_TEXT);
+                    format!("{} {} <initial response redacted>", p(verb), p(mech))
+                }
+                _ => net::log::printable(line.as_bytes(), net::log::MAX_TRACE_TEXT),
+            }
+        };
+        tracing::debug!(
+            service = self.info.mode.name(),
+            peer = self.info.peer.map(tracing::field::display),
+            command = %self.last_command,
+            "smtp command"
+        );
     }
 
     fn close(&mut self, out: &mut Output) {
@@ -247,6 +317,7 @@ impl<B: Backend> Session<B> {
                             self.buf.clear();
                         } else if self.buf.len() > limit {
                             self.buf.clear();
+                            self.last_command.clear();
                             self.discarding = true;
                             self.state = State::Command;
                             self.error(&mut out, reply::line_too_long());
@@ -265,6 +336,8 @@ impl<B: Backend> Session<B> {
     }
 
     async fn line(&mut self, out: &mut Output, raw: Vec<u8>, limit: usize) {
+        // Refusals of a line that is not even read as a command name none.
+        self.last_command.clear();
         let mut line = &raw[..raw.len() - 1];
         match line.last() {
             Some(b'\r') => line = &line[..line.len() - 1],
@@ -287,6 +360,7 @@ impl<B: Backend> Session<B> {
             return self.error(out, Reply::new(500, "5.5.2", "Invalid UTF-8 in command"));
         };
         let text = text.to_string();
+        self.note_command(&text, !matches!(self.state, State::Command));
         match std::mem::replace(&mut self.state, State::Command) {
             State::AuthPlain => self.auth_plain(out, &text).await,
             State::AuthLoginUser => {
@@ -481,8 +555,20 @@ impl<B: Backend> Session<B> {
             return self.error(out, reply::bad_sequence("Need MAIL before RCPT"));
         };
         if count >= self.cfg.max_recipients {
-            // RFC 5321 §4.5.3.1.10: 452 so the client sends the rest in another transaction.
-            return self.push(out, Reply::new(452, "4.5.3", "Too many recipients"));
+            // RFC 5321 §4.5.3.1.10: 452 so the client sends the rest in another transaction. A
+            // client may overshoot by as many again in one pipelined group (Postfix's
+            // smtpd_recipient_overshoot_limit); past that each one is a bad command, so a flood
+            // of RCPTs ends at max_bad_commands instead of running on.
+            let overshoot = self.tx.as_mut().map_or(0, |t| {
+                t.overshoot += 1;
+                t.overshoot
+            });
+            let r = Reply::new(452, "4.5.3", "Too many recipients");
+            return if overshoot > self.cfg.max_recipients {
+                self.error(out, r)
+            } else {
+                self.push(out, r)
+            };
         }
         let mut rcpt = Recipient::default();
         for (k, v) in params {
@@ -663,7 +749,7 @@ impl<B: Backend> Session<B> {
                     body_8bit: tx.body_8bit,
                     ret: tx.ret.clone(),
                     envid: tx.envid.clone(),
-                    id: session_id(),
+                    id: crate::id::transaction_id(),
                 };
                 let results = self.backend.deliver(&envelope, msg).await;
                 results
@@ -703,7 +789,11 @@ impl<B: Backend> Session<B> {
         if !self.buf.is_empty() {
             // RFC 3207 §5 (command injection): plaintext pipelined after STARTTLS is discarded,
             // never executed inside the TLS session.
-            tracing::info!(peer = ?self.info.peer, bytes = self.buf.len(), "discarded plaintext pipelined after STARTTLS");
+            tracing::info!(
+                peer = self.info.peer.map(tracing::field::display),
+                bytes = self.buf.len(),
+                "discarded plaintext pipelined after STARTTLS"
+            );
             self.buf.clear();
         }
         self.push(out, Reply::new(220, "2.0.0", "Ready to start TLS"));
@@ -837,9 +927,30 @@ fn valid_notify(v: &str) -> bool {
         })
 }
 
-/// A short random identifier for a transaction (logs, Received headers, replies).
-pub fn session_id() -> String {
-    use rand::Rng;
-    let n: u64 = rand::rng().random();
-    format!("{n:016X}")
+/// One summary line per session that had refusals it did not log one by one (a client that
+/// floods refused commands); a DEBUG line for the others.
+impl<B: Backend> Drop for Session<B> {
+    fn drop(&mut self) {
+        if self.refusals.suppressed() > 0 {
+            tracing::info!(
+                service = self.info.mode.name(),
+                peer = self.info.peer.map(tracing::field::display),
+                commands = self.commands,
+                errors = self.errors,
+                refused = self.refusals.total(),
+                unlogged = self.refusals.suppressed(),
+                by_code = %self.refusals.summary(),
+                "smtp session end: refusals summarised"
+            );
+        } else {
+            tracing::debug!(
+                service = self.info.mode.name(),
+                peer = self.info.peer.map(tracing::field::display),
+                commands = self.commands,
+                errors = self.errors,
+                refused = self.refusals.total(),
+                "smtp session end"
+            );
+        }
+    }
 }

@@ -1194,6 +1194,7 @@ pub async fn queue_entries_hold_their_blob(h: &dyn Harness) {
                 envid: Some("ENV1".into()),
                 ret: Some("HDRS".into()),
                 next_attempt: 100,
+                smtp_id: Some("0006433A1B2C3D4E".into()),
             }],
         })
         .await
@@ -1219,6 +1220,8 @@ pub async fn queue_entries_hold_their_blob(h: &dyn Harness) {
         "local copy and queue entry share one blob"
     );
     assert_eq!(entry.envid.as_deref(), Some("ENV1"));
+    // The SMTP transaction id stays with the entry (logs of every attempt name it).
+    assert_eq!(entry.smtp_id.as_deref(), Some("0006433A1B2C3D4E"));
     entry.attempts = 1;
     entry.next_attempt = 500;
     entry.last_error = Some("451 4.7.0 try later".into());

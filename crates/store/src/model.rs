@@ -367,6 +367,9 @@ pub struct NewQueueEntry {
     pub envid: Option<String>,
     pub ret: Option<String>,
     pub next_attempt: i64,
+    /// The SMTP transaction's identifier (the id of its `250 ... queued as`), so the logs of
+    /// every delivery attempt name the message the client was told about.
+    pub smtp_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +385,8 @@ pub struct QueueEntry {
     pub next_attempt: i64,
     pub attempts: u32,
     pub last_error: Option<String>,
+    /// See [`NewQueueEntry::smtp_id`]; `None` for entries queued before schema 5.
+    pub smtp_id: Option<String>,
 }
 
 /// One durable write: appends and queue entries committed together, so a message accepted for local

@@ -154,6 +154,7 @@ async fn version_one_database_upgrades_with_its_data() {
                 envid: None,
                 ret: None,
                 next_attempt: 0,
+                smtp_id: None,
             }],
         })
         .await
@@ -197,6 +198,55 @@ async fn version_two_database_upgrades_to_dkim_keys() {
     };
     store.dkim_key_put(&key).await.expect("put");
     assert_eq!(store.dkim_keys(None).await.expect("list"), vec![key]);
+}
+
+/// Schema 5 adds the SMTP transaction id to queue entries: an entry queued before the upgrade
+/// stays in the queue, without one, and new entries keep theirs.
+#[tokio::test]
+async fn version_four_queue_entries_upgrade_without_a_transaction_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    testing::create_at_version(dir.path(), 4).expect("create v4");
+    let hash: String = blake3::hash(RAW.as_bytes()).to_hex().to_string();
+    testing::exec(
+        dir.path(),
+        &format!(
+            "INSERT INTO blobs(id, hash, size, refcount, data, analysis) \
+               VALUES (1, X'{hash}', {size}, 1, CAST('{raw}' AS BLOB), '{{}}');
+             INSERT INTO queue(id, blob_id, sender, recipients, created, next_attempt) \
+               VALUES (7, 1, 'old@example.test', '[]', 1, 2);",
+            size = RAW.len(),
+            raw = RAW.replace('\'', "''"),
+        ),
+    )
+    .expect("fill v4 database");
+    let store: DynStore =
+        Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open upgrades"));
+    let old = store.queue_get(7).await.expect("get").expect("entry kept");
+    assert_eq!(
+        (old.sender.as_str(), old.smtp_id),
+        ("old@example.test", None)
+    );
+    let q = store
+        .commit(WriteBatch {
+            appends: vec![],
+            enqueue: vec![NewQueueEntry {
+                raw: conformance::sample(3, "queued after"),
+                sender: "new@example.test".into(),
+                recipients: vec![],
+                envid: None,
+                ret: None,
+                next_attempt: 0,
+                smtp_id: Some("00063F0000000002".into()),
+            }],
+        })
+        .await
+        .expect("queue after the upgrade");
+    let new = store
+        .queue_get(q.queued[0])
+        .await
+        .expect("get")
+        .expect("new entry");
+    assert_eq!(new.smtp_id.as_deref(), Some("00063F0000000002"));
 }
 
 #[tokio::test]

@@ -355,6 +355,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "level",
         "Filter such as \"info\" or \"info,smtp=debug\" (tracing EnvFilter syntax).",
     ),
+    key(
+        "log",
+        "file",
+        "Append log lines to this file (mode 0600, reopened on SIGHUP) instead of stderr; \"\": stderr.",
+    ),
 ];
 
 /// `config` as a TOML file with a comment before every section and key.

@@ -60,6 +60,8 @@ pub struct Server {
     pub banner: String,
     /// Extra environment of the server process (e.g. a fault-injection LD_PRELOAD).
     pub env: Vec<(String, String)>,
+    /// Where the server's stderr (its log, unless `log.file` is set) goes; inherited if `None`.
+    pub stderr_file: Option<PathBuf>,
 }
 
 impl Server {
@@ -103,6 +105,7 @@ impl Server {
             password: String::new(),
             banner: String::new(),
             env: Vec::new(),
+            stderr_file: None,
         };
         s.spawn();
         s
@@ -122,7 +125,16 @@ impl Server {
             )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.stderr_file {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the stderr file"),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start facteur");
         let stdout = child.stdout.take().expect("stdout");

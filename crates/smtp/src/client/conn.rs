@@ -116,6 +116,7 @@ impl Connection {
                 conn.quit().await;
                 return Err(ClientError::TlsUnavailable);
             }
+            conn.trace_sent("STARTTLS");
             conn.write(b"STARTTLS\r\n").await?;
             let r = conn.read_reply(conn.config.timeouts.command).await?;
             if r.code != 220 {
@@ -171,6 +172,7 @@ impl Connection {
 
     async fn hello(&mut self) -> Result<(), ClientError> {
         let cmd = format!("EHLO {}\r\n", self.config.helo_name);
+        self.trace_sent(&cmd);
         self.write(cmd.as_bytes()).await?;
         let r = self.read_reply(self.config.timeouts.command).await?;
         if r.code == 250 {
@@ -185,6 +187,7 @@ impl Connection {
         }
         // RFC 5321 §3.2: a server that does not know EHLO gets HELO.
         let cmd = format!("HELO {}\r\n", self.config.helo_name);
+        self.trace_sent(&cmd);
         self.write(cmd.as_bytes()).await?;
         let r = self.read_reply(self.config.timeouts.command).await?;
         if r.code != 250 {
@@ -209,6 +212,7 @@ impl Connection {
         }
         let token = base64::engine::general_purpose::STANDARD
             .encode(format!("\0{user}\0{password}").as_bytes());
+        self.trace_sent("AUTH PLAIN <initial response redacted>");
         self.write(format!("AUTH PLAIN {token}\r\n").as_bytes())
             .await?;
         let r = self.read_reply(self.config.timeouts.command).await?;
@@ -302,6 +306,10 @@ impl Connection {
 
         let timeout = self.config.timeouts.command;
         let mut replies = Vec::with_capacity(rcpts.len());
+        self.trace_sent(&mail);
+        for l in &rcpts {
+            self.trace_sent(l);
+        }
         if self.ehlo.pipelining {
             // RFC 2920 §3.1: MAIL and RCPT may be sent in one group; replies come in order.
             let mut group = mail.into_bytes();
@@ -347,11 +355,13 @@ impl Connection {
         let end = if self.ehlo.chunking {
             // RFC 3030: the whole message as one last chunk; no dot-stuffing.
             let mut out = format!("BDAT {} LAST\r\n", data.len()).into_bytes();
+            self.trace_sent(&format!("BDAT {} LAST (the message)", data.len()));
             out.extend_from_slice(&data);
             drop(data);
             self.write(&out).await?;
             self.read_reply(self.config.timeouts.data_end).await?
         } else {
+            self.trace_sent("DATA");
             self.write(b"DATA\r\n").await?;
             let go = self.read_reply(timeout).await?;
             if go.code != 354 {
@@ -362,6 +372,10 @@ impl Connection {
             }
             let stuffed = body::dot_stuff(&data);
             drop(data);
+            self.trace_sent(&format!(
+                "(the message, {} bytes, and the final dot)",
+                stuffed.len()
+            ));
             self.write(&stuffed).await?;
             self.read_reply(self.config.timeouts.data_end).await?
         };
@@ -380,6 +394,7 @@ impl Connection {
     }
 
     pub async fn reset(&mut self) -> Result<(), ClientError> {
+        self.trace_sent("RSET");
         self.write(b"RSET\r\n").await?;
         let r = self.read_reply(self.config.timeouts.command).await?;
         if r.is_positive() {
@@ -394,12 +409,22 @@ impl Connection {
 
     /// Says goodbye; errors are irrelevant at this point.
     pub async fn quit(mut self) {
+        self.trace_sent("QUIT");
         if self.write(b"QUIT\r\n").await.is_ok() {
             let _ = self.read_reply(Duration::from_secs(5)).await;
         }
         if let Some(mut s) = self.stream.take() {
             let _ = s.shutdown().await;
         }
+    }
+
+    /// DEBUG protocol trace of what is sent (never a password or the message itself).
+    fn trace_sent(&self, command: &str) {
+        tracing::debug!(
+            peer = %self.peer,
+            command = %net::log::printable(command.trim_end().as_bytes(), net::log::MAX_TRACE_TEXT),
+            "smtp client command"
+        );
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
@@ -422,6 +447,16 @@ impl Connection {
             match reply::parse(&self.buf) {
                 Ok((r, used)) => {
                     self.buf.drain(..used);
+                    tracing::debug!(
+                        peer = %self.peer,
+                        code = r.code,
+                        enhanced = %r.enhanced,
+                        text = %net::log::printable(
+                            r.text.lines().next().unwrap_or_default().as_bytes(),
+                            net::log::MAX_TRACE_TEXT
+                        ),
+                        "smtp client reply"
+                    );
                     return Ok(r);
                 }
                 Err(ParseError::Malformed(why)) => return Err(ClientError::Protocol(why)),

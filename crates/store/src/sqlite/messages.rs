@@ -336,8 +336,8 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
             serde_json::to_string(&q.recipients).map_err(|e| StoreError::Backend(e.to_string()))?;
         exec(
             tx.conn,
-            "INSERT INTO queue(blob_id, sender, recipients, envid, ret, created, next_attempt) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO queue(blob_id, sender, recipients, envid, ret, created, next_attempt, smtp_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 row,
                 q.sender,
@@ -345,7 +345,8 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
                 q.envid,
                 q.ret,
                 now_unix(),
-                q.next_attempt
+                q.next_attempt,
+                q.smtp_id
             ],
         )
         .map_err(db_err)?;

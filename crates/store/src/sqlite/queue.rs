@@ -7,7 +7,7 @@ use super::{Sqlite, db_err, exec, query_row};
 use crate::*;
 
 const COLUMNS: &str = "q.id, b.hash, b.size, q.sender, q.recipients, q.envid, q.ret, q.created, q.next_attempt, \
-     q.attempts, q.last_error";
+     q.attempts, q.last_error, q.smtp_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<QueueEntry> {
     let hash: Vec<u8> = r.get(1)?;
@@ -28,6 +28,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<QueueEntry> {
         next_attempt: r.get(8)?,
         attempts: r.get::<_, i64>(9)? as u32,
         last_error: r.get(10)?,
+        smtp_id: r.get(11)?,
     })
 }
 

@@ -120,6 +120,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
     UPDATE mailboxes SET recent_uid = uidnext - 1;
     "#,
+    // 5: the SMTP transaction id of each queue entry, so a message keeps one id in the logs from
+    // the `250 ... queued as` to its last delivery attempt. NULL for entries queued before.
+    r#"
+    ALTER TABLE queue ADD COLUMN smtp_id TEXT;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
