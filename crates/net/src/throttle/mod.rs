@@ -1,35 +1,67 @@
-//! Login throttling shared by every protocol: a growing delay after failed logins, a temporary ban of
-//! an IP that keeps failing, and a ban of an account guessed at from many IPs.
+//! Login throttling shared by every protocol: slow guessers down, ban the sources that keep failing,
+//! and never lock an account's owner out because somebody else guesses at it.
+//!
+//! What is counted, over `window` (a count is forgotten after that long without a new failure):
+//! - per **source** (an IPv4 address, or an IPv6 /64: the smallest block one subscriber usually
+//!   holds, so rotating addresses inside it does not help): every failed login. At
+//!   `max_failures_per_ip` the source is banned for `ban`: refused for every account without a
+//!   password check.
+//! - per **(account, source)** pair: the failures of that source on that account. They set the
+//!   delay before the next check (doubling from `base_delay` up to `max_delay`). A success clears
+//!   this pair only: an attacker's logins to its own account do not clear its count elsewhere.
+//! - per **account**: failures from sources that never logged in to it successfully. At
+//!   `max_failures_per_account` the account is banned *for unknown sources*; they also wait as long
+//!   as these failures say. The sources that did log in to it before (its *known* sources, at most
+//!   `max_known_sources` per account) are neither slowed nor refused by others' failures.
+//!
+//! Attempts in flight count: an attempt reserves its place before the password is checked and
+//! gives it back when it ends, so a client opening many connections at once gets no more checks
+//! than one sending them in turn (the extra attempts wait for the first ones, then see the ban).
+//!
+//! A banned source that is known to an account is not refused outright for that account: its
+//! password is still checked (at most `max_failures_per_ip` wrong ones per ban), and a right one
+//! gets [`Success::Held`], which the protocols turn into "try again in N minutes". Telling that
+//! apart from a wrong password is only an oracle for somebody who already logged in from there.
 //!
 //! Each failure is logged once at WARN in a fixed format that fail2ban can match (see
-//! `docs/fail2ban.md`), so an operator can also ban at the firewall.
-//!
-//! Failures are counted per IP and per account. A count is forgotten after `window` without a new
-//! failure (a slow guesser still reaches the limit), and a ban lasts `ban`. IPv6 clients are counted
-//! per /64, the smallest block one subscriber usually holds, so rotating addresses inside it does not
-//! help. Memory is bounded: each table holds at most `max_entries`.
+//! `docs/fail2ban.md`); each ban and each end of a ban is one line too. Bans are kept by the caller
+//! in the store (see `directory::login_sync`), so the admin CLI can list and lift them. Memory is
+//! bounded: each table holds at most `max_entries`.
 
-use std::collections::HashMap;
+mod log;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Default failures from one IP (or IPv6 /64) within the window before it is banned.
+pub use log::{BanEnd, BanOrigin, failure_line, login_success, sanitize_user};
+use tables::Tables;
+
+/// Default failures from one source within the window before it is banned.
 pub const DEFAULT_MAX_FAILURES_PER_IP: u32 = 10;
-/// Default failures on one account, from any IPs, within the window before it is banned.
+/// Default failures on one account from sources unknown to it, within the window, before those
+/// sources are refused for it.
 pub const DEFAULT_MAX_FAILURES_PER_ACCOUNT: u32 = 20;
 pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(8);
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_BAN: Duration = Duration::from_secs(60 * 60);
-/// Default bound on tracked IPs, and separately on tracked accounts.
+/// Default bound on each table (sources, accounts, pairs, bans, accounts with known sources).
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+/// Sources remembered per account as having logged in to it successfully.
+pub const DEFAULT_MAX_KNOWN_SOURCES: usize = 16;
+/// Longest an attempt waits for attempts in flight from the same source to end; it is then refused.
+pub const DEFAULT_ADMISSION_WAIT: Duration = Duration::from_secs(30);
+/// A known source already recorded is recorded again (its time refreshed) after this long.
+pub const KNOWN_SOURCE_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest user name kept in a log line or used as a key, in characters.
 pub const MAX_LOGGED_USER_LEN: usize = 64;
 /// Bits of an IPv6 address that identify one client.
-const IPV6_PREFIX_BITS: u32 = 64;
-/// When a table is full and nothing has expired, this fraction (1/n) of the oldest entries goes.
-const EVICT_FRACTION: usize = 8;
+const IPV6_PREFIX_BITS: u8 = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleConfig {
@@ -41,8 +73,10 @@ pub struct ThrottleConfig {
     /// A failure count is forgotten after this long without a new failure.
     pub window: Duration,
     pub ban: Duration,
-    /// Bound on entries in each table (IPs, accounts).
+    /// Bound on entries in each table.
     pub max_entries: usize,
+    pub max_known_sources: usize,
+    pub admission_wait: Duration,
 }
 
 impl Default for ThrottleConfig {
@@ -55,46 +89,258 @@ impl Default for ThrottleConfig {
             window: DEFAULT_WINDOW,
             ban: DEFAULT_BAN,
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_known_sources: DEFAULT_MAX_KNOWN_SOURCES,
+            admission_wait: DEFAULT_ADMISSION_WAIT,
         }
     }
 }
 
-/// What to do with a login attempt.
+/// Where a login comes from, as counted: an IPv4 address (IPv4-mapped IPv6 too), or an IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Source(IpAddr);
+
+impl Source {
+    pub fn of(ip: IpAddr) -> Source {
+        Source(match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mask = u128::MAX << (128 - u32::from(IPV6_PREFIX_BITS));
+                    IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+                }
+            },
+        })
+    }
+
+    /// An address (`203.0.113.9`, `2001:db8::1`) or the source's own form (`2001:db8::/64`).
+    pub fn parse(s: &str) -> Option<Source> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let ip: IpAddr = addr.parse().ok()?;
+        match (ip, prefix) {
+            (_, None) => Some(Source::of(ip)),
+            (IpAddr::V6(_), Some(p)) if p == IPV6_PREFIX_BITS.to_string() => Some(Source::of(ip)),
+            _ => None,
+        }
+    }
+
+    /// Whether `ip` belongs to this source.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        Source::of(ip) == *self
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/{IPV6_PREFIX_BITS}"),
+        }
+    }
+}
+
+/// What a ban refuses: a source (for every account), or an account (to its unknown sources).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BanKey {
+    Source(Source),
+    Account(String),
+}
+
+impl fmt::Display for BanKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BanKey::Source(s) => write!(f, "{s}"),
+            BanKey::Account(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// A ban that this process just started; the caller records it in the store, then calls
+/// [`LoginThrottle::ban_recorded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBan {
+    pub key: BanKey,
+    pub failures: u32,
+    pub duration: Duration,
+    /// Identifies this ban in this process until it has a store id.
+    pub serial: u64,
+}
+
+/// A ban that ended (expired, or lifted by an administrator), already logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedBan {
+    pub key: BanKey,
+    pub id: Option<i64>,
+    pub failures: u32,
+    /// Attempts refused during the ban.
+    pub refused: u64,
+    pub end: BanEnd,
+}
+
+/// A ban in force, as [`LoginThrottle::bans`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanView {
+    pub key: BanKey,
+    pub id: Option<i64>,
+    pub failures: u32,
+    pub remaining: Duration,
+    pub refused: u64,
+}
+
+/// Why an attempt is refused without a password check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The source is banned (and not known to this account, or out of checks for it).
+    Source,
+    /// The account is banned for sources unknown to it.
+    Account,
+    /// The source (or account) has used up its checks without a ban in force here (its ban was
+    /// evicted from a full table): refused until its count is forgotten.
+    Busy,
+}
+
+/// The answer to [`LoginThrottle::admit`].
+pub enum Admission<'a> {
+    /// Check the password after [`Attempt::delay`], then end the attempt with
+    /// [`Attempt::succeeded`] or [`Attempt::failed`] (dropping it ends it without counting).
+    Proceed(Attempt<'a>),
+    /// Refuse with the ordinary failure, without checking the password.
+    Refuse(Refusal),
+    /// Attempts in flight hold every remaining check of this source or account: wait for
+    /// [`LoginThrottle::released`], then ask again.
+    Wait,
+}
+
+/// How a successful password check ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Go ahead, after waiting `delay` (zero when there were no recent failures).
-    Allow { delay: Duration },
-    /// Refuse without checking the password, for `remaining`.
-    Banned { remaining: Duration },
+pub enum Success {
+    /// Logged in. `record_source`: the source is new to the account (or its record is old), so
+    /// the caller should record it in the store.
+    Granted { record_source: bool },
+    /// The password is right, but the source is banned: the owner must wait `remaining`.
+    Held { remaining: Duration },
 }
 
 /// Source of the current time (injectable for tests).
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last_failure: Instant,
-    banned_until: Option<Instant>,
+/// Which counters an attempt holds a place in.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reserved {
+    source: bool,
+    account: bool,
+    pair: bool,
 }
 
-impl Entry {
-    fn banned_at(&self, now: Instant) -> Option<Duration> {
-        self.banned_until
-            .filter(|&until| until > now)
-            .map(|until| until - now)
+/// One login attempt admitted by the throttle. Ends its reservation when dropped.
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    ip: IpAddr,
+    source: Source,
+    account: String,
+    /// The source has logged in to this account before.
+    known: bool,
+    /// The source is banned and this is its owner check (see [`Success::Held`]).
+    banned: bool,
+    reserved: Reserved,
+    delay: Duration,
+    ended: bool,
+}
+
+impl Attempt<'_> {
+    /// How long to wait before checking the password.
+    pub fn delay(&self) -> Duration {
+        self.delay
     }
-    /// Neither counting nor banning anything any more.
-    fn expired(&self, now: Instant, window: Duration) -> bool {
-        self.banned_at(now).is_none() && now.saturating_duration_since(self.last_failure) >= window
+
+    /// The password was right.
+    pub fn succeeded(mut self) -> Success {
+        self.ended = true;
+        let th = self.throttle;
+        let now = th.now();
+        let outcome = {
+            let mut t = th.lock();
+            th.release(&mut t, &self);
+            t.pairs.remove(&(self.account.clone(), self.source));
+            let record = t.remember(&self.account, self.source, now, th.config.max_entries);
+            match t.ban_left(&BanKey::Source(self.source), now) {
+                Some(remaining) if self.banned => Success::Held { remaining },
+                _ => Success::Granted {
+                    record_source: record,
+                },
+            }
+        };
+        th.released.notify_waiters();
+        outcome
+    }
+
+    /// The password was wrong (or the user unknown, or the account disabled: all alike). Logs the
+    /// failure line and returns the bans this failure started.
+    pub fn failed(mut self, protocol: &str, user: &str) -> Vec<NewBan> {
+        self.ended = true;
+        let th = self.throttle;
+        let cfg = &th.config;
+        let now = th.now();
+        let mut started = Vec::new();
+        let source_failures = {
+            let mut t = th.lock();
+            th.release(&mut t, &self);
+            t.sweep_if_due(now, cfg.window);
+            let max = cfg.max_entries;
+            let pair_failures = t
+                .pair(&self.account, self.source, now, cfg.window, max)
+                .fail(now);
+            let source_failures = t.source(self.source, now, cfg.window, max).fail(now);
+            let source_key = BanKey::Source(self.source);
+            if self.banned {
+                // An owner check that failed: once the source has used up its checks on this
+                // account, it is refused here too until the ban ends.
+                if pair_failures >= cfg.max_failures_per_ip
+                    && let Some(until) = t.bans.get(&source_key).map(|b| b.until)
+                {
+                    t.pair(&self.account, self.source, now, cfg.window, max)
+                        .blocked_until = Some(until);
+                }
+            } else {
+                if source_failures >= cfg.max_failures_per_ip
+                    && t.ban_left(&source_key, now).is_none()
+                {
+                    started.push(t.start_ban(source_key, source_failures, now, cfg));
+                }
+                if !self.known {
+                    let account_failures = t.account(&self.account, now, cfg.window, max).fail(now);
+                    let account_key = BanKey::Account(self.account.clone());
+                    if account_failures >= cfg.max_failures_per_account
+                        && t.ban_left(&account_key, now).is_none()
+                    {
+                        started.push(t.start_ban(account_key, account_failures, now, cfg));
+                    }
+                }
+            }
+            source_failures
+        };
+        log::failure(protocol, self.ip, user, source_failures);
+        for b in &started {
+            log::ban_started(&b.key, b.failures, b.duration, BanOrigin::Failures);
+        }
+        th.released.notify_waiters();
+        started
     }
 }
 
-struct Tables {
-    ips: HashMap<IpAddr, Entry>,
-    accounts: HashMap<String, Entry>,
-    /// Expired entries are swept once per window, so idle memory is returned without a full table.
-    last_sweep: Instant,
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            let mut t = self.throttle.lock();
+            self.throttle.release(&mut t, self);
+            drop(t);
+            self.throttle.released.notify_waiters();
+        }
+    }
 }
 
 /// Thread-safe login throttle; share it between protocols with an `Arc`.
@@ -102,6 +348,7 @@ pub struct LoginThrottle {
     config: ThrottleConfig,
     clock: Clock,
     tables: Mutex<Tables>,
+    released: tokio::sync::Notify,
 }
 
 impl LoginThrottle {
@@ -110,15 +357,12 @@ impl LoginThrottle {
     }
 
     pub fn with_clock(config: ThrottleConfig, clock: Clock) -> LoginThrottle {
-        let tables = Tables {
-            ips: HashMap::new(),
-            accounts: HashMap::new(),
-            last_sweep: clock(),
-        };
+        let tables = Tables::new(clock(), config.max_known_sources);
         LoginThrottle {
             config,
             clock,
             tables: Mutex::new(tables),
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -126,83 +370,231 @@ impl LoginThrottle {
         &self.config
     }
 
-    /// Whether a login from `ip` (for `user`, when already known) may proceed, and after what delay.
-    pub fn check(&self, ip: IpAddr, user: Option<&str>) -> Verdict {
-        let now = (self.clock)();
-        let t = self.lock();
-        let ip_entry = self.live(t.ips.get(&ip_key(ip)), now);
-        let account_entry = user.and_then(|u| self.live(t.accounts.get(&account_key(u)), now));
-        let banned = [ip_entry, account_entry]
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.banned_at(now))
-            .max();
-        if let Some(remaining) = banned {
-            return Verdict::Banned { remaining };
-        }
-        let failures = [ip_entry, account_entry]
-            .into_iter()
-            .flatten()
-            .map(|e| e.failures)
-            .max()
-            .unwrap_or(0);
-        Verdict::Allow {
-            delay: self.delay(failures),
-        }
-    }
-
-    /// Counts a failed login and logs it (one WARN line, see [`failure_line`]). Returns the verdict
-    /// for the next attempt from this IP for this user.
-    pub fn record_failure(&self, protocol: &str, ip: IpAddr, user: &str) -> Verdict {
-        let now = (self.clock)();
-        let ip_failures = {
-            let mut t = self.lock();
-            if now.saturating_duration_since(t.last_sweep) >= self.config.window {
-                let window = self.config.window;
-                t.ips.retain(|_, e| !e.expired(now, window));
-                t.accounts.retain(|_, e| !e.expired(now, window));
-                t.last_sweep = now;
-            }
-            let ip_failures = bump(
-                &mut t.ips,
-                ip_key(ip),
-                now,
-                &self.config,
-                self.config.max_failures_per_ip,
-            );
-            bump(
-                &mut t.accounts,
-                account_key(user),
-                now,
-                &self.config,
-                self.config.max_failures_per_account,
-            );
-            ip_failures
-        };
-        tracing::warn!("{}", failure_line(protocol, ip, user, ip_failures));
-        self.check(ip, Some(user))
-    }
-
-    /// A successful login clears the failures of its account and of its IP.
-    pub fn record_success(&self, ip: IpAddr, user: &str) {
+    /// Decides whether a login to `account` (as the directory normalises it) from `ip` may check
+    /// its password. `protocol` and `user` (as sent) only go into the log.
+    pub fn admit(&self, protocol: &str, ip: IpAddr, account: &str, user: &str) -> Admission<'_> {
+        let cfg = &self.config;
+        let now = self.now();
+        let source = Source::of(ip);
+        let account = account_key(account);
         let mut t = self.lock();
-        t.ips.remove(&ip_key(ip));
-        t.accounts.remove(&account_key(user));
+        let known = t.is_known(&account, source);
+        let mut attempt = Attempt {
+            throttle: self,
+            ip,
+            source,
+            account: account.clone(),
+            known,
+            banned: false,
+            reserved: Reserved::default(),
+            delay: Duration::ZERO,
+            ended: true,
+        };
+        let source_key = BanKey::Source(source);
+        if t.ban_left(&source_key, now).is_some() {
+            let (failures, in_flight, blocked) = t.pair_counts(&account, source, now, cfg.window);
+            if !known || blocked || failures >= cfg.max_failures_per_ip {
+                t.count_refusal(&source_key);
+                drop(t);
+                log::refused(protocol, ip, user, &source_key);
+                return Admission::Refuse(Refusal::Source);
+            }
+            if failures + in_flight >= cfg.max_failures_per_ip {
+                return Admission::Wait;
+            }
+            t.pair(&account, source, now, cfg.window, cfg.max_entries)
+                .in_flight += 1;
+            attempt.banned = true;
+            attempt.reserved.pair = true;
+            attempt.delay = self.delay(failures);
+            attempt.ended = false;
+            return Admission::Proceed(attempt);
+        }
+        let account_ban = BanKey::Account(account.clone());
+        if !known && t.ban_left(&account_ban, now).is_some() {
+            t.count_refusal(&account_ban);
+            drop(t);
+            log::refused(protocol, ip, user, &account_ban);
+            return Admission::Refuse(Refusal::Account);
+        }
+        let (src_failures, src_in_flight, _) = t.source_counts(source, now, cfg.window);
+        let (acc_failures, acc_in_flight, _) = if known {
+            (0, 0, false)
+        } else {
+            t.account_counts(&account, now, cfg.window)
+        };
+        // Over a limit without a ban (its ban was evicted from a full table): refused until the
+        // count is forgotten.
+        if src_failures >= cfg.max_failures_per_ip
+            || (!known && acc_failures >= cfg.max_failures_per_account)
+        {
+            return Admission::Refuse(Refusal::Busy);
+        }
+        if src_failures + src_in_flight >= cfg.max_failures_per_ip
+            || (!known && acc_failures + acc_in_flight >= cfg.max_failures_per_account)
+        {
+            return Admission::Wait;
+        }
+        let (pair_failures, _, _) = t.pair_counts(&account, source, now, cfg.window);
+        t.source(source, now, cfg.window, cfg.max_entries).in_flight += 1;
+        attempt.reserved.source = true;
+        if !known {
+            t.account(&account, now, cfg.window, cfg.max_entries)
+                .in_flight += 1;
+            attempt.reserved.account = true;
+        }
+        attempt.delay = self.delay(pair_failures.max(acc_failures));
+        attempt.ended = false;
+        Admission::Proceed(attempt)
     }
 
-    /// Number of tracked IPs and accounts (for metrics).
-    pub fn tracked(&self) -> (usize, usize) {
+    /// Completes when an attempt in flight ends: create it (and `enable` it) before calling
+    /// [`LoginThrottle::admit`], so that a release in between is not missed.
+    pub fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.released.notified()
+    }
+
+    /// Remembers that `account` logged in from `source` (loading the store's record at start).
+    pub fn remember_source(&self, account: &str, source: Source) {
+        let now = self.now();
+        let mut t = self.lock();
+        t.load_known(&account_key(account), source, now, self.config.max_entries);
+    }
+
+    /// The store accepted the ban `serial` under `id`.
+    pub fn ban_recorded(&self, key: &BanKey, serial: u64, id: i64) {
+        let mut t = self.lock();
+        if let Some(b) = t.bans.get_mut(key)
+            && b.serial == serial
+        {
+            b.id = Some(id);
+        }
+    }
+
+    /// Applies a ban read from the store (made before a restart, or by another server) with
+    /// `remaining` time left. Returns whether it is new here (and logged).
+    pub fn install_ban(&self, key: BanKey, id: i64, failures: u32, remaining: Duration) -> bool {
+        let now = self.now();
+        let installed = {
+            let mut t = self.lock();
+            t.install_ban(
+                key.clone(),
+                id,
+                failures,
+                now + remaining,
+                now,
+                self.config.max_entries,
+            )
+        };
+        if installed {
+            log::ban_started(&key, failures, remaining, BanOrigin::Store);
+        }
+        installed
+    }
+
+    /// Lifts the ban of `key` (an administrator removed the ban `id` from the store): its counts
+    /// start again from zero. `None` when no such ban is in force here.
+    pub fn lift(&self, key: &BanKey, id: i64) -> Option<EndedBan> {
+        let ended = {
+            let mut t = self.lock();
+            let matches = t
+                .bans
+                .get(key)
+                .is_some_and(|b| b.id.is_none_or(|own| own == id));
+            if !matches {
+                return None;
+            }
+            t.end_ban(key, BanEnd::Lifted)
+        };
+        if let Some(e) = &ended {
+            log::ban_ended(&e.key, e.failures, e.refused, e.end);
+        }
+        self.released.notify_waiters();
+        ended
+    }
+
+    /// Ends the bans whose time is up (logging each) and forgets idle counts. Call it every few
+    /// seconds so that an expiry is logged when it happens.
+    pub fn expire(&self) -> Vec<EndedBan> {
+        let now = self.now();
+        let ended = {
+            let mut t = self.lock();
+            let over: Vec<BanKey> = t
+                .bans
+                .iter()
+                .filter(|(_, b)| b.until <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let ended: Vec<EndedBan> = over
+                .iter()
+                .filter_map(|k| t.end_ban(k, BanEnd::Expired))
+                .collect();
+            t.sweep_if_due(now, self.config.window);
+            ended
+        };
+        for e in &ended {
+            log::ban_ended(&e.key, e.failures, e.refused, e.end);
+        }
+        ended
+    }
+
+    /// The bans in force, soonest end first.
+    pub fn bans(&self) -> Vec<BanView> {
+        let now = self.now();
         let t = self.lock();
-        (t.ips.len(), t.accounts.len())
+        let mut v: Vec<BanView> = t
+            .bans
+            .iter()
+            .filter(|(_, b)| b.until > now)
+            .map(|(k, b)| BanView {
+                key: k.clone(),
+                id: b.id,
+                failures: b.failures,
+                remaining: b.until - now,
+                refused: b.refused,
+            })
+            .collect();
+        v.sort_by(|a, b| a.remaining.cmp(&b.remaining).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Number of tracked sources, accounts, pairs, bans and accounts with known sources.
+    pub fn tracked(&self) -> [usize; 5] {
+        let t = self.lock();
+        [
+            t.sources.len(),
+            t.accounts.len(),
+            t.pairs.len(),
+            t.bans.len(),
+            t.known.len(),
+        ]
+    }
+
+    fn now(&self) -> Instant {
+        (self.clock)()
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
-        // The tables stay consistent even if a holder panicked: every update is a single insert.
+        // The tables stay consistent even if a holder panicked: every update is a few field writes.
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn live<'a>(&self, e: Option<&'a Entry>, now: Instant) -> Option<&'a Entry> {
-        e.filter(|e| !e.expired(now, self.config.window))
+    fn release(&self, t: &mut Tables, a: &Attempt<'_>) {
+        if a.reserved.source
+            && let Some(e) = t.sources.get_mut(&a.source)
+        {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
+        if a.reserved.account
+            && let Some(e) = t.accounts.get_mut(&a.account)
+        {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
+        if a.reserved.pair
+            && let Some(e) = t.pairs.get_mut(&(a.account.clone(), a.source))
+        {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
     }
 
     /// base * 2^(n-1), capped at max; zero without failures.
@@ -218,71 +610,9 @@ impl LoginThrottle {
     }
 }
 
-/// Adds a failure to `key`'s entry, banning it at `limit`; returns its failure count.
-fn bump<K: std::hash::Hash + Eq + Clone>(
-    table: &mut HashMap<K, Entry>,
-    key: K,
-    now: Instant,
-    config: &ThrottleConfig,
-    limit: u32,
-) -> u32 {
-    if !table.contains_key(&key) && table.len() >= config.max_entries {
-        make_room(table, now, config);
-    }
-    let entry = table.entry(key).or_insert(Entry {
-        failures: 0,
-        last_failure: now,
-        banned_until: None,
-    });
-    if entry.expired(now, config.window) {
-        *entry = Entry {
-            failures: 0,
-            last_failure: now,
-            banned_until: None,
-        };
-    }
-    entry.failures = entry.failures.saturating_add(1);
-    entry.last_failure = now;
-    if entry.failures >= limit && entry.banned_until.is_none() {
-        entry.banned_until = Some(now + config.ban);
-    }
-    entry.failures
-}
-
-/// Drops expired entries; if the table is still full, drops the oldest eighth, unbanned entries
-/// first (so a flood of new IPs cannot flush the bans). Amortised O(1) per insert.
-fn make_room<K: std::hash::Hash + Eq + Clone>(
-    table: &mut HashMap<K, Entry>,
-    now: Instant,
-    config: &ThrottleConfig,
-) {
-    table.retain(|_, e| !e.expired(now, config.window));
-    if table.len() < config.max_entries {
-        return;
-    }
-    let mut ages: Vec<((bool, Instant), K)> = table
-        .iter()
-        .map(|(k, e)| ((e.banned_at(now).is_some(), e.last_failure), k.clone()))
-        .collect();
-    let n = (table.len() / EVICT_FRACTION).max(1).min(ages.len());
-    ages.select_nth_unstable_by_key(n - 1, |(age, _)| *age);
-    for (_, k) in ages.into_iter().take(n) {
-        table.remove(&k);
-    }
-}
-
-/// IPv4 (and IPv4-mapped IPv6) addresses as they are; other IPv6 addresses by their /64.
-fn ip_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mask = u128::MAX << (128 - IPV6_PREFIX_BITS);
-                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-            }
-        },
-    }
+/// Whole minutes left of `d`, rounded up, at least 1: for "try again in N minutes".
+pub fn minutes_left(d: Duration) -> u64 {
+    d.as_secs().div_ceil(60).max(1)
 }
 
 /// Accounts are counted case-insensitively, as the directory matches them, with a bounded key.
@@ -291,253 +621,4 @@ fn account_key(user: &str) -> String {
         .take(4 * MAX_LOGGED_USER_LEN)
         .flat_map(char::to_lowercase)
         .collect()
-}
-
-/// A user name safe to log: printable ASCII without spaces (anything else becomes `?`), at most
-/// [`MAX_LOGGED_USER_LEN`] characters, so a client cannot forge log lines or fields.
-pub fn sanitize_user(user: &str) -> String {
-    user.chars()
-        .take(MAX_LOGGED_USER_LEN)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
-}
-
-/// The log line of one failed login, matched by the fail2ban filter in `docs/fail2ban.md`:
-/// `auth failure: protocol=<p> ip=<ip> user=<u> failures=<n>`.
-pub fn failure_line(protocol: &str, ip: IpAddr, user: &str, failures: u32) -> String {
-    format!(
-        "auth failure: protocol={} ip={ip} user={} failures={failures}",
-        sanitize_user(protocol),
-        sanitize_user(user)
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::Ipv4Addr;
-
-    struct ManualClock(Arc<Mutex<Instant>>);
-
-    impl ManualClock {
-        fn advance(&self, d: Duration) {
-            *self.0.lock().unwrap() += d;
-        }
-    }
-
-    fn throttle(config: ThrottleConfig) -> (LoginThrottle, ManualClock) {
-        let now = Arc::new(Mutex::new(Instant::now()));
-        let c = now.clone();
-        let t = LoginThrottle::with_clock(config, Arc::new(move || *c.lock().unwrap()));
-        (t, ManualClock(now))
-    }
-
-    fn ip(n: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, n))
-    }
-
-    fn allow(ms: u64) -> Verdict {
-        Verdict::Allow {
-            delay: Duration::from_millis(ms),
-        }
-    }
-
-    #[test]
-    fn delay_grows_and_is_capped() {
-        let (t, _) = throttle(ThrottleConfig {
-            max_failures_per_ip: 100,
-            max_failures_per_account: 100,
-            ..Default::default()
-        });
-        assert_eq!(t.check(ip(1), None), allow(0));
-        let expected = [500, 1000, 2000, 4000, 8000, 8000, 8000];
-        for ms in expected {
-            assert_eq!(
-                t.record_failure("imap", ip(1), "bob@example.com"),
-                allow(ms)
-            );
-            assert_eq!(t.check(ip(1), None), allow(ms));
-        }
-        // Another IP guessing the same account waits as long; an unrelated login does not.
-        assert_eq!(t.check(ip(2), Some("BOB@example.com")), allow(8000));
-        assert_eq!(t.check(ip(2), Some("carol@example.com")), allow(0));
-        assert_eq!(t.delay(u32::MAX), DEFAULT_MAX_DELAY);
-    }
-
-    #[test]
-    fn ip_banned_after_limit() {
-        let (t, clock) = throttle(ThrottleConfig::default());
-        for i in 0..DEFAULT_MAX_FAILURES_PER_IP - 1 {
-            assert!(matches!(
-                t.record_failure("smtp", ip(1), &format!("user{i}")),
-                Verdict::Allow { .. }
-            ));
-        }
-        let v = t.record_failure("smtp", ip(1), "last");
-        assert_eq!(
-            v,
-            Verdict::Banned {
-                remaining: DEFAULT_BAN
-            }
-        );
-        assert!(matches!(
-            t.check(ip(1), Some("innocent")),
-            Verdict::Banned { .. }
-        ));
-        assert_eq!(t.check(ip(2), Some("user0")), allow(500));
-        clock.advance(DEFAULT_BAN - Duration::from_secs(1));
-        assert_eq!(
-            t.check(ip(1), None),
-            Verdict::Banned {
-                remaining: Duration::from_secs(1)
-            }
-        );
-        clock.advance(Duration::from_secs(1));
-        assert_eq!(t.check(ip(1), None), allow(0));
-    }
-
-    #[test]
-    fn ipv6_counted_per_64() {
-        let (t, _) = throttle(ThrottleConfig {
-            max_failures_per_ip: 2,
-            ..Default::default()
-        });
-        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        t.record_failure("imap", a, "x");
-        t.record_failure("imap", b, "y");
-        assert!(matches!(t.check(a, None), Verdict::Banned { .. }));
-        assert_eq!(t.check(other, None), allow(0));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(ip_key(mapped), ip(7));
-    }
-
-    #[test]
-    fn account_banned_across_ips() {
-        let (t, _) = throttle(ThrottleConfig {
-            max_failures_per_account: 5,
-            ..Default::default()
-        });
-        for n in 1..=5 {
-            t.record_failure("pop3", ip(n), "Victim@example.com");
-        }
-        // The account is banned from every IP, the IPs only for that account.
-        assert!(matches!(
-            t.check(ip(1), Some("victim@example.com")),
-            Verdict::Banned { .. }
-        ));
-        assert!(matches!(
-            t.check(ip(99), Some("victim@example.com")),
-            Verdict::Banned { .. }
-        ));
-        assert_eq!(t.check(ip(99), Some("other@example.com")), allow(0));
-        assert_eq!(t.check(ip(1), Some("other@example.com")), allow(500));
-        assert_eq!(t.check(ip(99), None), allow(0));
-    }
-
-    #[test]
-    fn window_expiry() {
-        let (t, clock) = throttle(ThrottleConfig::default());
-        for _ in 0..3 {
-            t.record_failure("imap", ip(1), "bob");
-        }
-        assert_eq!(t.check(ip(1), Some("bob")), allow(2000));
-        // Each failure restarts the window.
-        clock.advance(DEFAULT_WINDOW - Duration::from_secs(1));
-        assert_eq!(t.record_failure("imap", ip(1), "bob"), allow(4000));
-        clock.advance(DEFAULT_WINDOW - Duration::from_secs(1));
-        assert_eq!(t.check(ip(1), Some("bob")), allow(4000));
-        clock.advance(Duration::from_secs(1));
-        assert_eq!(t.check(ip(1), Some("bob")), allow(0));
-        // Counting starts again from one.
-        assert_eq!(t.record_failure("imap", ip(1), "bob"), allow(500));
-    }
-
-    #[test]
-    fn success_clears() {
-        let (t, _) = throttle(ThrottleConfig::default());
-        for _ in 0..4 {
-            t.record_failure("imap", ip(1), "bob");
-        }
-        t.record_failure("imap", ip(2), "bob");
-        // Five failures on the account: 500 ms doubled four times.
-        assert_eq!(t.check(ip(2), Some("bob")), allow(8000));
-        t.record_success(ip(1), "BOB");
-        assert_eq!(t.check(ip(1), Some("bob")), allow(0));
-        // The other IP keeps its own count.
-        assert_eq!(t.check(ip(2), None), allow(500));
-        assert_eq!(t.tracked(), (1, 0));
-    }
-
-    #[test]
-    fn memory_is_bounded() {
-        let max = 1000;
-        let (t, clock) = throttle(ThrottleConfig {
-            max_entries: max,
-            max_failures_per_ip: 2,
-            ..Default::default()
-        });
-        // A banned IP survives a flood of new ones.
-        t.record_failure("smtp", ip(1), "a");
-        t.record_failure("smtp", ip(1), "a");
-        for n in 0..10_000u32 {
-            let addr = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
-            t.record_failure("smtp", addr, &format!("user{n}"));
-            let (ips, accounts) = t.tracked();
-            assert!(ips <= max && accounts <= max, "{ips} {accounts}");
-        }
-        assert!(matches!(t.check(ip(1), None), Verdict::Banned { .. }));
-        // Expired entries are swept once a window has passed.
-        clock.advance(DEFAULT_WINDOW);
-        t.record_failure("smtp", ip(3), "fresh");
-        assert_eq!(t.tracked(), (2, 1));
-    }
-
-    #[test]
-    fn log_line_is_sanitized() {
-        assert_eq!(sanitize_user("bob@example.com"), "bob@example.com");
-        assert_eq!(
-            sanitize_user("a b\r\nauth failure: ip=1.2.3.4"),
-            "a?b??auth?failure:?ip=1.2.3.4"
-        );
-        assert_eq!(sanitize_user("élodie"), "?lodie");
-        assert_eq!(sanitize_user(&"x".repeat(500)).len(), MAX_LOGGED_USER_LEN);
-    }
-
-    /// Matches the fail2ban filter `auth failure: protocol=\S+ ip=<HOST> user=` by hand, since the
-    /// `regex` crate is not a dependency: the literal prefix, a non-space protocol, a parseable IP.
-    fn matches_filter(line: &str) -> Option<IpAddr> {
-        let rest = line.strip_prefix("auth failure: protocol=")?;
-        let (protocol, rest) = rest.split_once(' ')?;
-        if protocol.is_empty() || protocol.chars().any(char::is_whitespace) {
-            return None;
-        }
-        let rest = rest.strip_prefix("ip=")?;
-        let (host, rest) = rest.split_once(' ')?;
-        rest.starts_with("user=").then_some(())?;
-        // Exactly one `user=` after the host, and no line break: nothing for a second match to use.
-        if line.contains('\n') || line.contains('\r') || line.matches("auth failure:").count() != 1
-        {
-            return None;
-        }
-        host.parse().ok()
-    }
-
-    #[test]
-    fn failure_line_matches_fail2ban_filter() {
-        let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        for (addr, user) in [
-            (ip(7), "bob@example.com"),
-            (v6, "évil user\nauth failure: protocol=x ip=10.0.0.1 user="),
-        ] {
-            let line = failure_line("imap", addr, user, 3);
-            assert_eq!(matches_filter(&line), Some(addr), "{line}");
-            assert!(line.ends_with(" failures=3"), "{line}");
-        }
-        assert_eq!(
-            failure_line("smtp", ip(7), "Bob", 1),
-            "auth failure: protocol=smtp ip=192.0.2.7 user=Bob failures=1"
-        );
-    }
 }
