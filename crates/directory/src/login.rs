@@ -86,12 +86,13 @@ impl Directory {
         }
     }
 
-    /// The key a login is counted under: the normalised address it names, or the name as sent
-    /// (lowercased) when it names none.
+    /// The key a login is counted under: the normalised address it names, or else the name as
+    /// sent, lowercased and made printable (it may end up in a ban that `facteur ban list` prints
+    /// on an administrator's terminal).
     pub fn login_key(&self, user: &str) -> String {
         match self.login_address(user) {
             Some(a) => a.to_string(),
-            None => user.to_lowercase(),
+            None => net::throttle::sanitize_user(&user.to_lowercase()),
         }
     }
 

@@ -567,3 +567,12 @@ fn failure_line_matches_fail2ban_filter() {
         "auth failure: protocol=smtp ip=192.0.2.7 user=Bob failures=1"
     );
 }
+
+#[test]
+fn minutes_left_rounds_up() {
+    let m = |s| minutes_left(Duration::from_secs(s));
+    assert_eq!(
+        (m(0), m(1), m(60), m(61), m(3599), m(3600)),
+        (1, 1, 1, 2, 60, 60)
+    );
+}
