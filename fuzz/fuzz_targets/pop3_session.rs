@@ -33,8 +33,8 @@ struct AnyLogin {
 
 #[async_trait]
 impl Backend for AnyLogin {
-    async fn authenticate(&self, _: Option<IpAddr>, _: &str, _: &str) -> AuthOutcome {
-        AuthOutcome::Ok(self.account)
+    async fn authenticate(&self, _: Option<IpAddr>, user: &str, _: &str) -> AuthOutcome {
+        AuthOutcome::Ok(self.account, user.to_string())
     }
     fn store(&self) -> &DynStore {
         &self.store

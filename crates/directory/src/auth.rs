@@ -56,7 +56,7 @@ impl Directory {
     }
 
     /// The account address a login names, if it is well-formed.
-    fn login_address(&self, user: &str) -> Option<Address> {
+    pub(crate) fn login_address(&self, user: &str) -> Option<Address> {
         if user.contains('@') {
             return Address::parse(user).ok();
         }

@@ -9,6 +9,7 @@ pub mod address;
 mod auth;
 mod error;
 pub mod login;
+pub mod login_sync;
 mod manage;
 pub mod password;
 mod resolve;

@@ -305,17 +305,60 @@ pub async fn alias(cli: &Cli, cmd: &AliasCmd) -> Result<(), Failure> {
 pub async fn auth(cli: &Cli, cmd: &AuthCmd) -> Result<(), Failure> {
     let ctx = Context::open(cli).await?;
     match cmd {
-        AuthCmd::Test { address } => {
+        AuthCmd::Test { address, from } => {
             let pw = read_password_stdin()?;
-            match ctx.directory.authenticate(address, &pw).await {
-                Ok(acc) => {
-                    emit(cli, json!({ "address": acc.address(), "ok": true }), || {
-                        format!("{}: password OK", acc.address())
-                    });
-                    Ok(())
-                }
-                Err(e) => Err(Failure::op(format!("authentication failed: {e}"))),
+            let source =
+                match from {
+                    Some(ip) => Some(net::throttle::Source::parse(ip).ok_or_else(|| {
+                        Failure::config(format!("--from {ip}: not an IP address"))
+                    })?),
+                    None => None,
+                };
+            // What the protocols would not say: the account is disabled, or a ban applies.
+            let key = ctx.directory.login_key(address);
+            let now = store::now_unix();
+            let bans: Vec<_> = ctx
+                .store
+                .bans_active(now)
+                .await?
+                .into_iter()
+                .filter(|b| {
+                    b.account.as_deref() == Some(key.as_str())
+                        || (b.source.is_some() && b.source == source.map(|s| s.to_string()))
+                })
+                .collect();
+            let mut problems: Vec<String> = bans
+                .iter()
+                .map(|b| crate::ban_cmd::describe(b, now))
+                .collect();
+            if let Ok(acc) = ctx.directory.get_account(&key).await
+                && !acc.enabled
+            {
+                problems.insert(
+                    0,
+                    format!("the account is disabled (enable: facteur account enable {key})"),
+                );
             }
+            let verdict = match ctx.directory.authenticate(address, &pw).await {
+                Ok(acc) if problems.is_empty() => {
+                    emit(
+                        cli,
+                        json!({ "address": acc.address(), "ok": true, "bans": [] }),
+                        || format!("{}: password OK", acc.address()),
+                    );
+                    return Ok(());
+                }
+                Ok(_) => "password OK, but the login would be refused",
+                Err(directory::AuthError::Unavailable(e)) => {
+                    return Err(Failure::op(format!("authentication unavailable: {e}")));
+                }
+                Err(_) => "authentication failed",
+            };
+            let mut msg = format!("{key}: {verdict}");
+            for p in problems {
+                msg.push_str(&format!("\n  - {p}"));
+            }
+            Err(Failure::op(msg))
         }
     }
 }

@@ -50,6 +50,9 @@ pub enum Command {
     /// Authentication checks.
     #[command(subcommand)]
     Auth(AuthCmd),
+    /// Login bans: list them, or lift one (a running server applies it within seconds).
+    #[command(subcommand)]
+    Ban(BanCmd),
     /// Check the store's integrity (database, blob references, files).
     CheckStore,
     /// Inspect and act on the outbound queue.
@@ -184,6 +187,20 @@ pub enum AliasCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCmd {
-    /// Check a password (read from standard input) the way the protocols do.
-    Test { address: String },
+    /// Check a password (read from standard input) the way the protocols do; also says when the
+    /// account is disabled or a login ban applies.
+    Test {
+        address: String,
+        /// The client's IP address, to check the bans of that source too.
+        #[arg(long)]
+        from: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BanCmd {
+    /// List the login bans in force: source, account, failures, time left.
+    List,
+    /// Lift the bans of an IP address (an IPv6 address lifts its /64), or of an account.
+    Remove { target: String },
 }

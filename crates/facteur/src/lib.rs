@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod authn;
+pub mod ban_cmd;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -117,6 +118,7 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Account(cmd) => admin::account(&cli, cmd).await,
         Command::Alias(cmd) => admin::alias(&cli, cmd).await,
         Command::Auth(cmd) => admin::auth(&cli, cmd).await,
+        Command::Ban(cmd) => ban_cmd::run(&cli, cmd).await,
         Command::CheckStore => admin::check_store(&cli).await,
         Command::Queue(cmd) => queue_cmd::run(&cli, cmd).await,
         Command::Dkim(cmd) => dkim_cmd::run(&cli, cmd).await,

@@ -101,6 +101,10 @@ pub async fn start(
 ) -> Result<Vec<Bound>, Failure> {
     let cfg = &ctx.config;
     let throttle = Arc::new(LoginThrottle::new(throttle_config(cfg)));
+    // Bans and known sources from the store; then `facteur ban remove` reaches this process.
+    directory::login_sync::start(ctx.store.clone(), throttle.clone())
+        .await
+        .map_err(|e| Failure::op(format!("cannot load login bans: {e}")))?;
     let backend = Arc::new(MailBackend {
         store: ctx.store.clone(),
         directory: ctx.directory.clone(),

@@ -130,7 +130,7 @@ fn logged_server(config: &str) -> (Server, PathBuf) {
     server.add_account("bob@example.com", "bob-password-1");
     server.kill9();
     let path = server.dir.path().join("stderr.log");
-    server.stderr_file = Some(path.clone());
+    server.log_file = Some(path.clone());
     server.env = vec![("RUST_LOG".into(), String::new())];
     server.spawn();
     (server, path)

@@ -716,62 +716,44 @@ async fn auth_only_on_submission_and_only_inside_tls() {
 }
 
 #[tokio::test]
-async fn brute_force_is_slowed_then_banned_and_leaks_nothing() {
+async fn brute_force_is_banned_and_leaks_nothing() {
+    // Delays are the throttle's unit tests' business (crates/net); here: answers and the ban.
     let server =
-        start_with_accounts("base_delay_ms = 10\nmax_delay_ms = 50\nmax_failures_per_ip = 3\n");
+        start_with_accounts("base_delay_ms = 0\nmax_delay_ms = 0\nmax_failures_per_ip = 3\n");
     let alice = format!("alice@{DOMAIN}");
     let mut t = greet_tls(server.addr("submissions"));
     t.expect("EHLO client.test", 250);
 
-    let started = Instant::now();
     let unknown = t.cmd(&format!(
         "AUTH PLAIN {}",
         plain(&format!("nobody@{DOMAIN}"), "guess-1")
     ));
-    let first = started.elapsed();
-    let started = Instant::now();
     let wrong = t.cmd(&format!("AUTH PLAIN {}", plain(&alice, "guess-2")));
-    let second = started.elapsed();
     assert_eq!(unknown.code, 535, "{:?}", unknown.lines);
     assert_eq!(
         unknown.lines, wrong.lines,
         "an unknown user and a wrong password must get the identical reply"
     );
-    // After one failure the next attempt waits at least base_delay_ms.
-    assert!(
-        second >= Duration::from_millis(10),
-        "second attempt not delayed: {second:?} (first took {first:?})"
-    );
 
-    // The third failure (max_failures_per_ip = 3) bans the IP and closes the connection.
+    // The third failure (max_failures_per_ip = 3) bans the address; the answer does not say so.
     t.send(b"AUTH LOGIN\r\n");
     assert_eq!(t.reply().code, 334);
     t.send(format!("{}\r\n", b64(b"nobody@example.com")).as_bytes());
     assert_eq!(t.reply().code, 334);
-    let started = Instant::now();
     let r = t.cmd(&b64(b"guess-3"));
-    assert!(
-        started.elapsed() >= Duration::from_millis(20),
-        "third attempt not delayed more"
-    );
-    assert_eq!((r.code, r.enhanced()), (421, "4.7.0"), "{:?}", r.lines);
-    assert!(
-        t.try_reply().is_none(),
-        "connection not closed after the ban"
-    );
+    assert_eq!(r.lines, wrong.lines);
 
-    // Banned: even the right password is refused, on every submission port.
-    let mut t = greet_tls(server.addr("submissions"));
-    t.expect("EHLO client.test", 250);
+    // Banned: alice never logged in from here, so even her right password gets the ordinary
+    // failure, without a check, on every submission port.
     let r = t.cmd(&format!("AUTH PLAIN {}", plain(&alice, "alice-password-1")));
-    assert_eq!((r.code, r.enhanced()), (421, "4.7.0"), "{:?}", r.lines);
+    assert_eq!(r.lines, wrong.lines);
     let mut c = greet(server.addr("submission"));
     c.expect("EHLO client.test", 250);
     c.expect("STARTTLS", 220);
     let mut t = starttls(c);
     t.expect("EHLO client.test", 250);
     let r = t.cmd(&format!("AUTH PLAIN {}", plain(&alice, "alice-password-1")));
-    assert_eq!((r.code, r.enhanced()), (421, "4.7.0"), "{:?}", r.lines);
+    assert_eq!(r.lines, wrong.lines);
 
     // Another IP is not affected, and inbound mail from the banned IP still flows.
     let mut c = greet_from_other_ip(server.addr("submission")).await;

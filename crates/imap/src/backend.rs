@@ -20,8 +20,12 @@ pub struct AuthUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
     Ok(AuthUser),
-    /// Wrong credentials, unknown user, or banned: one answer for all.
+    /// Wrong credentials, unknown user, or refused without a check (banned): one answer for all.
     Failed,
+    /// The password is right but the client's address is banned: wait `retry_after`.
+    Held {
+        retry_after: std::time::Duration,
+    },
     Unavailable,
 }
 
@@ -60,7 +64,8 @@ impl Backend for MailBackend {
                 address: acc.address(),
             }),
             // A banned client gets the ordinary failure: nothing tells it the password was not tried.
-            LoginOutcome::Failed | LoginOutcome::Banned => AuthOutcome::Failed,
+            LoginOutcome::Failed => AuthOutcome::Failed,
+            LoginOutcome::Held { retry_after } => AuthOutcome::Held { retry_after },
             LoginOutcome::Unavailable => AuthOutcome::Unavailable,
         }
     }

@@ -776,7 +776,7 @@ impl<B: Backend> Session<B> {
             CommandBody::Login { username, password } => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
                 let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
-                Some(self.login(&user, &pass).await)
+                Some(self.login("LOGIN", &user, &pass).await)
             }
             CommandBody::Authenticate {
                 mechanism,
@@ -961,7 +961,7 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    async fn login(&mut self, user: &str, password: &str) -> Tagged {
+    async fn login(&mut self, mechanism: &str, user: &str, password: &str) -> Tagged {
         if self.user.is_some() {
             return bad("Already authenticated");
         }
@@ -992,6 +992,13 @@ impl<B: Backend> Session<B> {
                         }
                     }
                 }
+                net::throttle::login_success(
+                    "imap",
+                    &u.address,
+                    self.info.peer,
+                    self.info.tls,
+                    mechanism,
+                );
                 self.changes = Some(self.backend.store().changes());
                 self.user = Some(u);
                 ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")
@@ -1000,6 +1007,15 @@ impl<B: Backend> Session<B> {
                 self.count_error();
                 no(Some("AUTHENTICATIONFAILED"), "Authentication failed")
             }
+            // RFC 5530 §3 UNAVAILABLE: a temporary failure. Only a client whose right password was
+            // checked from an address it logged in from before gets it (see docs/config.md).
+            AuthOutcome::Held { retry_after } => no(
+                Some("UNAVAILABLE"),
+                format!(
+                    "Too many failed logins from your address; try again in {} minutes",
+                    net::throttle::minutes_left(retry_after)
+                ),
+            ),
             AuthOutcome::Unavailable => no(Some("UNAVAILABLE"), "Try again later"),
         }
     }
@@ -1008,7 +1024,7 @@ impl<B: Backend> Session<B> {
     async fn sasl_plain(&mut self, data: &[u8]) -> Tagged {
         // imap-codec has decoded the base64; the PLAIN message itself goes through net::sasl.
         match net::sasl::parse_plain(data) {
-            Ok(c) => self.login(&c.authcid, &c.password).await,
+            Ok(c) => self.login("PLAIN", &c.authcid, &c.password).await,
             Err(net::sasl::PlainError::Authz) => no(
                 Some("AUTHORIZATIONFAILED"),
                 "Authorization identity refused",

@@ -14,9 +14,14 @@ use crate::lock::MaildropLocks;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
-    Ok(AccountId),
-    /// Wrong credentials, unknown user, or banned: one answer for all.
+    /// Logged in: the account and its address.
+    Ok(AccountId, String),
+    /// Wrong credentials, unknown user, or refused without a check (banned): one answer for all.
     Failed,
+    /// The password is right but the client's address is banned: wait `retry_after`.
+    Held {
+        retry_after: std::time::Duration,
+    },
     Unavailable,
 }
 
@@ -46,9 +51,10 @@ impl Backend for MailBackend {
             .login(&self.throttle, "pop3", peer, user, password)
             .await
         {
-            LoginOutcome::Ok(acc) => AuthOutcome::Ok(acc.id),
+            LoginOutcome::Ok(acc) => AuthOutcome::Ok(acc.id, acc.address()),
             // A banned client gets the ordinary failure: nothing tells it the password was not tried.
-            LoginOutcome::Failed | LoginOutcome::Banned => AuthOutcome::Failed,
+            LoginOutcome::Failed => AuthOutcome::Failed,
+            LoginOutcome::Held { retry_after } => AuthOutcome::Held { retry_after },
             LoginOutcome::Unavailable => AuthOutcome::Unavailable,
         }
     }

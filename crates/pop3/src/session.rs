@@ -420,7 +420,7 @@ impl<B: Backend> Session<B> {
                     return self.reply_err(out, "-ERR Send USER first\r\n");
                 };
                 // RFC 1939 §7: the password is the rest of the line and may contain spaces.
-                self.login(&user, rest, out).await;
+                self.login("USER", &user, rest, out).await;
             }
             "AUTH" => match args.first().map(|m| m.to_ascii_uppercase()) {
                 None => out
@@ -451,20 +451,34 @@ impl<B: Backend> Session<B> {
             Err(_) => return self.reply_err(out, "-ERR Invalid base64\r\n"),
         };
         match creds {
-            Ok(c) => self.login(&c.authcid, &c.password, out).await,
+            Ok(c) => self.login("PLAIN", &c.authcid, &c.password, out).await,
             Err(_) => self.reply_err(out, AUTH_FAILED),
         }
     }
 
-    async fn login(&mut self, user: &str, password: &str, out: &mut Output) {
-        let account = match self
+    async fn login(&mut self, mechanism: &str, user: &str, password: &str, out: &mut Output) {
+        let (account, address) = match self
             .backend
             .authenticate(self.info.peer, user, password)
             .await
         {
-            AuthOutcome::Ok(a) => a,
-            // RFC 3206 §4: AUTH, the same text for an unknown user and a wrong password.
+            AuthOutcome::Ok(a, address) => (a, address),
+            // RFC 3206 §4: AUTH, the same text for an unknown user and a wrong password (and for
+            // a refusal without a password check: no oracle).
             AuthOutcome::Failed => return self.reply_err(out, AUTH_FAILED),
+            // RFC 3206 §4: SYS/TEMP, a temporary problem: the client should not ask for another
+            // password. Only a client whose right password was checked from an address it logged
+            // in from before gets it (see docs/config.md).
+            AuthOutcome::Held { retry_after } => {
+                out.bytes.extend_from_slice(
+                    format!(
+                        "-ERR [SYS/TEMP] Too many failed logins from your address; try again in {} minutes\r\n",
+                        net::throttle::minutes_left(retry_after)
+                    )
+                    .as_bytes(),
+                );
+                return;
+            }
             AuthOutcome::Unavailable => {
                 out.bytes.extend_from_slice(TEMP_FAILURE.as_bytes());
                 return;
@@ -521,6 +535,7 @@ impl<B: Backend> Session<B> {
             _lock: lock,
         };
         let (n, size) = drop.stat();
+        net::throttle::login_success("pop3", &address, self.info.peer, self.info.tls, mechanism);
         self.state = State::Transaction(Box::new(drop));
         out.bytes.extend_from_slice(
             format!("+OK Maildrop locked and ready, {n} messages ({size} octets)\r\n").as_bytes(),

@@ -42,8 +42,10 @@ pub enum AuthOutcome {
     Ok(AuthUser),
     /// Wrong credentials (or unknown user: the same answer).
     Failed,
-    /// Too many failures: refused without checking.
-    Banned,
+    /// The password is right but the client's address is banned: wait `retry_after`.
+    Held {
+        retry_after: std::time::Duration,
+    },
     Unavailable,
 }
 

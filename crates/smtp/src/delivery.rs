@@ -102,7 +102,7 @@ impl Backend for MailBackend {
                 address: acc.address(),
             }),
             LoginOutcome::Failed => AuthOutcome::Failed,
-            LoginOutcome::Banned => AuthOutcome::Banned,
+            LoginOutcome::Held { retry_after } => AuthOutcome::Held { retry_after },
             LoginOutcome::Unavailable => AuthOutcome::Unavailable,
         }
     }

@@ -380,7 +380,7 @@ impl<B: Backend> Session<B> {
                     return self.error(out, Reply::new(501, "5.0.0", "Authentication cancelled"));
                 }
                 match decode_b64(&text) {
-                    Some(pass) => self.verify(out, &user, &pass).await,
+                    Some(pass) => self.verify(out, "LOGIN", &user, &pass).await,
                     None => self.error(out, Reply::new(501, "5.5.2", "Invalid base64")),
                 }
             }
@@ -880,26 +880,40 @@ impl<B: Backend> Session<B> {
                 return self.error(out, Reply::new(501, "5.5.2", "Malformed PLAIN response"));
             }
         };
-        self.verify(out, &user, &pass).await;
+        self.verify(out, "PLAIN", &user, &pass).await;
     }
 
-    async fn verify(&mut self, out: &mut Output, user: &str, pass: &str) {
+    async fn verify(&mut self, out: &mut Output, mechanism: &str, user: &str, pass: &str) {
         match self.backend.authenticate(self.info.peer, user, pass).await {
             AuthOutcome::Ok(u) => {
+                net::throttle::login_success(
+                    self.info.mode.name(),
+                    &u.address,
+                    self.info.peer,
+                    self.info.tls.is_some(),
+                    mechanism,
+                );
                 self.auth = Some(u);
                 self.push(out, Reply::new(235, "2.7.0", "Authentication successful"));
             }
+            // A refusal without a password check (a ban) gets this answer too: no oracle.
             AuthOutcome::Failed => self.error(
                 out,
                 Reply::new(535, "5.7.8", "Authentication credentials invalid"),
             ),
-            AuthOutcome::Banned => {
-                self.push(
-                    out,
-                    Reply::new(421, "4.7.0", "Too many failed logins, try later"),
-                );
-                self.close(out);
-            }
+            // RFC 4954 §6: 454 4.7.0 is a temporary authentication failure. Only a client whose
+            // right password was checked from an address it logged in from before gets it.
+            AuthOutcome::Held { retry_after } => self.push(
+                out,
+                Reply::new(
+                    454,
+                    "4.7.0",
+                    format!(
+                        "Too many failed logins from your address; try again in {} minutes",
+                        net::throttle::minutes_left(retry_after)
+                    ),
+                ),
+            ),
             AuthOutcome::Unavailable => self.push(
                 out,
                 Reply::new(454, "4.7.0", "Temporary authentication failure"),

@@ -52,6 +52,8 @@ macro_rules! conformance_tests {
             account_delete_releases_everything,
             dkim_keys_lifecycle,
             recent_is_claimed_once,
+            login_bans_lifecycle,
+            login_sources_are_kept_per_account,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -1668,5 +1670,193 @@ pub async fn recent_is_claimed_once(h: &dyn Harness) {
     assert_eq!(
         store.claim_recent(other.id).await.expect("claim"),
         Some(o..=o)
+    );
+}
+
+fn ban(source: Option<&str>, account: Option<&str>, created: i64, until: i64) -> NewLoginBan {
+    NewLoginBan {
+        source: source.map(str::to_string),
+        account: account.map(str::to_string),
+        failures: 10,
+        created,
+        until,
+    }
+}
+
+/// Login bans: added, listed while in force, lifted by source or account (by another process, for
+/// the server that made them: it follows the change sequence), purged once over.
+pub async fn login_bans_lifecycle(h: &dyn Harness) {
+    let store = h.open().await;
+    let now = 1_000_000;
+    assert!(store.bans_active(now).await.expect("list").is_empty());
+    assert!(
+        store
+            .bans_changed_since(0, 100)
+            .await
+            .expect("changes")
+            .is_empty()
+    );
+    assert!(matches!(
+        store.ban_add(&ban(None, None, now, now + 60)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let ip = store
+        .ban_add(&ban(Some("192.0.2.7"), None, now, now + 3600))
+        .await
+        .expect("add ip");
+    let net = store
+        .ban_add(&ban(Some("2001:db8:1:2::/64"), None, now, now + 60))
+        .await
+        .expect("add net");
+    let acc = store
+        .ban_add(&ban(None, Some("bob@example.test"), now, now + 1800))
+        .await
+        .expect("add account");
+    let old = store
+        .ban_add(&ban(Some("192.0.2.8"), None, now - 7200, now - 3600))
+        .await
+        .expect("add ended");
+    assert_eq!(ip.source.as_deref(), Some("192.0.2.7"));
+    assert_eq!(
+        (ip.account.clone(), ip.failures, ip.lifted),
+        (None, 10, None)
+    );
+    // Every change takes a new, higher position.
+    assert!(ip.seq < net.seq && net.seq < acc.seq && acc.seq < old.seq);
+    assert_eq!(
+        store.bans_changed_since(0, 100).await.expect("changes"),
+        vec![ip.clone(), net.clone(), acc.clone(), old.clone()]
+    );
+    assert_eq!(
+        store.bans_changed_since(net.seq, 1).await.expect("changes"),
+        vec![acc.clone()]
+    );
+    // In force: soonest end first, the ended one left out.
+    assert_eq!(
+        store.bans_active(now).await.expect("list"),
+        vec![net.clone(), acc.clone(), ip.clone()]
+    );
+    assert_eq!(
+        store.bans_active(now + 100).await.expect("later"),
+        vec![acc.clone(), ip.clone()]
+    );
+
+    // Lifting by source or by account; nothing in force is NotFound.
+    let lifted = store.ban_lift("192.0.2.7", now + 10).await.expect("lift");
+    assert_eq!(lifted.len(), 1);
+    assert_eq!(lifted[0].id, ip.id);
+    assert_eq!(lifted[0].lifted, Some(now + 10));
+    assert!(lifted[0].seq > old.seq);
+    assert!(matches!(
+        store.ban_lift("192.0.2.7", now + 11).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.ban_lift("192.0.2.8", now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A lift is seen by whoever follows the sequence (another process, after a restart).
+    drop(store);
+    let store = h.open().await;
+    let changes = store
+        .bans_changed_since(old.seq, 100)
+        .await
+        .expect("changes");
+    assert_eq!(changes, lifted);
+    let by_account = store
+        .ban_lift("bob@example.test", now + 20)
+        .await
+        .expect("lift account");
+    assert_eq!(by_account.len(), 1);
+    assert_eq!(by_account[0].id, acc.id);
+    assert_eq!(
+        store.bans_active(now + 20).await.expect("list"),
+        vec![net.clone()]
+    );
+    // A new ban of a lifted source is a new row in force.
+    let again = store
+        .ban_add(&ban(Some("192.0.2.7"), None, now + 30, now + 90))
+        .await
+        .expect("add again");
+    assert_ne!(again.id, ip.id);
+    assert!(again.seq > by_account[0].seq);
+
+    // Purge forgets what ended (expired or lifted) before the cutoff, nothing in force.
+    assert_eq!(store.bans_purge(now + 25).await.expect("purge"), 3);
+    let left: Vec<i64> = store
+        .bans_changed_since(0, 100)
+        .await
+        .expect("changes")
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(left, vec![net.id, again.id]);
+    // Positions never go back, even after the highest rows were purged.
+    assert_eq!(store.bans_purge(now + 1000).await.expect("purge"), 2);
+    let next = store
+        .ban_add(&ban(Some("192.0.2.9"), None, now, now + 3600))
+        .await
+        .expect("add");
+    assert!(next.seq > again.seq);
+}
+
+/// Known sources of an account: recorded at each successful login, the most recent `keep` kept,
+/// forgotten with the account.
+pub async fn login_sources_are_kept_per_account(h: &dyn Harness) {
+    let store = h.open().await;
+    assert!(store.login_sources().await.expect("list").is_empty());
+    let (acc, _) = account(&store, "src").await;
+    let address = acc.address();
+    for (i, source) in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "2001:db8::/64"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .login_source_record(&address, source, 100 + i as i64, 3)
+            .await
+            .expect("record");
+    }
+    store
+        .login_source_record("other@example.test", "192.0.2.1", 50, 3)
+        .await
+        .expect("record other");
+    // The oldest of four went; a repeated login refreshes its source and never moves it back.
+    store
+        .login_source_record(&address, "192.0.2.2", 200, 3)
+        .await
+        .expect("refresh");
+    store
+        .login_source_record(&address, "192.0.2.2", 10, 3)
+        .await
+        .expect("stale");
+    let got: Vec<(String, String, i64)> = store
+        .login_sources()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| (r.account, r.source, r.last_success))
+        .collect();
+    let row = |a: &str, s: &str, t: i64| (a.to_string(), s.to_string(), t);
+    let mut expected = vec![
+        row(&address, "192.0.2.2", 200),
+        row(&address, "2001:db8::/64", 103),
+        row(&address, "192.0.2.3", 102),
+        row("other@example.test", "192.0.2.1", 50),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)));
+    assert_eq!(got, expected);
+
+    // Kept across a restart, and forgotten with the account.
+    drop(store);
+    let store = h.open().await;
+    assert_eq!(store.login_sources().await.expect("list").len(), 4);
+    store.account_delete(acc.id).await.expect("delete");
+    assert_eq!(
+        store.login_sources().await.expect("list"),
+        vec![LoginSourceRecord {
+            account: "other@example.test".into(),
+            source: "192.0.2.1".into(),
+            last_success: 50,
+        }]
     );
 }

@@ -1,6 +1,7 @@
 //! Facteur's storage layer: one `Store` trait for everything that must survive a restart — the
 //! directory (domains, accounts, aliases), mailboxes and messages, content-addressed blobs, the
-//! outbound queue and DKIM signing keys — with one conformance suite that every backend passes.
+//! outbound queue, DKIM signing keys and login bans — with one conformance suite that every backend
+//! passes.
 //!
 //! Durability contract: when a write method returns `Ok`, the change is on stable storage (it survives
 //! `kill -9` and power loss). Concurrent writes are group-committed by the backend.
@@ -209,9 +210,37 @@ pub trait KeyStore: Send + Sync {
     async fn dkim_key_delete(&self, domain: &str, selector: &str) -> Result<()>;
 }
 
+/// Login bans and the sources each account logs in from, shared by every process using the store:
+/// the server records bans, `facteur ban list|remove` reads and lifts them while it runs.
+#[async_trait]
+pub trait LoginStore: Send + Sync {
+    /// Records a ban; it takes the next position in the change sequence.
+    async fn ban_add(&self, ban: &NewLoginBan) -> Result<LoginBanRecord>;
+    /// Bans in force at `now` (unix seconds): not lifted and not yet over; soonest end first.
+    async fn bans_active(&self, now: i64) -> Result<Vec<LoginBanRecord>>;
+    /// Bans added or lifted after position `seq`, in sequence order, at most `limit` of them.
+    async fn bans_changed_since(&self, seq: i64, limit: usize) -> Result<Vec<LoginBanRecord>>;
+    /// Lifts, at `now`, every ban in force whose source or account is exactly `target`, and
+    /// returns them (each with its new position). `NotFound` when none is in force.
+    async fn ban_lift(&self, target: &str, now: i64) -> Result<Vec<LoginBanRecord>>;
+    /// Forgets bans that ended (expired or lifted) before `before`; returns how many.
+    async fn bans_purge(&self, before: i64) -> Result<u64>;
+    /// Records a successful login of `account` from `source` at `now`, keeping only the `keep`
+    /// most recent sources of that account.
+    async fn login_source_record(
+        &self,
+        account: &str,
+        source: &str,
+        now: i64,
+        keep: usize,
+    ) -> Result<()>;
+    /// Every recorded source of every account, by account then most recent first.
+    async fn login_sources(&self) -> Result<Vec<LoginSourceRecord>>;
+}
+
 /// Everything a backend provides.
 #[async_trait]
-pub trait Store: DirectoryStore + MailStore + QueueStore + KeyStore {
+pub trait Store: DirectoryStore + MailStore + QueueStore + KeyStore + LoginStore {
     /// Checks the database and blob references; a healthy store reports no problems.
     async fn check_integrity(&self) -> Result<IntegrityReport>;
     /// Name of the backend, for logs ("sqlite", "postgres").

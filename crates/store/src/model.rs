@@ -444,3 +444,51 @@ impl fmt::Debug for DkimKeyRecord {
             .finish()
     }
 }
+
+/// A login ban to record: a source (an IP, or an IPv6 /64 written as a prefix) refused from every
+/// account, or an account refused to the sources it has never logged in from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLoginBan {
+    /// `"203.0.113.9"` or `"2001:db8:1:2::/64"`; `None` for an account's ban.
+    pub source: Option<String>,
+    /// Normalised address of the account; `None` for a source's ban.
+    pub account: Option<String>,
+    /// Failed logins that led to the ban.
+    pub failures: u32,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds: the ban ends then.
+    pub until: i64,
+}
+
+/// A recorded login ban. Rows stay after a ban ends (expired or lifted) until purged, so every
+/// server sharing the store sees a lift through [`LoginStore::bans_changed_since`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoginBanRecord {
+    pub id: i64,
+    pub source: Option<String>,
+    pub account: Option<String>,
+    pub failures: u32,
+    pub created: i64,
+    pub until: i64,
+    /// When an administrator lifted it (unix seconds); `None` while it runs its course.
+    pub lifted: Option<i64>,
+    /// Position in the store's sequence of ban changes: each add and each lift takes the next one.
+    pub seq: i64,
+}
+
+impl LoginBanRecord {
+    /// Whether the ban refuses logins at `now` (unix seconds).
+    pub fn in_force(&self, now: i64) -> bool {
+        self.lifted.is_none() && self.until > now
+    }
+}
+
+/// A source an account has logged in from successfully.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginSourceRecord {
+    pub account: String,
+    pub source: String,
+    /// Unix seconds of the last successful login recorded.
+    pub last_success: i64,
+}

@@ -250,6 +250,36 @@ async fn version_four_queue_entries_upgrade_without_a_transaction_id() {
 }
 
 #[tokio::test]
+async fn version_four_database_upgrades_to_login_bans() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    testing::create_at_version(dir.path(), 4).expect("create v4");
+    let store: DynStore =
+        Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open upgrades"));
+    assert_eq!(
+        testing::version(dir.path()).expect("version"),
+        schema::SCHEMA_VERSION
+    );
+    assert!(store.bans_active(0).await.expect("v5 table").is_empty());
+    let ban = store
+        .ban_add(&NewLoginBan {
+            source: Some("192.0.2.1".into()),
+            account: None,
+            failures: 10,
+            created: 1,
+            until: 100,
+        })
+        .await
+        .expect("add");
+    // The change sequence starts at 1 on an upgraded database.
+    assert_eq!(ban.seq, 1);
+    store
+        .login_source_record("bob@example.test", "192.0.2.1", 1, 16)
+        .await
+        .expect("record");
+    assert_eq!(store.login_sources().await.expect("list").len(), 1);
+}
+
+#[tokio::test]
 async fn newer_database_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(Sqlite::open(dir.path(), SqliteOptions::default()).expect("create"));

@@ -197,17 +197,17 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     key(
         "auth",
         "max_failures_per_ip",
-        "Failed logins from one IP within window_secs before it is banned.",
+        "Failed logins from one IP (or IPv6 /64) within window_secs before it is banned from every account.",
     ),
     key(
         "auth",
         "max_failures_per_account",
-        "Failed logins on one account within window_secs before logins to it are delayed at the maximum.",
+        "Failed logins on one account from addresses that never logged in to it, within window_secs, before such addresses are refused for it.",
     ),
     key(
         "auth",
         "base_delay_ms",
-        "Delay after the first failed login, doubled at each further failure.",
+        "Delay after the first failed login of an address on an account, doubled at each further failure.",
     ),
     key(
         "auth",
@@ -219,7 +219,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "window_secs",
         "Seconds over which failures are counted.",
     ),
-    key("auth", "ban_secs", "Seconds an IP stays banned."),
+    key(
+        "auth",
+        "ban_secs",
+        "Seconds a ban lasts (of an address, or of an account for new addresses).",
+    ),
     key(
         "auth",
         "argon2_memory_kib",

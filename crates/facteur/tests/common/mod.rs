@@ -60,8 +60,8 @@ pub struct Server {
     pub banner: String,
     /// Extra environment of the server process (e.g. a fault-injection LD_PRELOAD).
     pub env: Vec<(String, String)>,
-    /// Where the server's stderr (its log, unless `log.file` is set) goes; inherited if `None`.
-    pub stderr_file: Option<PathBuf>,
+    /// Where the server's log (stderr) goes, when not to the test's own stderr.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Server {
@@ -94,9 +94,29 @@ impl Server {
     /// As [`Server::start_config`], with the data folder at `data` (on a test filesystem, say);
     /// `dir` lives as long as the server.
     pub fn start_at(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
+        let mut s = Server::prepare(dir, data, domain, config);
+        s.spawn();
+        s
+    }
+
+    /// Starts a server with exactly `config`, logging at `level` (without colour) to a file that
+    /// [`Server::log`] reads.
+    pub fn start_logged(domain: &str, config: &str, level: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let log = dir.path().join("server.log");
+        let mut s = Server::prepare(dir, data, domain, config);
+        s.env.push(("RUST_LOG".into(), level.into()));
+        s.env.push(("NO_COLOR".into(), "1".into()));
+        s.log_file = Some(log);
+        s.spawn();
+        s
+    }
+
+    fn prepare(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
         std::fs::create_dir_all(&data).expect("mkdir");
         std::fs::write(data.join("facteur.toml"), config).expect("write config");
-        let mut s = Server {
+        Server {
             dir,
             data,
             child: None,
@@ -105,14 +125,44 @@ impl Server {
             password: String::new(),
             banner: String::new(),
             env: Vec::new(),
-            stderr_file: None,
-        };
-        s.spawn();
-        s
+            log_file: None,
+        }
+    }
+
+    /// What the server logged so far (with [`Server::start_logged`]), colour codes removed.
+    pub fn log(&self) -> String {
+        let path = self.log_file.as_ref().expect("started with start_logged");
+        let raw = std::fs::read_to_string(path).unwrap_or_default();
+        // CSI sequences: ESC [ parameters, then a final byte in @..~.
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' && chars.peek() == Some(&'[') {
+                chars.next();
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Starts (or restarts) the process on the same data folder; ports change on every start.
     pub fn spawn(&mut self) {
+        let stderr = match &self.log_file {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .expect("open the server log"),
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(BIN)
             .arg("--data")
             .arg(&self.data)
@@ -125,16 +175,7 @@ impl Server {
             )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(match &self.stderr_file {
-                Some(path) => Stdio::from(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .expect("open the stderr file"),
-                ),
-                None => Stdio::inherit(),
-            })
+            .stderr(stderr)
             .spawn()
             .expect("start facteur");
         let stdout = child.stdout.take().expect("stdout");

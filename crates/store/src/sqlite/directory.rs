@@ -294,9 +294,16 @@ impl DirectoryStore for Sqlite {
         self.0
             .writer
             .write(move |tx| {
-                if get_account(tx.conn, id)?.is_none() {
+                let Some(account) = get_account(tx.conn, id)? else {
                     return Err(not_found(format!("account {id}")));
-                }
+                };
+                // A new account of the same address must not inherit the old one's known sources.
+                exec(
+                    tx.conn,
+                    "DELETE FROM login_sources WHERE account = ?1",
+                    [account.address()],
+                )
+                .map_err(db_err)?;
                 let ids: Vec<i64> = {
                     let mut st = tx
                         .conn

@@ -5,6 +5,7 @@ mod blobs;
 mod directory;
 mod dkim;
 mod fts;
+mod logins;
 mod mailbox;
 mod messages;
 mod queue;

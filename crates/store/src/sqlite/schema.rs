@@ -125,6 +125,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queue ADD COLUMN smtp_id TEXT;
     "#,
+    // 6: login bans (kept after they end until purged, so other processes see lifts through `seq`)
+    // and the sources each account has logged in from.
+    r#"
+    INSERT INTO meta(key, value) VALUES ('login_ban_seq', 0);
+    CREATE TABLE login_bans(
+        id INTEGER PRIMARY KEY,
+        source TEXT,
+        account TEXT,
+        failures INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        until INTEGER NOT NULL,
+        lifted INTEGER,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX login_bans_seq ON login_bans(seq);
+    CREATE INDEX login_bans_until ON login_bans(until);
+    CREATE TABLE login_sources(
+        account TEXT NOT NULL,
+        source TEXT NOT NULL,
+        last_success INTEGER NOT NULL,
+        PRIMARY KEY(account, source)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
