@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use (real peers and clients). Installed only when missing, and only as
 # root. Postfix is preseeded to "No configuration" and kept from starting a system instance: the
 # tests start their own throwaway instances on loopback ports.
-need_pkgs=(postfix openssl python3 swaks isync curl dnsmasq-base sslscan fetchmail getmail6 nsd unbound ldnsutils)
+# systemd (systemd-analyze), adduser, passwd (useradd), util-linux (setpriv) and init-system-helpers:
+# the Debian package test (scripts/test-deb.sh) and the privilege tests (tests/safe_defaults.rs).
+need_pkgs=(postfix openssl python3 swaks isync curl dnsmasq-base sslscan fetchmail getmail6 nsd unbound ldnsutils
+  systemd adduser passwd util-linux init-system-helpers)
 if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -28,3 +31,11 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+
+# The Debian package: build (cargo-deb, pinned in the script), dpkg -i, systemd-analyze verify, the
+# installed binary as the facteur user receiving and serving a message, dpkg --purge. Needs root.
+if [ "$(id -u)" = 0 ]; then
+  scripts/test-deb.sh
+else
+  echo "scripts/test-deb.sh not run: it installs a package and a system user, which needs root"
+fi
