@@ -19,7 +19,20 @@ DATA=/var/lib/facteur
 PROFILE=dev
 [ "${1:-}" = "--release" ] && PROFILE=release
 
+# Most waits for dpkg's lock (another apt or dpkg on the machine), in 2-second steps.
+DPKG_LOCK_TRIES=90
+
 fail() { echo "test-deb: FAIL: $*" >&2; exit 1; }
+# dpkg ARGS, output in $WORK/dpkg.log, retried while another process holds dpkg's lock.
+dpkg_locked() {
+  local i
+  for i in $(seq "$DPKG_LOCK_TRIES"); do
+    if dpkg "$@" >"$WORK/dpkg.log" 2>&1; then return 0; fi
+    grep -q "lock" "$WORK/dpkg.log" || return 1
+    sleep 2
+  done
+  return 1
+}
 step() { echo "test-deb: $*"; }
 
 [ "$(id -u)" = 0 ] || fail "needs root (dpkg -i, adduser)"
@@ -36,7 +49,7 @@ WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  if dpkg -s facteur >/dev/null 2>&1; then dpkg --purge facteur >/dev/null 2>&1 || true; fi
+  if dpkg -s facteur >/dev/null 2>&1; then dpkg_locked --purge facteur || true; fi
   # What purging keeps on purpose (the mail): this test made it, so it goes.
   rm -rf "$DATA"
   if getent passwd facteur >/dev/null; then deluser --system facteur >/dev/null 2>&1 || userdel facteur || true; fi
@@ -58,12 +71,13 @@ DEB=$(ls "$WORK"/facteur_*.deb)
 step "built $(basename "$DEB") ($PROFILE profile) in $(( $(date +%s) - T0 )) s"
 
 # --- Install --------------------------------------------------------------------------------------
-dpkg -i "$DEB" >"$WORK/dpkg.log" 2>&1 || { cat "$WORK/dpkg.log"; fail "dpkg -i"; }
+dpkg_locked -i "$DEB" || { cat "$WORK/dpkg.log"; fail "dpkg -i"; }
+cp "$WORK/dpkg.log" "$WORK/install.log"
 [ -x /usr/bin/facteur ] || fail "/usr/bin/facteur not installed"
 getent passwd facteur >/dev/null || fail "no facteur user after install"
 FUID=$(id -u facteur); FGID=$(id -g facteur)
 [ "$(stat -c '%a %U %G' "$DATA")" = "700 facteur facteur" ] || fail "$DATA is $(stat -c '%a %U %G' "$DATA")"
-grep -q "facteur --data /var/lib/facteur serve --init-only" "$WORK/dpkg.log" || fail "no first-start hint from postinst"
+grep -q "facteur --data /var/lib/facteur serve --init-only" "$WORK/install.log" || fail "no first-start hint from postinst"
 
 UNIT=$(dpkg -L facteur | grep '/facteur\.service$' | head -n1)
 [ -n "$UNIT" ] || fail "the package has no facteur.service"
@@ -152,7 +166,7 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 step "installed binary ran as facteur (uid $FUID), received over SMTP (swaks) and served over IMAP (imaplib)"
 
 # --- Purge ----------------------------------------------------------------------------------------
-dpkg --purge facteur >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log"; fail "dpkg --purge"; }
+dpkg_locked --purge facteur || { cat "$WORK/dpkg.log"; fail "dpkg --purge"; }
 [ ! -e /usr/bin/facteur ] || fail "/usr/bin/facteur left after purge"
 [ ! -e "$UNIT" ] || fail "$UNIT left after purge"
 [ -d "$DATA" ] || fail "purge removed the mail in $DATA"
