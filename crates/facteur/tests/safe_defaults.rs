@@ -519,3 +519,48 @@ async fn one_dual_stack_port_takes_ipv6_and_ipv4_clients() {
     assert!(received[0].contains("([::1])"), "{received:?}");
     assert!(received[1].contains("([127.0.0.1])"), "{received:?}");
 }
+
+#[tokio::test]
+async fn an_lmtp_unix_socket_is_open_to_the_group_despite_the_umask() {
+    let dir = passable_tempdir();
+    let sock = dir.path().join("lmtp.sock");
+    let config = test_config("example.com", "").replacen(
+        "lmtp = [\"127.0.0.1:0\"]",
+        &format!("lmtp = [\"unix:{}\"]", sock.display()),
+        1,
+    );
+    let data = dir.path().join("data");
+    let mut server = Server::prepare_at(dir, data, "example.com", &config);
+    server.spawn();
+    let meta = std::fs::symlink_metadata(&sock).expect("socket");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(meta.file_type().is_socket());
+    // A local MTA runs as another user: in the server's group, it may connect.
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let script = format!(
+        r#"
+import smtplib
+s = smtplib.LMTP({path:?})
+s.sendmail("sender@far.test", ["postmaster@example.com"], b"Subject: over lmtp\r\n\r\nhi\r\n")
+s.quit()
+print("ok")
+"#,
+        path = sock.display().to_string()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    assert!(
+        text(&out.stdout).contains("ok"),
+        "smtplib.LMTP: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        common::mail::wait_inbox(&server, "postmaster@example.com", 1)
+            .await
+            .len(),
+        1
+    );
+}
