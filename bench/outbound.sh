@@ -79,6 +79,8 @@ cat >"$F_DATA/facteur.toml" <<TOML
 [server]
 hostname = "mx.bench.test"
 primary_domain = "bench.test"
+# The bench runs as root on a throwaway folder; a real server switches to its own user.
+user = "root"
 [listeners]
 smtp = ["127.0.0.1:0"]
 submission = []

@@ -141,6 +141,8 @@ start_facteur() { # starts Facteur on its own data folder, free loopback ports; 
 [server]
 hostname = "mx.bench.test"
 primary_domain = "bench.test"
+# The bench runs as root on a throwaway folder; a real server switches to its own user.
+user = "root"
 [listeners]
 smtp = ["127.0.0.1:0"]
 submission = []

@@ -13,7 +13,10 @@ fi
 # Debian packages the tests use (real peers and clients). Installed only when missing, and only as
 # root. Postfix is preseeded to "No configuration" and kept from starting a system instance: the
 # tests start their own throwaway instances on loopback ports.
-need_pkgs=(postfix openssl python3 swaks isync curl dnsmasq-base sslscan fetchmail getmail6 nsd unbound ldnsutils bsdutils fail2ban)
+# systemd (systemd-analyze), adduser, passwd (useradd), util-linux (setpriv) and init-system-helpers:
+# the Debian package test (scripts/test-deb.sh) and the privilege tests (tests/safe_defaults.rs).
+need_pkgs=(postfix openssl python3 swaks isync curl dnsmasq-base sslscan fetchmail getmail6 nsd unbound ldnsutils
+  bsdutils fail2ban systemd adduser passwd util-linux init-system-helpers)
 if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -39,3 +42,7 @@ cargo test --workspace
 # root; run them explicitly here (docs/testing.md, "Ignored tests").
 cargo test -p store --test sqlite_faults -- --ignored
 cargo test -p facteur --test faults --test disk_full_serving -- --ignored
+
+# The Debian package: build (cargo-deb, pinned in the script), dpkg -i, systemd-analyze verify, the
+# installed binary as the facteur user receiving and serving a message, dpkg --purge.
+scripts/test-deb.sh

@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// Set up the data folder, print what would listen, and exit without serving.
     #[arg(long)]
     pub init_only: bool,
+    /// User to run as when started as root, instead of server.user ("root" keeps root: unsafe).
+    #[arg(long, env = "FACTEUR_USER")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,10 @@ use toml::de::DeTable;
 pub use error::ConfigError;
 pub use net::tls::TlsMin;
 
+/// The system user `serve` switches to when started as root (the Debian package creates it).
+pub const DEFAULT_USER: &str = "facteur";
+/// Longest user name accepted (the `ut_user` field of utmp, which most tools assume).
+const MAX_USER_LEN: usize = 32;
 /// Host name used when the machine's own cannot be read or is not a valid DNS name.
 const FALLBACK_HOSTNAME: &str = "localhost";
 /// RFC 1035 §2.3.4: 255 octets on the wire, i.e. 253 characters in dotted form.
@@ -241,6 +245,8 @@ pub struct ServerConfig {
     pub hostname: String,
     /// Domain of the postmaster and of the first accounts.
     pub primary_domain: String,
+    /// User the server runs as when started as root (after binding its ports); "root" keeps root.
+    pub user: String,
 }
 
 /// Socket addresses per service; an empty list disables the service.
@@ -344,8 +350,8 @@ pub struct LogConfig {
 }
 
 impl Config {
-    /// The defaults. With `privileged` and an effective user id of 0 the listeners use the standard
-    /// ports; otherwise unprivileged ones (2525, 2587, 2465, 2143, 2993, 2110, 2995).
+    /// The defaults. With `privileged`, in a process that may bind ports below 1024, the listeners
+    /// use the standard ports; otherwise unprivileged ones (2525, 2587, 2465, 2143, 2993, 2110, 2995).
     pub fn default_for(privileged: bool) -> Config {
         Config {
             server: ServerConfig::default(),
@@ -374,6 +380,7 @@ impl Default for ServerConfig {
         ServerConfig {
             hostname: machine_hostname().unwrap_or_else(|| FALLBACK_HOSTNAME.to_owned()),
             primary_domain: "localhost".to_owned(),
+            user: DEFAULT_USER.to_owned(),
         }
     }
 }
@@ -384,14 +391,15 @@ const STANDARD_PORTS: [u16; 7] = [25, 587, 465, 143, 993, 110, 995];
 /// Ports any user can bind, used when not running as root: the standard port plus 2000 (2525 for
 /// SMTP, as 2025 is often taken).
 const UNPRIVILEGED_PORTS: [u16; 7] = [2525, 2587, 2465, 2143, 2993, 2110, 2995];
-const DEFAULT_BIND_IP: &str = "0.0.0.0";
+/// Every address, IPv6 and IPv4 alike: `[::]` is bound dual-stack (IPV6_V6ONLY off), and where the
+/// system has no IPv6 the listener falls back to `0.0.0.0` (see `listeners::bind_std`).
+const DEFAULT_BIND_IP: &str = "[::]";
 
 impl ListenersConfig {
-    /// Standard ports if `privileged` and running as root, else unprivileged ones.
+    /// Standard ports if `privileged` and the process may bind them (root, or a service given
+    /// CAP_NET_BIND_SERVICE), else unprivileged ones.
     pub fn default_for(privileged: bool) -> ListenersConfig {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
-        ListenersConfig::with_ports(privileged && root)
+        ListenersConfig::with_ports(privileged && crate::privileges::can_bind_privileged_ports())
     }
 
     fn with_ports(standard: bool) -> ListenersConfig {
@@ -651,6 +659,7 @@ impl Config {
             }
         }
 
+        validate_user(&self.server.user).map_err(|m| invalid("server.user", m))?;
         self.validate_listeners()?;
         self.validate_queue()?;
 
@@ -874,6 +883,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A name `getpwnam` can look up: not empty, no separator of /etc/passwd, no space or control
+/// character (the name goes into error messages and log lines).
+fn validate_user(user: &str) -> Result<(), String> {
+    if user.is_empty() {
+        return Err("must not be empty (\"facteur\", or \"root\" to keep root)".to_owned());
+    }
+    if user.len() > MAX_USER_LEN
+        || user.starts_with('-')
+        || !user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+    {
+        return Err(format!(
+            "{user:?} is not a user name (letters, digits, '_', '-', '.', at most {MAX_USER_LEN})"
+        ));
+    }
+    Ok(())
 }
 
 /// Accepts what `EnvFilter` accepts, except a bare word that is not a level: `EnvFilter` would

@@ -11,10 +11,10 @@ use crate::Failure;
 use crate::cli::Cli;
 use crate::config::{self, Config, StoreBackend};
 
-/// Standard ports need root; without it the unprivileged defaults apply.
+/// Standard ports need root or CAP_NET_BIND_SERVICE (as the systemd unit grants); without either
+/// the unprivileged defaults apply.
 pub fn privileged() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    crate::privileges::can_bind_privileged_ports()
 }
 
 pub fn config_path(cli: &Cli) -> PathBuf {

@@ -7,11 +7,14 @@ pub mod ban_cmd;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod datadir;
 pub mod dkim_cmd;
 pub mod dns_cmd;
 pub mod listeners;
+pub mod lockfile;
 pub mod logging;
 pub mod outbound;
+pub mod privileges;
 pub mod queue_cmd;
 pub mod serve;
 
@@ -70,6 +73,8 @@ fn limit_heap_retention() {
 /// Parses the command line, runs the command, and returns the process exit status.
 pub fn run_cli() -> ExitCode {
     limit_heap_retention();
+    // Before anything is created: files of the data folder are for the server's user only.
+    datadir::set_umask();
     let cli = cli::Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -98,6 +103,11 @@ pub fn run_cli() -> ExitCode {
 
 async fn run(cli: cli::Cli) -> Result<(), Failure> {
     use cli::Command;
+    // Admin commands started as root act as the data folder's owner (see `privileges`);
+    // check-config only reads the file it is given.
+    if !matches!(cli.command, Command::Serve(_) | Command::CheckConfig { .. }) {
+        privileges::become_data_owner(&cli.data)?;
+    }
     match &cli.command {
         Command::Serve(args) => serve::run(&cli, args).await,
         Command::CheckConfig { file } => {

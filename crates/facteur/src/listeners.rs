@@ -1,5 +1,6 @@
 //! Binds every configured listener of the protocols that exist and starts their accept loops.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use smtp::server::{Service, serve_tcp};
 use smtp::{BareNewline, Mode, SmtpConfig};
 
 use crate::Failure;
-use crate::config::{self, BareNewlinePolicy, Config};
+use crate::config::{self, BareNewlinePolicy, Config, ListenersConfig};
 use crate::context::Context;
 
 /// One bound listener, for the banner and for tests (which bind port 0).
@@ -84,22 +85,129 @@ pub fn smtp_config(cfg: &Config) -> SmtpConfig {
     }
 }
 
-async fn bind(addr: &str, service: &str) -> Result<tokio::net::TcpListener, Failure> {
+/// Connections waiting to be accepted on one listening socket (tokio's default).
+const LISTEN_BACKLOG: i32 = 1024;
+/// Mode of an LMTP Unix socket: the MTA delivering over it runs as another user, which may
+/// connect when it is in the server's group (the umask alone would make it 0600).
+const LMTP_SOCKET_MODE: u32 = 0o660;
+
+/// TCP listeners bound ahead of [`start`], by service in configuration order: `serve` binds them
+/// before it drops root, so that ports below 1024 can be bound (see `privileges`).
+#[derive(Debug, Default)]
+pub struct Prebound {
+    tcp: HashMap<&'static str, VecDeque<Option<std::net::TcpListener>>>,
+}
+
+/// Ports with an IPv4 address in the configuration: `[::]` on such a port is bound IPv6-only so
+/// that both can be bound.
+fn ipv4_ports(cfg: &Config) -> HashSet<u16> {
+    cfg.listeners
+        .services()
+        .iter()
+        .flat_map(|(_, list)| ListenersConfig::socket_addrs(list))
+        .filter(|a| a.is_ipv4() && a.port() != 0)
+        .map(|a| a.port())
+        .collect()
+}
+
+/// Binds every TCP listener of the configuration (Unix sockets are bound by [`start`]).
+pub fn prebind(cfg: &Config) -> Result<Prebound, Failure> {
+    let v4_ports = ipv4_ports(cfg);
+    let mut pre = Prebound::default();
+    for (service, list) in cfg.listeners.services() {
+        for addr in list.iter().filter(|a| !a.starts_with("unix:")) {
+            let l = bind_tcp(addr, service, &v4_ports)?;
+            pre.tcp.entry(service).or_default().push_back(l);
+        }
+    }
+    Ok(pre)
+}
+
+impl Prebound {
+    /// The next listener of `service` (bound now if it was not bound ahead); None when its
+    /// address was left out (IPv6 missing, IPv4 configured on the same port).
+    fn take(
+        &mut self,
+        service: &'static str,
+        addr: &str,
+        v4_ports: &HashSet<u16>,
+    ) -> Result<Option<tokio::net::TcpListener>, Failure> {
+        let l = match self.tcp.get_mut(service).and_then(VecDeque::pop_front) {
+            Some(l) => l,
+            None => bind_tcp(addr, service, v4_ports)?,
+        };
+        l.map(|l| {
+            tokio::net::TcpListener::from_std(l)
+                .map_err(|e| Failure::op(format!("cannot listen on {addr} for {service}: {e}")))
+        })
+        .transpose()
+    }
+}
+
+/// Errors of an IPv6 socket on a system without IPv6 (kernel built or booted without it).
+fn ipv6_unavailable(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// Binds one configured address. `[::]` is dual-stack (IPV6_V6ONLY off: IPv4 clients arrive as
+/// IPv4-mapped addresses, which the accept loop turns back into IPv4) unless an IPv4 address is
+/// configured on the same port; without IPv6 on the system it falls back to `0.0.0.0`, with a
+/// log line.
+fn bind_tcp(
+    addr: &str,
+    service: &'static str,
+    v4_ports: &HashSet<u16>,
+) -> Result<Option<std::net::TcpListener>, Failure> {
     let sa: SocketAddr = addr
         .parse()
         .map_err(|_| Failure::config(format!("listeners.{service}: bad address {addr:?}")))?;
-    tokio::net::TcpListener::bind(sa)
-        .await
-        .map_err(|e| Failure::op(format!("cannot listen on {addr} for {service}: {e}")))
+    let any_v6 = sa.is_ipv6() && sa.ip().is_unspecified();
+    let v4_on_port = sa.port() != 0 && v4_ports.contains(&sa.port());
+    let only_v6 = sa.is_ipv6() && (!any_v6 || v4_on_port);
+    let cannot =
+        |e: std::io::Error| Failure::op(format!("cannot listen on {addr} for {service}: {e}"));
+    match bind_std(sa, only_v6) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if any_v6 && ipv6_unavailable(&e) => {
+            if v4_on_port {
+                tracing::warn!(service, address = addr, error = %e, "IPv6 is not available: not listening on this address (IPv4 is configured on the same port)");
+                return Ok(None);
+            }
+            let v4 = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), sa.port());
+            tracing::warn!(service, address = addr, fallback = %v4, error = %e, "IPv6 is not available: listening on IPv4 only");
+            bind_std(v4, false).map(Some).map_err(cannot)
+        }
+        Err(e) => Err(cannot(e)),
+    }
 }
 
-/// Binds and starts every listener; returns what is listening where.
+fn bind_std(sa: SocketAddr, only_v6: bool) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    // Socket::new sets close-on-exec.
+    let s = Socket::new(Domain::for_address(sa), Type::STREAM, Some(Protocol::TCP))?;
+    if sa.is_ipv6() {
+        s.set_only_v6(only_v6)?;
+    }
+    // As std and tokio do on Unix: a restart can bind while old connections are in TIME_WAIT.
+    s.set_reuse_address(true)?;
+    s.bind(&sa.into())?;
+    s.listen(LISTEN_BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Starts every listener (those in `pre`, and binds the others); returns what is listening where.
 pub async fn start(
     ctx: &Context,
     tls: TlsReloader,
     resolver: mailauth::Authenticator,
+    mut pre: Prebound,
 ) -> Result<Vec<Bound>, Failure> {
     let cfg = &ctx.config;
+    let v4_ports = ipv4_ports(cfg);
     let throttle = Arc::new(LoginThrottle::new(throttle_config(cfg)));
     // Bans and known sources from the store; then `facteur ban remove` reaches this process.
     directory::login_sync::start(ctx.store.clone(), throttle.clone())
@@ -190,7 +298,9 @@ pub async fn start(
     ];
     for (name, addrs, mode, implicit, note) in plan {
         for addr in addrs {
-            let l = bind(addr, name).await?;
+            let Some(l) = pre.take(name, addr, &v4_ports)? else {
+                continue;
+            };
             let local = l
                 .local_addr()
                 .map(|a| a.to_string())
@@ -209,7 +319,9 @@ pub async fn start(
     ];
     for (name, addrs, implicit, note) in imap_plan {
         for addr in addrs {
-            let l = bind(addr, name).await?;
+            let Some(l) = pre.take(name, addr, &v4_ports)? else {
+                continue;
+            };
             let local = l
                 .local_addr()
                 .map(|a| a.to_string())
@@ -228,7 +340,9 @@ pub async fn start(
     ];
     for (name, addrs, implicit, note) in pop3_plan {
         for addr in addrs {
-            let l = bind(addr, name).await?;
+            let Some(l) = pre.take(name, addr, &v4_ports)? else {
+                continue;
+            };
             let local = l
                 .local_addr()
                 .map(|a| a.to_string())
@@ -248,6 +362,13 @@ pub async fn start(
             let l = tokio::net::UnixListener::bind(&path).map_err(|e| {
                 Failure::op(format!("cannot listen on {} for lmtp: {e}", path.display()))
             })?;
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(LMTP_SOCKET_MODE))
+                    .map_err(|e| {
+                        Failure::op(format!("cannot set the mode of {}: {e}", path.display()))
+                    })?;
+            }
             tokio::spawn(smtp::server::serve_unix(l, service.clone()));
             bound.push(Bound {
                 service: "lmtp",
@@ -255,7 +376,9 @@ pub async fn start(
                 note: "LMTP",
             });
         } else {
-            let l = bind(addr, "lmtp").await?;
+            let Some(l) = pre.take("lmtp", addr, &v4_ports)? else {
+                continue;
+            };
             let local = l
                 .local_addr()
                 .map(|a| a.to_string())

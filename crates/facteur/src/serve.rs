@@ -91,6 +91,10 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         cfg.log.format
     };
     logging::init(format, &cfg.log, &cli.data).map_err(Failure::op)?;
+    // Held until the server stops: a second `serve` on this folder is refused.
+    let _lock = crate::lockfile::acquire(&cli.data)?;
+    let prebound = bind_then_drop_root(cli, args, &cfg)?;
+    tighten_data_folder(&cli.data)?;
 
     let cert = config::resolve_path(&cli.data, &cfg.tls.cert);
     let key = config::resolve_path(&cli.data, &cfg.tls.key);
@@ -124,7 +128,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     } else {
         // One resolver (and one DNS cache) for the inbound checks and the outbound queue.
         let resolver = crate::outbound::resolver(&ctx.config)?;
-        let bound = crate::listeners::start(&ctx, tls.clone(), resolver.clone()).await?;
+        let bound = crate::listeners::start(&ctx, tls.clone(), resolver.clone(), prebound).await?;
         let throttle = std::sync::Arc::new(net::throttle::LoginThrottle::new(
             crate::listeners::throttle_config(&ctx.config),
         ));
@@ -140,6 +144,38 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     wait_for_shutdown(&tls).await;
     tracing::info!("facteur stopping");
     Ok(())
+}
+
+/// Binds the listeners while still root, then switches to `server.user` (or `--user`) for good;
+/// as root, the data folder is given to that user first. Without root, only binds.
+fn bind_then_drop_root(
+    cli: &Cli,
+    args: &ServeArgs,
+    cfg: &Config,
+) -> Result<crate::listeners::Prebound, Failure> {
+    use crate::privileges::{self, RunAs};
+    let user = args.user.as_deref().unwrap_or(&cfg.server.user);
+    let run_as = privileges::plan(user)?;
+    if let RunAs::User(u) = &run_as {
+        privileges::own_data_folder(&cli.data, u)?;
+    }
+    let prebound = if args.init_only {
+        crate::listeners::Prebound::default()
+    } else {
+        crate::listeners::prebind(cfg)?
+    };
+    privileges::drop_root(&run_as)?;
+    Ok(prebound)
+}
+
+/// Takes group and world access away from anything in the data folder that has it.
+fn tighten_data_folder(data: &Path) -> Result<(), Failure> {
+    crate::datadir::tighten_and_log(data).map_err(|e| {
+        Failure::op(format!(
+            "cannot check the permissions of the data folder {}: {e}",
+            data.display()
+        ))
+    })
 }
 
 fn print_banner(

@@ -17,6 +17,9 @@ fn facteur_stdin(data: &Path, args: &[&str], stdin: &str) -> Output {
         .arg(data)
         .args(args)
         .env_remove("FACTEUR_CONFIG")
+        // Tests run as root without a `facteur` user: stay root (tests/safe_defaults.rs covers
+        // the switch).
+        .env("FACTEUR_USER", "root")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -365,6 +368,7 @@ fn admin_commands_work_while_the_server_runs() {
         .arg("--data")
         .arg(&data)
         .arg("serve")
+        .env("FACTEUR_USER", "root")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -28,6 +28,9 @@ fn facteur(data: &Path, args: &[&str]) -> Output {
         .arg(data)
         .args(args)
         .env_remove("FACTEUR_CONFIG")
+        // Tests run as root without a `facteur` user: stay root (tests/safe_defaults.rs covers
+        // the switch).
+        .env("FACTEUR_USER", "root")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

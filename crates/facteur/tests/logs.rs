@@ -296,6 +296,7 @@ fn no_color_keeps_a_terminal_plain_too() {
             .args(["-qec", &cmd, "/dev/null"])
             .env("NO_COLOR", no_color)
             .env("RUST_LOG", "info")
+            .env("FACTEUR_USER", common::ROOT_USER)
             .output()
             .expect("script (util-linux) runs a command on a pseudo-terminal");
         assert!(

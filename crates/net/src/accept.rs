@@ -23,6 +23,9 @@ where
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
+                // A dual-stack `[::]` listener sees IPv4 clients as ::ffff:a.b.c.d; everything
+                // after this (limits, throttling, SPF, logs, Received) wants the IPv4 address.
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 tokio::spawn(handle(MaybeTls::Plain(tcp), peer));
             }
             Err(e) => {

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 /// File mode of the generated private key: readable by the server's user only.
 const KEY_FILE_MODE: u32 = 0o600;
-/// File mode of the generated certificate: public data.
-const CERT_FILE_MODE: u32 = 0o644;
+/// File mode of the generated certificate: public data, but nothing in the data folder is
+/// readable by other users (a readable file there tells what the folder holds).
+const CERT_FILE_MODE: u32 = 0o600;
 /// Mode of a TLS directory we create ourselves (it holds the private key).
 const TLS_DIR_MODE: u32 = 0o700;
 

@@ -21,7 +21,7 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
     },
     SectionDoc {
         name: "listeners",
-        comment: "Socket addresses (\"IP:PORT\", IPv6 as \"[::]:PORT\") per service; [] disables a service.",
+        comment: "Socket addresses (\"IP:PORT\", IPv6 as \"[::]:PORT\") per service; [] disables a service. \"[::]\" also takes IPv4.",
     },
     SectionDoc {
         name: "tls",
@@ -79,6 +79,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "server",
         "primary_domain",
         "Mail domain of the postmaster and of the first accounts.",
+    ),
+    key(
+        "server",
+        "user",
+        "When started as root: the user to switch to once the ports are bound (\"root\" stays root: unsafe).",
     ),
     key(
         "listeners",

@@ -11,8 +11,9 @@ fn err(text: &str) -> String {
 fn empty_file_is_the_default() {
     assert_eq!(parse("", "facteur.toml").unwrap(), Config::default());
     let config = Config::default();
-    assert_eq!(config.listeners.smtp, vec!["0.0.0.0:2525".to_owned()]);
-    assert_eq!(config.listeners.pop3s, vec!["0.0.0.0:2995".to_owned()]);
+    assert_eq!(config.listeners.smtp, vec!["[::]:2525".to_owned()]);
+    assert_eq!(config.listeners.pop3s, vec!["[::]:2995".to_owned()]);
+    assert_eq!(config.server.user, "facteur");
     assert!(config.listeners.lmtp.is_empty());
     assert_eq!(config.store.inline_blob_max, 65536);
     assert_eq!(config.limits.max_message_size, 52_428_800);
@@ -30,18 +31,21 @@ fn standard_and_unprivileged_ports() {
         .collect();
     assert_eq!(
         ports,
-        [25, 587, 465, 143, 993, 110, 995].map(|p| format!("0.0.0.0:{p}"))
+        [25, 587, 465, 143, 993, 110, 995].map(|p| format!("[::]:{p}"))
     );
-    // Unprivileged unless both asked for and running as root.
+    // Unprivileged unless both asked for and able to bind ports below 1024.
     assert_eq!(
         Config::default_for(false).listeners,
         ListenersConfig::with_ports(false)
     );
-    let root = unsafe { libc::geteuid() } == 0;
+    let able = crate::privileges::can_bind_privileged_ports();
     assert_eq!(
         Config::default_for(true).listeners,
-        ListenersConfig::with_ports(root)
+        ListenersConfig::with_ports(able)
     );
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(able, "root can bind ports below 1024");
+    }
 }
 
 #[test]
@@ -329,4 +333,29 @@ fn pop3_expire_is_never_or_days() {
     assert!(e.starts_with("facteur.toml:2:"), "{e}");
     let e = err("[pop3]\nexpire = -1\n");
     assert!(e.starts_with("facteur.toml:2:"), "{e}");
+}
+
+#[test]
+fn server_user_must_be_a_user_name() {
+    assert_eq!(
+        parse("[server]\nuser = \"mail\"\n", "t")
+            .unwrap()
+            .server
+            .user,
+        "mail"
+    );
+    assert_eq!(
+        parse("[server]\nuser = \"root\"\n", "t")
+            .unwrap()
+            .server
+            .user,
+        "root"
+    );
+    for bad in ["", "a b", "x:y", "-rf", "../etc", "a\\u0000b"] {
+        let e = err(&format!("[server]\nuser = \"{bad}\"\n"));
+        assert!(
+            e.starts_with("facteur.toml:2: invalid value for server.user"),
+            "{bad:?}: {e}"
+        );
+    }
 }

@@ -47,6 +47,15 @@ pub fn test_config(domain: &str, extra: &str) -> String {
     )
 }
 
+/// `serve --user` of the tests: stay the user that runs the tests (root here).
+pub const ROOT_USER: &str = "root";
+
+/// Sets a mode on a path the test made.
+pub fn private(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub data: PathBuf,
@@ -62,6 +71,9 @@ pub struct Server {
     pub env: Vec<(String, String)>,
     /// Where the server's log (stderr) goes, when not to the test's own stderr.
     pub log_file: Option<PathBuf>,
+    /// `serve --user` (FACTEUR_USER): root by default, as the tests run as root on data folders
+    /// of their own with no `facteur` user; None leaves server.user in charge.
+    pub user: Option<String>,
 }
 
 impl Server {
@@ -94,7 +106,7 @@ impl Server {
     /// As [`Server::start_config`], with the data folder at `data` (on a test filesystem, say);
     /// `dir` lives as long as the server.
     pub fn start_at(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
-        let mut s = Server::prepare(dir, data, domain, config);
+        let mut s = Server::prepare_at(dir, data, domain, config);
         s.spawn();
         s
     }
@@ -105,7 +117,7 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let log = dir.path().join("server.log");
-        let mut s = Server::prepare(dir, data, domain, config);
+        let mut s = Server::prepare_at(dir, data, domain, config);
         s.env.push(("RUST_LOG".into(), level.into()));
         s.env.push(("NO_COLOR".into(), "1".into()));
         s.log_file = Some(log);
@@ -113,9 +125,14 @@ impl Server {
         s
     }
 
-    fn prepare(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
+    /// As [`Server::start_at`] without starting the process: set fields, then [`Server::spawn`].
+    pub fn prepare_at(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
         std::fs::create_dir_all(&data).expect("mkdir");
         std::fs::write(data.join("facteur.toml"), config).expect("write config");
+        // As an admin following the docs would: the server only warns about (and fixes) a more
+        // open folder, which tests/safe_defaults.rs covers.
+        private(&data, 0o700);
+        private(&data.join("facteur.toml"), 0o600);
         Server {
             dir,
             data,
@@ -126,6 +143,7 @@ impl Server {
             banner: String::new(),
             env: Vec::new(),
             log_file: None,
+            user: Some(ROOT_USER.to_owned()),
         }
     }
 
@@ -163,7 +181,12 @@ impl Server {
             ),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        match &self.user {
+            Some(u) => cmd.env("FACTEUR_USER", u),
+            None => cmd.env_remove("FACTEUR_USER"),
+        };
+        let mut child = cmd
             .arg("--data")
             .arg(&self.data)
             .arg("serve")
