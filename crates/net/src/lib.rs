@@ -1,10 +1,17 @@
-//! Networking shared by every protocol: TLS, connection streams, connection limits, login throttling.
+//! Networking shared by every protocol: the socket driver under the SMTP, IMAP and POP3 servers
+//! (admission, TLS, deadlines, timed writes, COMPRESS, polite shutdown), TLS, connection streams,
+//! connection limits, login throttling, and settings a config reload can replace.
 
 pub mod accept;
 pub mod client;
+pub mod compress;
 pub mod dane;
+pub mod driver;
+pub mod ip;
 pub mod limits;
+pub mod live;
 pub mod sasl;
+pub mod shutdown;
 pub mod stream;
 pub mod throttle;
 pub mod tls;

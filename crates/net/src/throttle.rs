@@ -10,8 +10,8 @@
 //! help. Memory is bounded: each table holds at most `max_entries`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 /// Default failures from one IP (or IPv6 /64) within the window before it is banned.
@@ -26,8 +26,6 @@ pub const DEFAULT_BAN: Duration = Duration::from_secs(60 * 60);
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 /// Longest user name kept in a log line or used as a key, in characters.
 pub const MAX_LOGGED_USER_LEN: usize = 64;
-/// Bits of an IPv6 address that identify one client.
-const IPV6_PREFIX_BITS: u32 = 64;
 /// When a table is full and nothing has expired, this fraction (1/n) of the oldest entries goes.
 const EVICT_FRACTION: usize = 8;
 
@@ -99,7 +97,8 @@ struct Tables {
 
 /// Thread-safe login throttle; share it between protocols with an `Arc`.
 pub struct LoginThrottle {
-    config: ThrottleConfig,
+    /// Replaceable at run time (a config reload); the tables stay.
+    config: RwLock<ThrottleConfig>,
     clock: Clock,
     tables: Mutex<Tables>,
 }
@@ -116,14 +115,25 @@ impl LoginThrottle {
             last_sweep: clock(),
         };
         LoginThrottle {
-            config,
+            config: RwLock::new(config),
             clock,
             tables: Mutex::new(tables),
         }
     }
 
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.config
+    pub fn config(&self) -> ThrottleConfig {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// New settings from now on (a config reload); failures counted and bans given stay.
+    pub fn set_config(&self, config: ThrottleConfig) {
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
     }
 
     /// Whether a login from `ip` (for `user`, when already known) may proceed, and after what delay.
@@ -155,10 +165,11 @@ impl LoginThrottle {
     /// for the next attempt from this IP for this user.
     pub fn record_failure(&self, protocol: &str, ip: IpAddr, user: &str) -> Verdict {
         let now = (self.clock)();
+        let config = self.config();
         let ip_failures = {
             let mut t = self.lock();
-            if now.saturating_duration_since(t.last_sweep) >= self.config.window {
-                let window = self.config.window;
+            if now.saturating_duration_since(t.last_sweep) >= config.window {
+                let window = config.window;
                 t.ips.retain(|_, e| !e.expired(now, window));
                 t.accounts.retain(|_, e| !e.expired(now, window));
                 t.last_sweep = now;
@@ -167,15 +178,15 @@ impl LoginThrottle {
                 &mut t.ips,
                 ip_key(ip),
                 now,
-                &self.config,
-                self.config.max_failures_per_ip,
+                &config,
+                config.max_failures_per_ip,
             );
             bump(
                 &mut t.accounts,
                 account_key(user),
                 now,
-                &self.config,
-                self.config.max_failures_per_account,
+                &config,
+                config.max_failures_per_account,
             );
             ip_failures
         };
@@ -202,7 +213,8 @@ impl LoginThrottle {
     }
 
     fn live<'a>(&self, e: Option<&'a Entry>, now: Instant) -> Option<&'a Entry> {
-        e.filter(|e| !e.expired(now, self.config.window))
+        let window = self.config().window;
+        e.filter(|e| !e.expired(now, window))
     }
 
     /// base * 2^(n-1), capped at max; zero without failures.
@@ -211,10 +223,11 @@ impl LoginThrottle {
             return Duration::ZERO;
         }
         let doublings = (failures - 1).min(31);
-        self.config
+        let config = self.config();
+        config
             .base_delay
             .saturating_mul(1u32 << doublings)
-            .min(self.config.max_delay)
+            .min(config.max_delay)
     }
 }
 
@@ -271,19 +284,9 @@ fn make_room<K: std::hash::Hash + Eq + Clone>(
     }
 }
 
-/// IPv4 (and IPv4-mapped IPv6) addresses as they are; other IPv6 addresses by their /64.
-fn ip_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mask = u128::MAX << (128 - IPV6_PREFIX_BITS);
-                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-            }
-        },
-    }
-}
+// IPv4 (and IPv4-mapped IPv6) addresses as they are; other IPv6 addresses by their /64: the
+// key the connection limits count by too.
+use crate::ip::client_key as ip_key;
 
 /// Accounts are counted case-insensitively, as the directory matches them, with a bounded key.
 fn account_key(user: &str) -> String {
