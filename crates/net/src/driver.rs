@@ -289,7 +289,15 @@ async fn run<P: Protocol>(
     if !delay.is_zero() {
         // RFC 5321 §4.3.1: the client waits for the greeting; one that talks first is not a
         // real MTA.
-        match tokio::time::timeout(delay, stream.read(&mut buf)).await {
+        let read = tokio::select! {
+            biased;
+            _ = stop.wait() => {
+                farewell(&mut stream, &session.shutdown()).await;
+                return Some(stream);
+            }
+            r = tokio::time::timeout(delay, stream.read(&mut buf)) => r,
+        };
+        match read {
             Err(_) => {}
             Ok(Ok(n)) if n > 0 => {
                 tracing::info!(service = ep.service, peer = ?ip, "client talked before the greeting");
@@ -439,4 +447,132 @@ async fn feed<P: Protocol, S: AsyncWrite + Unpin>(
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::net::TcpStream;
+
+    /// Echoes each line in upper case; `QUIT` closes.
+    struct Echo {
+        buf: Vec<u8>,
+        deadline: Deadline,
+    }
+
+    impl Protocol for Echo {
+        fn greeting(&mut self) -> Vec<u8> {
+            b"HELLO\r\n".to_vec()
+        }
+        async fn feed(&mut self, input: &[u8]) -> Output {
+            self.buf.extend_from_slice(input);
+            let mut out = Output::default();
+            while let Some(p) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=p).collect();
+                if line.starts_with(b"QUIT") {
+                    out.bytes.extend_from_slice(b"BYE\r\n");
+                    out.event = Some(Event::Close);
+                    break;
+                }
+                out.bytes.extend(line.to_ascii_uppercase());
+            }
+            out
+        }
+        fn deadline(&self) -> Deadline {
+            self.deadline
+        }
+        fn timeout(&mut self) -> Vec<u8> {
+            b"TIMEOUT\r\n".to_vec()
+        }
+        fn shutdown(&mut self) -> Vec<u8> {
+            b"SHUTDOWN\r\n".to_vec()
+        }
+        fn tls_started(&mut self, _info: TlsInfo) {}
+        fn read_size(&self) -> usize {
+            64
+        }
+    }
+
+    /// An echo service on loopback whose sessions must end `within` of connecting.
+    async fn echo(limit: usize, within: Duration) -> (SocketAddr, Shutdown) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = Shutdown::new();
+        let ep = Arc::new(Endpoint {
+            service: "echo",
+            implicit_tls: false,
+            tls: None,
+            limiter: ConnLimiter::new(limit, limit),
+            refusal: b"FULL\r\n",
+            shutdown: shutdown.clone(),
+        });
+        tokio::spawn(serve_tcp(listener, ep, move |info: &ConnInfo| Echo {
+            buf: Vec::new(),
+            deadline: Deadline::At(info.accepted + within),
+        }));
+        (addr, shutdown)
+    }
+
+    async fn lines(s: TcpStream) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut r = BufReader::new(s).lines();
+        while let Ok(Ok(Some(l))) =
+            tokio::time::timeout(Duration::from_secs(10), r.next_line()).await
+        {
+            out.push(l);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_fixed_deadline_is_not_pushed_back_by_activity() {
+        let (addr, _stop) = echo(10, Duration::from_millis(400)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        // A line every 50 ms for 2 s: far past the deadline, which must still end the session.
+        let writer = async {
+            for _ in 0..40 {
+                if s.write_all(b"x\r\n").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            s
+        };
+        let s = writer.await;
+        let got = lines(s).await;
+        assert_eq!(got.first().map(String::as_str), Some("HELLO"));
+        assert_eq!(got.last().map(String::as_str), Some("TIMEOUT"), "{got:?}");
+        assert!(got.len() < 40, "every line was answered: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_is_refused_and_a_close_event_closes() {
+        let (addr, _stop) = echo(1, Duration::from_secs(30)).await;
+        let mut first = TcpStream::connect(addr).await.expect("connect");
+        let second = TcpStream::connect(addr).await.expect("connect");
+        assert_eq!(lines(second).await, ["FULL"]);
+        first.write_all(b"hi\r\nQUIT\r\n").await.expect("write");
+        assert_eq!(lines(first).await, ["HELLO", "HI", "BYE"]);
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_the_listener_and_every_session_says_goodbye() {
+        let (addr, stop) = echo(10, Duration::from_secs(30)).await;
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"one\r\n").await.expect("write");
+        let mut r = BufReader::new(s).lines();
+        assert_eq!(r.next_line().await.expect("line").as_deref(), Some("HELLO"));
+        assert_eq!(r.next_line().await.expect("line").as_deref(), Some("ONE"));
+        stop.begin();
+        assert_eq!(
+            r.next_line().await.expect("line").as_deref(),
+            Some("SHUTDOWN")
+        );
+        assert_eq!(r.next_line().await.expect("eof").as_deref(), None);
+        tokio::time::timeout(Duration::from_secs(10), stop.drained())
+            .await
+            .expect("every session and the accept loop ended");
+        assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+    }
 }

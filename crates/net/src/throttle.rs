@@ -400,6 +400,26 @@ mod tests {
     }
 
     #[test]
+    fn new_settings_apply_and_counts_stay() {
+        let (t, _) = throttle(ThrottleConfig::default());
+        t.record_failure("smtp", ip(1), "a");
+        assert_eq!(t.check(ip(1), None), allow(500));
+        t.set_config(ThrottleConfig {
+            max_failures_per_ip: 2,
+            base_delay: Duration::from_millis(100),
+            ..ThrottleConfig::default()
+        });
+        assert_eq!(t.config().max_failures_per_ip, 2);
+        assert_eq!(
+            t.check(ip(1), None),
+            allow(100),
+            "the failure counted stays"
+        );
+        t.record_failure("smtp", ip(1), "b");
+        assert!(matches!(t.check(ip(1), None), Verdict::Banned { .. }));
+    }
+
+    #[test]
     fn ipv6_counted_per_64() {
         let (t, _) = throttle(ThrottleConfig {
             max_failures_per_ip: 2,

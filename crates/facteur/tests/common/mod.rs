@@ -60,6 +60,8 @@ pub struct Server {
     pub banner: String,
     /// Extra environment of the server process (e.g. a fault-injection LD_PRELOAD).
     pub env: Vec<(String, String)>,
+    /// Where the server's stderr (its log) goes; None: the test's own stderr.
+    pub stderr: Option<PathBuf>,
 }
 
 impl Server {
@@ -92,9 +94,27 @@ impl Server {
     /// As [`Server::start_config`], with the data folder at `data` (on a test filesystem, say);
     /// `dir` lives as long as the server.
     pub fn start_at(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
+        let mut s = Server::unstarted(dir, data, domain, config);
+        s.spawn();
+        s
+    }
+
+    /// As [`Server::start_config`], with the server's log (its stderr, level info) appended to
+    /// `log`.
+    pub fn start_logged(domain: &str, config: &str, log: &Path) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Server::unstarted(dir, data, domain, config);
+        s.stderr = Some(log.to_owned());
+        s.env.push(("RUST_LOG".into(), "info".into()));
+        s.spawn();
+        s
+    }
+
+    fn unstarted(dir: tempfile::TempDir, data: PathBuf, domain: &str, config: &str) -> Server {
         std::fs::create_dir_all(&data).expect("mkdir");
         std::fs::write(data.join("facteur.toml"), config).expect("write config");
-        let mut s = Server {
+        Server {
             dir,
             data,
             child: None,
@@ -103,9 +123,8 @@ impl Server {
             password: String::new(),
             banner: String::new(),
             env: Vec::new(),
-        };
-        s.spawn();
-        s
+            stderr: None,
+        }
     }
 
     /// Starts (or restarts) the process on the same data folder; ports change on every start.
@@ -122,7 +141,16 @@ impl Server {
             )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.stderr {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the server's log file"),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("start facteur");
         let stdout = child.stdout.take().expect("stdout");
