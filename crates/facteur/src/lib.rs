@@ -16,6 +16,7 @@ pub mod logging;
 pub mod outbound;
 pub mod privileges;
 pub mod queue_cmd;
+pub mod reload;
 pub mod serve;
 
 use std::process::ExitCode;

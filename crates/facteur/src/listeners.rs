@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::limits::ConnLimiter;
+use net::limits::{ConnLimiter, UserSessions};
+use net::live::Live;
+use net::shutdown::Shutdown;
 use net::throttle::{LoginThrottle, ThrottleConfig};
 use net::tls::TlsReloader;
 use smtp::delivery::MailBackend;
@@ -199,13 +201,95 @@ fn bind_std(sa: SocketAddr, only_v6: bool) -> std::io::Result<std::net::TcpListe
     Ok(s.into())
 }
 
-/// Starts every listener (those in `pre`, and binds the others); returns what is listening where.
+/// The connection budget of each service (`limits.max_connections` each, per client
+/// `limits.max_connections_per_ip`), so that a flood of one cannot take the slots of another.
+pub struct Budgets {
+    /// Port 25 (MX).
+    pub smtp: ConnLimiter,
+    /// 587 and 465 together.
+    pub submission: ConnLimiter,
+    /// LMTP over TCP (its Unix socket has no per-client limit).
+    pub lmtp: ConnLimiter,
+    /// 143 and 993 together.
+    pub imap: ConnLimiter,
+    /// 110 and 995 together.
+    pub pop3: ConnLimiter,
+}
+
+impl Budgets {
+    fn new(cfg: &Config) -> Budgets {
+        let one = || {
+            ConnLimiter::new(
+                cfg.limits.max_connections,
+                cfg.limits.max_connections_per_ip,
+            )
+        };
+        Budgets {
+            smtp: one(),
+            submission: one(),
+            lmtp: one(),
+            imap: one(),
+            pop3: one(),
+        }
+    }
+
+    fn of(&self, mode: Mode) -> ConnLimiter {
+        match mode {
+            Mode::Mx => self.smtp.clone(),
+            Mode::Submission => self.submission.clone(),
+            Mode::Lmtp => self.lmtp.clone(),
+        }
+    }
+
+    fn all(&self) -> [&ConnLimiter; 5] {
+        [
+            &self.smtp,
+            &self.submission,
+            &self.lmtp,
+            &self.imap,
+            &self.pop3,
+        ]
+    }
+}
+
+/// What a config reload (SIGHUP) can change in the running listeners.
+pub struct Running {
+    pub smtp: Live<SmtpConfig>,
+    pub imap: Live<imap::ImapConfig>,
+    pub pop3: Live<pop3::Pop3Config>,
+    pub budgets: Budgets,
+    pub user_sessions: UserSessions,
+    pub throttle: Arc<LoginThrottle>,
+}
+
+impl Running {
+    /// Applies the keys of `cfg` that take effect without a restart: protocol settings for new
+    /// sessions, connection limits for new connections, login throttling at once.
+    pub fn apply(&self, cfg: &Config) {
+        self.smtp.set(smtp_config(cfg));
+        self.imap.set(imap_config(cfg));
+        self.pop3.set(pop3_config(cfg));
+        for l in self.budgets.all() {
+            l.set_limits(
+                cfg.limits.max_connections,
+                cfg.limits.max_connections_per_ip,
+            );
+        }
+        self.user_sessions
+            .set_max(cfg.limits.max_connections_per_user);
+        self.throttle.set_config(throttle_config(cfg));
+    }
+}
+
+/// Starts every listener (those in `pre`, and binds the others); returns what is listening where,
+/// and the handles a reload uses. Accept loops stop, and sessions say goodbye, when `shutdown` begins.
 pub async fn start(
     ctx: &Context,
     tls: TlsReloader,
     resolver: mailauth::Authenticator,
     mut pre: Prebound,
-) -> Result<Vec<Bound>, Failure> {
+    shutdown: &Shutdown,
+) -> Result<(Vec<Bound>, Running), Failure> {
     let cfg = &ctx.config;
     let v4_ports = ipv4_ports(cfg);
     let throttle = Arc::new(LoginThrottle::new(throttle_config(cfg)));
@@ -230,35 +314,26 @@ pub async fn start(
         },
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
     });
-    // One connection budget for all SMTP-family listeners.
-    let limiter = ConnLimiter::new(
-        cfg.limits.max_connections,
-        cfg.limits.max_connections_per_ip,
-    );
+    let budgets = Budgets::new(cfg);
+    let user_sessions = UserSessions::new(cfg.limits.max_connections_per_user);
     let service = Arc::new(Service {
-        config: Arc::new(smtp_config(cfg)),
+        config: Live::new(smtp_config(cfg)),
         backend,
         tls: Some(tls.clone()),
-        limiter,
     });
-    // IMAP has its own connection budget: long-lived IDLE sessions must not starve SMTP.
     let imap_service = Arc::new(imap::server::Service {
-        config: Arc::new(imap_config(cfg)),
+        config: Live::new(imap_config(cfg)),
         backend: Arc::new(imap::MailBackend {
             store: ctx.store.clone(),
             directory: ctx.directory.clone(),
             throttle: throttle.clone(),
-            user_sessions: net::limits::UserSessions::new(cfg.limits.max_connections_per_user),
+            user_sessions: user_sessions.clone(),
         }),
         tls: Some(tls.clone()),
-        limiter: ConnLimiter::new(
-            cfg.limits.max_connections,
-            cfg.limits.max_connections_per_ip,
-        ),
     });
-    // POP3 has its own connection budget too, and its own maildrop locks (one session per account).
+    // POP3 has its own maildrop locks (one session per account).
     let pop3_service = Arc::new(pop3::server::Service {
-        config: Arc::new(pop3_config(cfg)),
+        config: Live::new(pop3_config(cfg)),
         backend: Arc::new(pop3::MailBackend {
             store: ctx.store.clone(),
             directory: ctx.directory.clone(),
@@ -267,10 +342,6 @@ pub async fn start(
             login_times: pop3::delay::LoginTimes::default(),
         }),
         tls: Some(tls),
-        limiter: ConnLimiter::new(
-            cfg.limits.max_connections,
-            cfg.limits.max_connections_per_ip,
-        ),
     });
     let mut bound = Vec::new();
     let plan: [(&'static str, &[String], Mode, bool, &'static str); 3] = [
@@ -305,7 +376,14 @@ pub async fn start(
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.clone());
-            tokio::spawn(serve_tcp(l, mode, implicit, service.clone()));
+            tokio::spawn(serve_tcp(
+                l,
+                mode,
+                implicit,
+                service.clone(),
+                budgets.of(mode),
+                shutdown.clone(),
+            ));
             bound.push(Bound {
                 service: name,
                 address: local,
@@ -326,7 +404,13 @@ pub async fn start(
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.clone());
-            tokio::spawn(imap::server::serve_tcp(l, implicit, imap_service.clone()));
+            tokio::spawn(imap::server::serve_tcp(
+                l,
+                implicit,
+                imap_service.clone(),
+                budgets.imap.clone(),
+                shutdown.clone(),
+            ));
             bound.push(Bound {
                 service: name,
                 address: local,
@@ -347,7 +431,13 @@ pub async fn start(
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.clone());
-            tokio::spawn(pop3::server::serve_tcp(l, implicit, pop3_service.clone()));
+            tokio::spawn(pop3::server::serve_tcp(
+                l,
+                implicit,
+                pop3_service.clone(),
+                budgets.pop3.clone(),
+                shutdown.clone(),
+            ));
             bound.push(Bound {
                 service: name,
                 address: local,
@@ -369,7 +459,12 @@ pub async fn start(
                         Failure::op(format!("cannot set the mode of {}: {e}", path.display()))
                     })?;
             }
-            tokio::spawn(smtp::server::serve_unix(l, service.clone()));
+            tokio::spawn(smtp::server::serve_unix(
+                l,
+                service.clone(),
+                budgets.lmtp.clone(),
+                shutdown.clone(),
+            ));
             bound.push(Bound {
                 service: "lmtp",
                 address: format!("unix:{}", path.display()),
@@ -383,7 +478,14 @@ pub async fn start(
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|_| addr.clone());
-            tokio::spawn(serve_tcp(l, Mode::Lmtp, false, service.clone()));
+            tokio::spawn(serve_tcp(
+                l,
+                Mode::Lmtp,
+                false,
+                service.clone(),
+                budgets.lmtp.clone(),
+                shutdown.clone(),
+            ));
             bound.push(Bound {
                 service: "lmtp",
                 address: local,
@@ -391,5 +493,13 @@ pub async fn start(
             });
         }
     }
-    Ok(bound)
+    let running = Running {
+        smtp: service.config.clone(),
+        imap: imap_service.config.clone(),
+        pop3: pop3_service.config.clone(),
+        budgets,
+        user_sessions,
+        throttle,
+    };
+    Ok((bound, running))
 }

@@ -1,13 +1,22 @@
-//! `facteur serve`: first-start setup, then run until SIGINT/SIGTERM.
+//! `facteur serve`: first-start setup, then run until SIGINT/SIGTERM (reloading the config on
+//! SIGHUP, see `reload.rs`), then stop politely: listeners close, each session finishes the
+//! command it is running and gets its protocol's shutdown notice, and the process exits once all
+//! have ended or [`SHUTDOWN_GRACE`] has passed.
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::Failure;
 use crate::cli::{Cli, ServeArgs};
 use crate::config::{self, Config};
 use crate::context::{self, Context};
 use crate::logging;
+use crate::reload::Reloader;
+
+/// Longest wait, after SIGTERM, for sessions to finish their command and say goodbye; then the
+/// process exits anyway (systemd's default stop timeout is 90 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// What the first start did, printed once.
 struct FirstStart {
@@ -123,17 +132,20 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         created_cert,
         postmaster,
     };
-    let bound = if args.init_only {
-        Vec::new()
+    let shutdown = net::shutdown::Shutdown::new();
+    let (bound, running) = if args.init_only {
+        (Vec::new(), None)
     } else {
         // One resolver (and one DNS cache) for the inbound checks and the outbound queue.
         let resolver = crate::outbound::resolver(&ctx.config)?;
-        let bound = crate::listeners::start(&ctx, tls.clone(), resolver.clone(), prebound).await?;
+        let (bound, running) =
+            crate::listeners::start(&ctx, tls.clone(), resolver.clone(), prebound, &shutdown)
+                .await?;
         let throttle = std::sync::Arc::new(net::throttle::LoginThrottle::new(
             crate::listeners::throttle_config(&ctx.config),
         ));
         crate::outbound::start(&ctx, throttle, resolver)?;
-        bound
+        (bound, Some(running))
     };
     print_banner(cli, &ctx, &first, &bound, args.init_only);
     tracing::info!(data = %cli.data.display(), backend = ctx.store.backend(), "facteur started");
@@ -141,8 +153,16 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     if args.init_only {
         return Ok(());
     }
-    wait_for_shutdown(&tls).await;
-    tracing::info!("facteur stopping");
+    let mut reloader = Reloader {
+        path: context::config_path(cli),
+        data: cli.data.clone(),
+        privileged: context::privileged(),
+        current: (*ctx.config).clone(),
+        running,
+        tls,
+    };
+    wait_for_shutdown(&mut reloader).await;
+    stop(&shutdown).await;
     Ok(())
 }
 
@@ -176,6 +196,39 @@ fn tighten_data_folder(data: &Path) -> Result<(), Failure> {
             data.display()
         ))
     })
+}
+
+/// Closes the listeners, asks every session to end, and waits for them up to [`SHUTDOWN_GRACE`]
+/// (a second SIGTERM or SIGINT stops waiting).
+async fn stop(shutdown: &net::shutdown::Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tracing::info!("facteur stopping: closing the listeners and the sessions");
+    shutdown.begin();
+    let again = async {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            },
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::time::timeout(SHUTDOWN_GRACE, shutdown.drained()) => match r {
+            Ok(()) => tracing::info!("facteur stopped: every session has ended"),
+            Err(_) => tracing::warn!(
+                open = shutdown.running(),
+                "facteur stopped with sessions still open after the grace period"
+            ),
+        },
+        _ = again => tracing::warn!(
+            open = shutdown.running(),
+            "facteur stopped at a second signal with sessions still open"
+        ),
+    }
 }
 
 fn print_banner(
@@ -221,9 +274,9 @@ fn print_banner(
     let _ = std::io::stdout().flush();
 }
 
-/// Runs until SIGINT or SIGTERM; SIGHUP reopens the log file and reloads the TLS certificate
-/// without dropping sessions.
-async fn wait_for_shutdown(tls: &net::tls::TlsReloader) {
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads the configuration and the TLS certificate without
+/// dropping sessions.
+async fn wait_for_shutdown(reloader: &mut Reloader) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -240,10 +293,7 @@ async fn wait_for_shutdown(tls: &net::tls::TlsReloader) {
             _ = hup.recv() => {
                 // logrotate moved the log file away: write to a new one.
                 logging::reopen();
-                match tls.reload() {
-                    Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
-                }
+                reloader.reload();
             }
         }
     }

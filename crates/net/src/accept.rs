@@ -1,40 +1,11 @@
-//! The accept loop every TCP listener runs: accept, set TCP_NODELAY, run the protocol's handler in
-//! its own task, and back off (rather than spin) when accept fails, e.g. out of file descriptors.
+//! The steps of a connection the socket driver (`crate::driver`) takes: admission against the
+//! connection limits, the TLS handshake under a timeout, and timed writes.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 
 use crate::stream::MaybeTls;
-
-/// Pause after a failed accept.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Accepts connections forever; `handle` gets each one as a plaintext stream and its peer address.
-pub async fn accept_loop<F, Fut>(listener: TcpListener, service: &'static str, handle: F)
-where
-    F: Fn(MaybeTls, SocketAddr) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                // A dual-stack `[::]` listener sees IPv4 clients as ::ffff:a.b.c.d; everything
-                // after this (limits, throttling, SPF, logs, Received) wants the IPv4 address.
-                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                tokio::spawn(handle(MaybeTls::Plain(tcp), peer));
-            }
-            Err(e) => {
-                tracing::warn!(service, error = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-}
 
 /// Writes and flushes; false when the peer is gone.
 pub async fn write_all<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> bool {

@@ -130,7 +130,12 @@ pub fn ensure_self_signed(
         }
         (false, false) => {}
     }
+    write_self_signed(cert_path, key_path, hostname)?;
+    Ok(true)
+}
 
+/// Makes a self-signed certificate and key for `hostname` and writes them, each durably.
+fn write_self_signed(cert_path: &Path, key_path: &Path, hostname: &str) -> Result<(), TlsError> {
     let mut names = vec![hostname.to_owned()];
     for extra in ["localhost", "127.0.0.1", "::1"] {
         if !names.iter().any(|n| n.eq_ignore_ascii_case(extra)) {
@@ -157,7 +162,45 @@ pub fn ensure_self_signed(
         let _ = fs::remove_file(key_path);
         return Err(e);
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Whether `cert_path` holds a certificate like the ones [`ensure_self_signed`] makes for
+/// `hostname`: one certificate, issued by itself, whose subject is `CN=hostname`. A certificate
+/// from a CA (or anyone else's self-signed one) never matches, so it is never replaced.
+pub fn is_own_self_signed(cert_path: &Path, hostname: &str) -> bool {
+    let Ok(pem) = fs::read(cert_path) else {
+        return false;
+    };
+    let Ok(certs) = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() else {
+        return false;
+    };
+    let [cert] = certs.as_slice() else {
+        return false;
+    };
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else {
+        return false;
+    };
+    let subject = parsed.subject();
+    let cn = subject
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok());
+    parsed.issuer() == subject
+        && subject.iter().count() == 1
+        && cn.is_some_and(|cn| cn.eq_ignore_ascii_case(hostname))
+}
+
+/// Replaces the self-signed certificate and key with new ones for `hostname` (the host name
+/// changed). The key is written first, then the certificate, each through a temporary file and a
+/// rename: a crash between the two renames would leave a pair that does not match, which the
+/// next start reports by name.
+pub fn regenerate_self_signed(
+    cert_path: &Path,
+    key_path: &Path,
+    hostname: &str,
+) -> Result<(), TlsError> {
+    write_self_signed(cert_path, key_path, hostname)
 }
 
 /// Writes `data` to `path` via a temporary file, fsyncing the file and then its directory so the
@@ -315,6 +358,26 @@ mod tests {
         let version = client_result?;
         server_result?;
         Ok(version)
+    }
+
+    #[test]
+    fn own_self_signed_certificates_are_recognised_and_regenerated() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = paths(&dir);
+        assert!(!is_own_self_signed(&cert, "old.example.org"), "no file");
+        ensure_self_signed(&cert, &key, "old.example.org").unwrap();
+        assert!(is_own_self_signed(&cert, "old.example.org"));
+        assert!(is_own_self_signed(&cert, "OLD.example.org"));
+        assert!(!is_own_self_signed(&cert, "other.example.org"));
+        regenerate_self_signed(&cert, &key, "new.example.org").unwrap();
+        assert!(is_own_self_signed(&cert, "new.example.org"));
+        assert!(!is_own_self_signed(&cert, "old.example.org"));
+        // The new pair loads and matches.
+        load_server_config(&cert, &key, TlsMin::Tls12).unwrap();
+        // A chain (leaf and CA) is never ours.
+        let pem = fs::read_to_string(&cert).unwrap();
+        fs::write(&cert, format!("{pem}{pem}")).unwrap();
+        assert!(!is_own_self_signed(&cert, "new.example.org"));
     }
 
     #[test]

@@ -1,16 +1,17 @@
-//! The socket driver: accepts connections, enforces connection limits and timeouts (a deadline
-//! for logging in, and the RFC 1939 §3 ten-minute autologout, for reading commands and for
-//! writing replies alike), performs implicit TLS (995) and STLS (110).
+//! POP3 on the shared socket driver (`net::driver`): implicit TLS (995) and STLS (110),
+//! connection limits, and the timers: a deadline for logging in from the connection's start that
+//! activity does not push back, then RFC 1939 §3's ten-minute autologout, for reading commands
+//! and writing replies alike.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use net::accept::write_timed;
+use net::driver::{self, ConnInfo, Deadline, Endpoint, Event as DriverEvent, Output, Protocol};
 use net::limits::ConnLimiter;
-use net::stream::MaybeTls;
+use net::live::Live;
+use net::shutdown::Shutdown;
+use net::stream::TlsInfo;
 use net::tls::TlsReloader;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -20,124 +21,103 @@ use crate::session::{Event, Session, SessionInfo};
 
 /// Read buffer per connection.
 const READ_CHUNK: usize = 4 * 1024;
-/// Longest wait for the last words (the timeout notice, the TLS close) to a client not reading.
-const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Sent to a plaintext connection over the limits.
+const TOO_MANY: &[u8] = b"-ERR [SYS/TEMP] Too many connections\r\n";
 
-/// Everything a listener needs, shared by its connections.
+/// Everything the POP3 listeners share. `config` is replaced by a reload; each connection keeps
+/// the configuration it started with.
 pub struct Service<B: Backend> {
-    pub config: Arc<Pop3Config>,
+    pub config: Live<Pop3Config>,
     pub backend: Arc<B>,
     pub tls: Option<TlsReloader>,
-    pub limiter: ConnLimiter,
 }
 
-/// Accepts connections until the listener fails; each connection runs in its own task.
+/// Accepts connections of one listener until shutdown; 110 and 995 share `limiter`.
 pub async fn serve_tcp<B: Backend + 'static>(
     listener: TcpListener,
     implicit_tls: bool,
     svc: Arc<Service<B>>,
+    limiter: ConnLimiter,
+    shutdown: Shutdown,
 ) {
-    net::accept::accept_loop(listener, "pop3", move |stream, peer| {
-        handle(stream, peer, implicit_tls, svc.clone())
+    let ep = Arc::new(Endpoint {
+        service: "pop3",
+        implicit_tls,
+        tls: svc.tls.clone(),
+        limiter,
+        refusal: TOO_MANY,
+        shutdown,
+    });
+    driver::serve_tcp(listener, ep, move |info: &ConnInfo| {
+        let cfg = svc.config.get();
+        let session = Session::new(
+            cfg.clone(),
+            svc.backend.clone(),
+            SessionInfo {
+                peer: info.peer,
+                tls: info.tls.is_some(),
+                starttls: info.starttls,
+            },
+        );
+        Pop3 {
+            session,
+            login_by: info.accepted + cfg.pre_auth_timeout,
+            idle_timeout: cfg.idle_timeout,
+        }
     })
     .await;
 }
 
-async fn handle<B: Backend + 'static>(
-    mut stream: MaybeTls,
-    peer: SocketAddr,
-    implicit_tls: bool,
-    svc: Arc<Service<B>>,
-) {
-    let ip = peer.ip();
-    let login_by = Instant::now() + svc.config.pre_auth_timeout;
-    let Ok(_guard) = net::accept::admit(
-        &svc.limiter,
-        &mut stream,
-        Some(ip),
-        "pop3",
-        b"-ERR [SYS/TEMP] Too many connections\r\n",
-        implicit_tls,
-    )
-    .await
-    else {
-        return;
-    };
-    if implicit_tls {
-        let Some(tls) = &svc.tls else { return };
-        match net::accept::handshake(stream, tls, Some(ip), "pop3").await {
-            Some(s) => stream = s,
-            None => return,
+/// A POP3 session as the driver runs it.
+struct Pop3<B: Backend> {
+    session: Session<B>,
+    login_by: Instant,
+    idle_timeout: Duration,
+}
+
+impl<B: Backend + 'static> Protocol for Pop3<B> {
+    fn greeting(&mut self) -> Vec<u8> {
+        self.session.greeting()
+    }
+
+    async fn feed(&mut self, input: &[u8]) -> Output {
+        let out = self.session.feed(input).await;
+        Output {
+            bytes: out.bytes,
+            event: out.event.map(|e| match e {
+                Event::StartTls => DriverEvent::StartTls,
+                Event::Close => DriverEvent::Close,
+            }),
         }
     }
-    let info = SessionInfo {
-        peer: Some(ip),
-        tls: stream.is_tls(),
-        starttls: !stream.is_tls() && svc.tls.is_some(),
-    };
-    let cfg = svc.config.clone();
-    let mut session = Session::new(cfg.clone(), svc.backend.clone(), info);
-    let mut buf = vec![0u8; READ_CHUNK];
-    if !write_timed(&mut stream, &session.greeting(), || login_by).await {
-        return;
-    }
-    let farewell = || Instant::now() + FAREWELL_TIMEOUT;
-    loop {
-        // Pipelined commands the session left for later (its output reached the high-water
-        // mark) are answered before anything more is read.
-        let n = if session.has_pending() {
-            0
+
+    fn deadline(&self) -> Deadline {
+        if self.session.authenticated() {
+            Deadline::After(self.idle_timeout)
         } else {
-            // After login, RFC 1939 §3's inactivity timer. Before it, a deadline from the
-            // connection's start that activity does not push back: a client sending a byte now
-            // and then, or commands that never log in, cannot keep a connection slot forever.
-            // Checked before reading too, as input that is always ready would never let the
-            // timer fire.
-            let read = if session.authenticated() {
-                tokio::time::timeout(cfg.idle_timeout, stream.read(&mut buf))
-                    .await
-                    .ok()
-            } else if Instant::now() < login_by {
-                tokio::time::timeout_at(login_by, stream.read(&mut buf))
-                    .await
-                    .ok()
-            } else {
-                None
-            };
-            match read {
-                None => {
-                    // RFC 1939 §3: an autologout timer expiry closes without entering UPDATE.
-                    let _ = write_timed(&mut stream, &session.timeout(), farewell).await;
-                    break;
-                }
-                Some(Err(_)) | Some(Ok(0)) => break,
-                Some(Ok(n)) => n,
-            }
-        };
-        let out = session.feed(&buf[..n]).await;
-        let authenticated = session.authenticated();
-        let timer = || {
-            if authenticated {
-                Instant::now() + cfg.idle_timeout
-            } else {
-                login_by
-            }
-        };
-        if !write_timed(&mut stream, &out.bytes, timer).await {
-            break;
-        }
-        match out.event {
-            Some(Event::Close) => break,
-            Some(Event::StartTls) => {
-                let Some(tls) = &svc.tls else { break };
-                match net::accept::handshake(stream, tls, Some(ip), "pop3").await {
-                    Some(s) => stream = s,
-                    None => return,
-                }
-                session.tls_started();
-            }
-            None => {}
+            Deadline::At(self.login_by)
         }
     }
-    let _ = tokio::time::timeout_at(farewell(), stream.shutdown()).await;
+
+    /// RFC 1939 §3: an autologout timer expiry closes without entering the UPDATE state.
+    fn timeout(&mut self) -> Vec<u8> {
+        self.session.timeout()
+    }
+
+    /// As for a timeout, nothing is deleted: messages marked in this session stay.
+    fn shutdown(&mut self) -> Vec<u8> {
+        b"-ERR [SYS/TEMP] Server shutting down\r\n".to_vec()
+    }
+
+    fn tls_started(&mut self, _info: TlsInfo) {
+        self.session.tls_started();
+    }
+
+    fn read_size(&self) -> usize {
+        READ_CHUNK
+    }
+
+    fn has_pending(&self) -> bool {
+        self.session.has_pending()
+    }
 }

@@ -92,6 +92,11 @@ pub fn too_many_errors() -> Reply {
 pub fn timeout() -> Reply {
     Reply::new(421, "4.4.2", "Timeout, closing connection")
 }
+/// RFC 5321 §3.8: a server that must shut down answers 421 and closes; RFC 3463 X.3.2: the
+/// system is not accepting network messages.
+pub fn shutting_down() -> Reply {
+    Reply::new(421, "4.3.2", "Service shutting down")
+}
 pub fn local_error() -> Reply {
     Reply::new(451, "4.3.0", "Local error in processing, try again later")
 }

@@ -140,6 +140,15 @@ impl<B: Backend> Session<B> {
         matches!(self.state, State::Data(_) | State::Bdat { .. })
     }
 
+    /// Part of a command (or AUTH response) line is buffered, its end not yet received: the
+    /// driver's per-line deadline runs from its first byte.
+    pub fn in_command_line(&self) -> bool {
+        matches!(
+            self.state,
+            State::Command | State::AuthPlain | State::AuthLoginUser | State::AuthLoginPass(_)
+        ) && (!self.buf.is_empty() || self.discarding)
+    }
+
     /// Bytes of the current DATA received and when it started, for the minimum data rate.
     pub fn data_progress(&self) -> Option<(u64, std::time::Instant)> {
         match (&self.state, self.data_started) {

@@ -166,12 +166,12 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     key(
         "limits",
         "max_connections",
-        "Most simultaneous connections in all.",
+        "Most simultaneous connections to each service: smtp (port 25), submission (587 and 465), lmtp, imap (143 and 993) and pop3 (110 and 995) each have a budget of this size, so a flood of one cannot take the slots of another.",
     ),
     key(
         "limits",
         "max_connections_per_ip",
-        "Most simultaneous connections from one IP address.",
+        "Most simultaneous connections to one service from one client: an IPv4 address, or an IPv6 /64.",
     ),
     key(
         "limits",

@@ -34,7 +34,7 @@ mod tables;
 mod tests;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,7 @@ pub const KNOWN_SOURCE_REFRESH: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest user name kept in a log line or used as a key, in characters.
 pub const MAX_LOGGED_USER_LEN: usize = 64;
 /// Bits of an IPv6 address that identify one client.
-const IPV6_PREFIX_BITS: u8 = 64;
+const IPV6_PREFIX_BITS: u32 = crate::ip::IPV6_CLIENT_PREFIX_BITS;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleConfig {
@@ -100,17 +100,9 @@ impl Default for ThrottleConfig {
 pub struct Source(IpAddr);
 
 impl Source {
+    /// The same key the connection limits count by (`crate::ip::client_key`).
     pub fn of(ip: IpAddr) -> Source {
-        Source(match ip {
-            IpAddr::V4(_) => ip,
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let mask = u128::MAX << (128 - u32::from(IPV6_PREFIX_BITS));
-                    IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-                }
-            },
-        })
+        Source(crate::ip::client_key(ip))
     }
 
     /// An address (`203.0.113.9`, `2001:db8::1`) or the source's own form (`2001:db8::/64`).
@@ -266,7 +258,7 @@ impl Attempt<'_> {
             let mut t = th.lock();
             th.release(&mut t, &self);
             t.pairs.remove(&(self.account.clone(), self.source));
-            let record = t.remember(&self.account, self.source, now, th.config.max_entries);
+            let record = t.remember(&self.account, self.source, now, th.config().max_entries);
             match t.ban_left(&BanKey::Source(self.source), now) {
                 Some(remaining) if self.banned => Success::Held { remaining },
                 _ => Success::Granted {
@@ -283,7 +275,7 @@ impl Attempt<'_> {
     pub fn failed(mut self, protocol: &str, user: &str) -> Vec<NewBan> {
         self.ended = true;
         let th = self.throttle;
-        let cfg = &th.config;
+        let cfg = &th.config();
         let now = th.now();
         let mut started = Vec::new();
         let source_failures = {
@@ -345,7 +337,8 @@ impl Drop for Attempt<'_> {
 
 /// Thread-safe login throttle; share it between protocols with an `Arc`.
 pub struct LoginThrottle {
-    config: ThrottleConfig,
+    /// Replaceable at run time (a config reload); the tables stay.
+    config: std::sync::RwLock<ThrottleConfig>,
     clock: Clock,
     tables: Mutex<Tables>,
     released: tokio::sync::Notify,
@@ -359,21 +352,33 @@ impl LoginThrottle {
     pub fn with_clock(config: ThrottleConfig, clock: Clock) -> LoginThrottle {
         let tables = Tables::new(clock(), config.max_known_sources);
         LoginThrottle {
-            config,
+            config: std::sync::RwLock::new(config),
             clock,
             tables: Mutex::new(tables),
             released: tokio::sync::Notify::new(),
         }
     }
 
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.config
+    pub fn config(&self) -> ThrottleConfig {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// New settings from now on (a config reload); failures counted and bans given stay. The
+    /// bound on known sources per account stays as the tables were made with.
+    pub fn set_config(&self, config: ThrottleConfig) {
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
     }
 
     /// Decides whether a login to `account` (as the directory normalises it) from `ip` may check
     /// its password. `protocol` and `user` (as sent) only go into the log.
     pub fn admit(&self, protocol: &str, ip: IpAddr, account: &str, user: &str) -> Admission<'_> {
-        let cfg = &self.config;
+        let cfg = &self.config();
         let now = self.now();
         let source = Source::of(ip);
         let account = account_key(account);
@@ -458,7 +463,7 @@ impl LoginThrottle {
     pub fn remember_source(&self, account: &str, source: Source) {
         let now = self.now();
         let mut t = self.lock();
-        t.load_known(&account_key(account), source, now, self.config.max_entries);
+        t.load_known(&account_key(account), source, now, self.config().max_entries);
     }
 
     /// The store accepted the ban `serial` under `id`.
@@ -483,7 +488,7 @@ impl LoginThrottle {
                 failures,
                 now + remaining,
                 now,
-                self.config.max_entries,
+                self.config().max_entries,
             )
         };
         if installed {
@@ -529,7 +534,7 @@ impl LoginThrottle {
                 .iter()
                 .filter_map(|k| t.end_ban(k, BanEnd::Expired))
                 .collect();
-            t.sweep_if_due(now, self.config.window);
+            t.sweep_if_due(now, self.config().window);
             ended
         };
         for e in &ended {
@@ -603,10 +608,11 @@ impl LoginThrottle {
             return Duration::ZERO;
         }
         let doublings = (failures - 1).min(31);
-        self.config
+        let config = self.config();
+        config
             .base_delay
             .saturating_mul(1u32 << doublings)
-            .min(self.config.max_delay)
+            .min(config.max_delay)
     }
 }
 

@@ -1,5 +1,6 @@
-//! COMPRESS=DEFLATE (RFC 4978): a stream wrapper that inflates what the client sends and
-//! deflates what the server writes, over any byte stream (plain TCP or TLS).
+//! COMPRESS=DEFLATE (RFC 4978, IMAP's COMPRESS command): a stream wrapper that inflates what the
+//! client sends and deflates what the server writes, over any byte stream (plain TCP or TLS). The
+//! socket driver (`crate::driver`) wraps a connection in it when a protocol asks.
 //!
 //! RFC 4978 §3: raw DEFLATE (RFC 1951, no zlib header) in both directions once the tagged OK of
 //! COMPRESS has been sent. Each `flush` ends with a sync flush (Z_SYNC_FLUSH), so every response
