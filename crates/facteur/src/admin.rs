@@ -158,7 +158,8 @@ pub async fn domain(cli: &Cli, cmd: &DomainCmd) -> Result<(), Failure> {
                 json!({ "domain": d.name, "created": true, "dkim_selectors": selectors }),
                 || {
                     format!(
-                        "domain {} added (DKIM keys {}); the DNS records to publish: facteur dns {}",
+                        "domain {} added (DKIM keys {}, signing once their DNS records are seen); \
+                         the DNS records to publish: facteur dns {}",
                         d.name,
                         selectors.join(", "),
                         d.name

@@ -58,11 +58,13 @@ pub enum Command {
     /// DKIM signing keys of our domains.
     #[command(subcommand)]
     Dkim(DkimCmd),
-    /// Print the DNS records a mail domain needs; with --check, compare them with the DNS.
+    /// Print the DNS records a mail domain needs, in zone-file syntax; with --check, compare them
+    /// with the DNS.
     Dns {
         domain: String,
-        /// Look each record up and report OK, MISSING or WRONG (exit status 1 if a required
-        /// record is not OK).
+        /// Look each record up and report OK, MISSING, WRONG or UNKNOWN (exit status 1 if a
+        /// required record is missing or wrong, 3 if one could not be looked up); pending DKIM
+        /// keys whose records are seen start signing.
         #[arg(long)]
         check: bool,
     },
