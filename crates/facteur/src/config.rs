@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, KeyHint};
 pub use net::tls::TlsMin;
 pub use size::parse_size;
 
