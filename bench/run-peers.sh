@@ -38,7 +38,8 @@ APPEND_DOC=${APPEND_DOC:-1}
 KEEP=${KEEP:-0}
 RARE_WORD=zanzibarquux
 RARE_COUNT=5
-PASS=benchpass
+# Strong enough for facteur's password policy (auth.min_password_score), so accounts are created.
+PASS=bench-Quokka-lantern-73
 
 PY="python3 $ROOT/bench/lib/peerbench.py"
 STAMP=$(date -u +%Y%m%d-%H%M%S)

@@ -16,11 +16,23 @@ pub enum DirectoryError {
     PasswordTooShort,
     #[error("password longer than {max} octets", max = crate::password::MAX_PASSWORD_LEN)]
     PasswordTooLong,
+    /// zxcvbn estimates the password easy to guess; the message says why.
+    #[error("{0}")]
+    WeakPassword(crate::password::Weakness),
     /// The domain is not one of ours: the caller decides whether to relay.
     #[error("domain {0} is not a local domain")]
     NotLocal(String),
-    #[error("domain {domain} still has {accounts} account(s)")]
+    #[error(
+        "domain {domain} still has {accounts} account(s): remove them first, or force the removal \
+         (which deletes those accounts with all their mail, and the domain's aliases)"
+    )]
     DomainNotEmpty { domain: String, accounts: usize },
+    /// An alias or catch-all target in one of our domains that is neither an account nor an alias.
+    #[error(
+        "{0} is in a domain of this server but is neither an account nor an alias: create it \
+         first (mail to it would be refused)"
+    )]
+    UnknownTarget(String),
     /// Alias expansion went deeper than `MAX_ALIAS_DEPTH` (RFC 3463 X.4.6, routing loop).
     #[error("alias expansion of {0} is too deep")]
     AliasTooDeep(String),

@@ -20,6 +20,26 @@ pub const MAX_DISPLAY_NAME_LEN: usize = 256;
 /// Most targets one alias may have.
 pub const MAX_ALIAS_TARGETS: usize = 1000;
 
+/// Words an attacker tries first against `address`: the address, its local part and domain and
+/// their pieces, the display name and its words.
+pub fn user_inputs(address: &Address, display_name: &str) -> Vec<String> {
+    let mut words = vec![
+        address.to_string(),
+        address.local_part().to_string(),
+        address.domain().to_string(),
+        display_name.to_string(),
+    ];
+    let pieces = address
+        .local_part()
+        .split(['.', '-', '_', '+'])
+        .chain(address.domain().split('.'))
+        .chain(display_name.split_whitespace());
+    words.extend(pieces.filter(|w| w.len() > 1).map(str::to_string));
+    words.retain(|w| !w.is_empty());
+    words.dedup();
+    words
+}
+
 /// Checks the length policy of a password being set.
 pub fn check_new_password(password: &str) -> Result<(), DirectoryError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
@@ -72,7 +92,11 @@ impl Directory {
     ) -> Result<(), DirectoryError> {
         let domain = address::normalize_domain(domain)?;
         let target = match target {
-            Some(t) => Some(self.normalize_target(t).await?),
+            Some(t) => {
+                let t = self.normalize_target(t).await?;
+                self.ensure_local_target_exists(&t).await?;
+                Some(t)
+            }
             None => None,
         };
         Ok(self
@@ -105,11 +129,11 @@ impl Directory {
         }
         let (password, generated) = match password {
             Some(p) => {
-                check_new_password(p)?;
+                self.check_password(&addr, display_name, p)?;
                 (p.to_string(), None)
             }
             None => {
-                let p = password::generate_password();
+                let p = self.generate_password_for(&addr, display_name)?;
                 (p.clone(), Some(p))
             }
         };
@@ -132,12 +156,15 @@ impl Directory {
         Ok((account, generated))
     }
 
-    /// Accounts of `domain`, or of every domain.
+    /// Accounts of `domain`, or of every domain. `NotFound` for a domain that is not ours.
     pub async fn list_accounts(
         &self,
         domain: Option<&str>,
     ) -> Result<Vec<AccountRecord>, DirectoryError> {
         let domain = domain.map(address::normalize_domain).transpose()?;
+        if let Some(d) = &domain {
+            self.domain(d).await?;
+        }
         Ok(self.store.account_list(domain.as_deref()).await?)
     }
 
@@ -150,9 +177,11 @@ impl Directory {
             .ok_or_else(|| DirectoryError::NotFound(format!("account {addr}")))
     }
 
+    /// Sets a new password, which must pass the length and strength checks.
     pub async fn set_password(&self, address: &str, password: &str) -> Result<(), DirectoryError> {
-        check_new_password(password)?;
         let account = self.get_account(address).await?;
+        let addr = Address::parse(&account.address())?;
+        self.check_password(&addr, &account.display_name, password)?;
         let hash = self.hash(password.to_string()).await?;
         Ok(self.store.account_set_password(account.id, &hash).await?)
     }
@@ -192,7 +221,8 @@ impl Directory {
     // ------------------------------------------------------------ aliases
 
     /// Creates an alias forwarding to `targets` (local or external addresses). It may not shadow an
-    /// account; local targets need not exist yet.
+    /// account; a target in one of our domains must be an existing account or alias (a typo there
+    /// would otherwise lose mail silently).
     pub async fn add_alias(
         &self,
         address: &str,
@@ -226,6 +256,7 @@ impl Directory {
                     "alias {addr} targets itself"
                 )));
             }
+            self.ensure_local_target_exists(&t).await?;
             if !normalized.contains(&t) {
                 normalized.push(t);
             }
@@ -241,6 +272,9 @@ impl Directory {
         domain: Option<&str>,
     ) -> Result<Vec<AliasRecord>, DirectoryError> {
         let domain = domain.map(address::normalize_domain).transpose()?;
+        if let Some(d) = &domain {
+            self.domain(d).await?;
+        }
         Ok(self.store.alias_list(domain.as_deref()).await?)
     }
 
@@ -252,7 +286,47 @@ impl Directory {
             .await?)
     }
 
+    /// A generated password for the account at `address` (see [`Directory::generate_password_for`]),
+    /// for `account passwd --generate`.
+    pub async fn generate_password_for_account(
+        &self,
+        address: &str,
+    ) -> Result<String, DirectoryError> {
+        let account = self.get_account(address).await?;
+        let addr = Address::parse(&account.address())?;
+        self.generate_password_for(&addr, &account.display_name)
+    }
+
     // ------------------------------------------------------------ helpers
+
+    /// The password policy, the same for every way a password is set (CLI now, web later): at
+    /// least [`MIN_PASSWORD_LEN`] characters, at most [`MAX_PASSWORD_LEN`] octets, and a zxcvbn
+    /// score of at least the configured minimum, judged knowing the account's address and name.
+    pub fn check_password(
+        &self,
+        address: &Address,
+        display_name: &str,
+        password: &str,
+    ) -> Result<(), DirectoryError> {
+        check_new_password(password)?;
+        let inputs = user_inputs(address, display_name);
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        password::check_strength(password, &inputs, self.min_password_score)
+            .map_err(DirectoryError::WeakPassword)
+    }
+
+    /// A random password that passes [`Directory::check_password`] for this account.
+    pub fn generate_password_for(
+        &self,
+        address: &Address,
+        display_name: &str,
+    ) -> Result<String, DirectoryError> {
+        let inputs = user_inputs(address, display_name);
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        password::generate_strong_password(&inputs, self.min_password_score).ok_or_else(|| {
+            DirectoryError::Internal("no generated password passed the strength check".into())
+        })
+    }
 
     async fn domain(&self, name: &str) -> Result<DomainRecord, DirectoryError> {
         self.store
@@ -270,6 +344,24 @@ impl Directory {
         } else {
             Ok(format!("{local}@{domain}"))
         }
+    }
+
+    /// A normalised target in one of our domains must name an account or an alias (with or without
+    /// its `+tag`, as [`Directory::resolve`] finds them); a remote target is not checked.
+    async fn ensure_local_target_exists(&self, target: &str) -> Result<(), DirectoryError> {
+        let (local, domain) = address::parse_preserving_case(target)?;
+        if self.store.domain_get(&domain).await?.is_none() {
+            return Ok(());
+        }
+        let (base, _) = address::split_plus(&local);
+        for candidate in [local.as_str(), base] {
+            if self.store.account_get(candidate, &domain).await?.is_some()
+                || self.store.alias_get(candidate, &domain).await?.is_some()
+            {
+                return Ok(());
+            }
+        }
+        Err(DirectoryError::UnknownTarget(target.to_string()))
     }
 
     /// Hashes on the blocking pool: Argon2 takes tens of milliseconds of CPU.

@@ -20,6 +20,79 @@ pub const GENERATED_PASSWORD_LEN: usize = 20;
 /// 56 symbols, so 20 characters carry about 116 bits.
 const READABLE_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
+/// Lowest zxcvbn score (0 to 4) a new password needs by default. 3 is "safely unguessable:
+/// moderate protection from an offline slow-hash scenario" (about 10^8 guesses and more), which
+/// common words with a digit (`Password1`), keyboard walks and the account's own name fail.
+pub const DEFAULT_MIN_PASSWORD_SCORE: u8 = 3;
+/// Highest zxcvbn score.
+pub const MAX_PASSWORD_SCORE: u8 = 4;
+/// Characters the strength estimator looks at: its matching grows faster than linearly with the
+/// length, and a password whose first 100 characters are strong is strong (Dropbox's own advice).
+pub const STRENGTH_CHECK_MAX_CHARS: usize = 100;
+/// Generated passwords drawn before giving up on one that passes the strength check (a 20-character
+/// random password from 56 symbols fails it with negligible probability).
+const MAX_GENERATION_ATTEMPTS: usize = 16;
+
+/// Why a password is too easy to guess: zxcvbn's score and its feedback, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weakness {
+    pub score: u8,
+    pub required: u8,
+    /// zxcvbn's warning and suggestions, e.g. "This is a top-10 common password."
+    pub feedback: Vec<String>,
+}
+
+impl fmt::Display for Weakness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "password too easy to guess (strength {} of 4, at least {} needed)",
+            self.score, self.required
+        )?;
+        if !self.feedback.is_empty() {
+            write!(f, ": {}", self.feedback.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Estimates how guessable `password` is with zxcvbn, knowing the words an attacker would try
+/// first (`user_inputs`: the address, its parts, the display name). `Err` when the score is below
+/// `min_score`.
+pub fn check_strength(password: &str, user_inputs: &[&str], min_score: u8) -> Result<(), Weakness> {
+    if min_score == 0 {
+        return Ok(());
+    }
+    let checked: String = password.chars().take(STRENGTH_CHECK_MAX_CHARS).collect();
+    let entropy = zxcvbn::zxcvbn(&checked, user_inputs);
+    let score = u8::from(entropy.score());
+    if score >= min_score {
+        return Ok(());
+    }
+    let mut feedback = Vec::new();
+    if let Some(fb) = entropy.feedback() {
+        if let Some(w) = fb.warning() {
+            feedback.push(w.to_string());
+        }
+        feedback.extend(fb.suggestions().iter().map(ToString::to_string));
+    }
+    if feedback.is_empty() {
+        feedback.push("Add more words or characters that are less common.".into());
+    }
+    Err(Weakness {
+        score,
+        required: min_score,
+        feedback,
+    })
+}
+
+/// A generated password ([`generate_password`]) that passes [`check_strength`] for these inputs.
+pub fn generate_strong_password(user_inputs: &[&str], min_score: u8) -> Option<String> {
+    (0..MAX_GENERATION_ATTEMPTS)
+        .map(|_| generate_password())
+        .find(|p| check_strength(p, user_inputs, min_score).is_ok())
+}
+
 /// Argon2id cost parameters (OWASP's recommended minimum by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -196,6 +269,58 @@ mod tests {
         assert!(a.bytes().all(|b| READABLE_ALPHABET.contains(&b)));
         assert!(a.len() >= MIN_PASSWORD_LEN);
         assert_ne!(a, generate_password());
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_feedback() {
+        let inputs = [
+            "alice@example.com",
+            "alice",
+            "example.com",
+            "example",
+            "Alice Martin",
+        ];
+        for weak in [
+            "password",
+            "Password1",
+            "alice@example.com",
+            "qwertyuiop",
+            "alicemartin",
+        ] {
+            let e = check_strength(weak, &inputs, DEFAULT_MIN_PASSWORD_SCORE).expect_err(weak);
+            assert!(e.score < DEFAULT_MIN_PASSWORD_SCORE, "{weak}: {e}");
+            assert!(!e.feedback.is_empty(), "{weak}: no explanation");
+            assert!(
+                e.to_string().starts_with("password too easy to guess"),
+                "{e}"
+            );
+        }
+        for strong in [
+            "correct horse battery staple",
+            "Tq7#vW2m!pZr",
+            "velvet-otter-quarry-93",
+        ] {
+            assert!(
+                check_strength(strong, &inputs, DEFAULT_MIN_PASSWORD_SCORE).is_ok(),
+                "{strong}"
+            );
+        }
+        // Score 0 turns the check off; a very long password is judged on its start.
+        assert!(check_strength("password", &inputs, 0).is_ok());
+        let long = format!("{}{}", generate_password().repeat(6), "x".repeat(5000));
+        assert!(check_strength(&long, &inputs, MAX_PASSWORD_SCORE).is_ok());
+    }
+
+    #[test]
+    fn generated_passwords_pass_the_strictest_check() {
+        let inputs = ["bob@example.com", "bob"];
+        for _ in 0..20 {
+            let p = generate_strong_password(&inputs, MAX_PASSWORD_SCORE).unwrap();
+            assert!(
+                check_strength(&p, &inputs, MAX_PASSWORD_SCORE).is_ok(),
+                "{p}"
+            );
+        }
     }
 
     #[test]

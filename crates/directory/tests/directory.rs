@@ -24,6 +24,7 @@ fn open(default_domain: Option<&str>) -> (TempDir, Directory) {
     let config = DirectoryConfig {
         hash_params: FAST,
         default_domain: default_domain.map(str::to_string),
+        ..DirectoryConfig::default()
     };
     (dir, Directory::new(store, config).unwrap())
 }
@@ -308,10 +309,26 @@ async fn aliases_chains_loops_and_external_targets() {
     assert_eq!(addresses(&r), ["bob@example.com", "carol@example.com"]);
     assert_eq!(r.external, ["Dave.Smith@remote.org"]);
 
-    // A loop ends, keeping what the loop reaches.
+    // A local target must exist (an account or an alias, with or without its +tag).
+    assert!(matches!(
+        d.add_alias("ping@example.com", vec!["pong@example.com".into()])
+            .await,
+        Err(DirectoryError::UnknownTarget(t)) if t == "pong@example.com"
+    ));
+    assert!(
+        d.add_alias("news@example.com", vec!["bob+news@example.com".into()])
+            .await
+            .is_ok()
+    );
+
+    // A loop (made by re-creating an alias) ends, keeping what the loop reaches.
+    d.add_alias("pong@example.com", vec!["carol@example.com".into()])
+        .await
+        .unwrap();
     d.add_alias("ping@example.com", vec!["pong@example.com".into()])
         .await
         .unwrap();
+    d.remove_alias("pong@example.com").await.unwrap();
     d.add_alias(
         "pong@example.com",
         vec!["ping@example.com".into(), "carol@example.com".into()],
@@ -320,9 +337,13 @@ async fn aliases_chains_loops_and_external_targets() {
     .unwrap();
     let r = d.resolve("ping@example.com").await.unwrap();
     assert_eq!(addresses(&r), ["carol@example.com"]);
+    d.add_alias("b@example.com", vec!["carol@example.com".into()])
+        .await
+        .unwrap();
     d.add_alias("a@example.com", vec!["b@example.com".into()])
         .await
         .unwrap();
+    d.remove_alias("b@example.com").await.unwrap();
     d.add_alias("b@example.com", vec!["a@example.com".into()])
         .await
         .unwrap();
@@ -343,7 +364,10 @@ async fn aliases_chains_loops_and_external_targets() {
         .into_iter()
         .map(|a| a.local_part)
         .collect();
-    assert_eq!(list, ["a", "all", "b", "fwd", "ping", "pong", "team"]);
+    assert_eq!(
+        list,
+        ["a", "all", "b", "fwd", "news", "ping", "pong", "team"]
+    );
     d.remove_alias("FWD@example.com").await.unwrap();
     assert!(d.resolve("fwd@example.com").await.unwrap().is_empty());
     assert!(matches!(
@@ -358,11 +382,11 @@ async fn alias_depth_limit() {
     d.add_account("end@example.com", Some(PW), "", None)
         .await
         .unwrap();
-    // a0 -> a1 -> ... -> a{n-1} -> end: n alias hops.
+    // a0 -> a1 -> ... -> a{n-1} -> end: n alias hops, made from the end (targets must exist).
     let chain = |n: usize| {
         let d = d.clone();
         async move {
-            for i in 0..n {
+            for i in (0..n).rev() {
                 let next = if i + 1 == n {
                     "end@example.com".to_string()
                 } else {
@@ -420,10 +444,20 @@ async fn catchall() {
         ["bob@example.com"]
     );
 
-    // A catch-all to an unknown address of its own domain does not loop.
-    d.set_catchall("example.com", Some("nobody@example.com"))
+    // A catch-all to an unknown address of our domains is refused.
+    assert!(matches!(
+        d.set_catchall("example.com", Some("nobody@example.com"))
+            .await,
+        Err(DirectoryError::UnknownTarget(_))
+    ));
+    // One whose target went away later does not loop.
+    d.add_account("gone@example.com", Some(PW), "", None)
         .await
         .unwrap();
+    d.set_catchall("example.com", Some("gone@example.com"))
+        .await
+        .unwrap();
+    d.remove_account("gone@example.com").await.unwrap();
     assert!(d.resolve("whoever@example.com").await.unwrap().is_empty());
 
     // A catch-all to a remote address.
@@ -563,7 +597,7 @@ fn invalid_config_refused() {
             iterations: 1,
             parallelism: 1,
         },
-        default_domain: None,
+        ..DirectoryConfig::default()
     };
     assert!(matches!(
         Directory::new(store.clone(), bad_params),
@@ -572,9 +606,95 @@ fn invalid_config_refused() {
     let bad_domain = DirectoryConfig {
         hash_params: FAST,
         default_domain: Some("not a domain".into()),
+        ..DirectoryConfig::default()
     };
     assert!(matches!(
-        Directory::new(store, bad_domain),
+        Directory::new(store.clone(), bad_domain),
         Err(DirectoryError::Invalid(_))
+    ));
+    let bad_score = DirectoryConfig {
+        hash_params: FAST,
+        min_password_score: 5,
+        ..DirectoryConfig::default()
+    };
+    assert!(matches!(
+        Directory::new(store, bad_score),
+        Err(DirectoryError::Invalid(_))
+    ));
+}
+
+/// Every way of setting a password applies one policy: length, then zxcvbn's estimate knowing the
+/// account's address and name; generated passwords pass it.
+#[tokio::test]
+async fn weak_passwords_are_refused_everywhere() {
+    let (_t, d) = with_domain().await;
+    for weak in ["password", "Password1", "alice@example.com", "alice.martin"] {
+        match d
+            .add_account("alice.martin@example.com", Some(weak), "Alice Martin", None)
+            .await
+        {
+            Err(DirectoryError::WeakPassword(w)) => {
+                assert!(!w.feedback.is_empty(), "{weak}: no reason given");
+                assert!(w.to_string().contains("too easy to guess"), "{w}");
+            }
+            other => panic!("{weak} accepted or wrong error: {other:?}"),
+        }
+    }
+    let (_, generated) = d
+        .add_account("alice.martin@example.com", None, "Alice Martin", None)
+        .await
+        .unwrap();
+    assert!(generated.is_some());
+    assert!(matches!(
+        d.set_password("alice.martin@example.com", "Password1")
+            .await,
+        Err(DirectoryError::WeakPassword(_))
+    ));
+    d.set_password("alice.martin@example.com", "velvet-otter-quarry-93")
+        .await
+        .unwrap();
+    let strong = d
+        .generate_password_for_account("alice.martin@example.com")
+        .await
+        .unwrap();
+    d.set_password("alice.martin@example.com", &strong)
+        .await
+        .unwrap();
+
+    // With the check off (score 0), only the length counts.
+    let dir = TempDir::new().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).unwrap());
+    let lax = Directory::new(
+        store,
+        DirectoryConfig {
+            hash_params: FAST,
+            min_password_score: 0,
+            ..DirectoryConfig::default()
+        },
+    )
+    .unwrap();
+    lax.add_domain("example.com").await.unwrap();
+    lax.add_account("bob@example.com", Some("password"), "", None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn listing_an_unknown_domain_is_an_error() {
+    let (_t, d) = with_domain().await;
+    assert!(
+        d.list_accounts(Some("example.com"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        d.list_accounts(Some("nosuch.test")).await,
+        Err(DirectoryError::NotFound(_))
+    ));
+    assert!(matches!(
+        d.list_aliases(Some("nosuch.test")).await,
+        Err(DirectoryError::NotFound(_))
     ));
 }

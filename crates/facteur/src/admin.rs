@@ -1,8 +1,9 @@
 //! Admin commands (`facteur domain|account|alias|auth|check-store`). They open the data folder
 //! directly, so they work while the server runs (the store is multi-process safe).
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 
+use directory::{Address, DirectoryError};
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -11,6 +12,10 @@ use crate::context::Context;
 
 /// Longest password accepted on standard input.
 const MAX_PASSWORD_INPUT: u64 = 4096;
+/// Tries at a password prompt (mismatch, too weak) before giving up.
+const MAX_PROMPT_ATTEMPTS: usize = 3;
+/// What a quota without limit is called, in output and (with "none") in input.
+pub const UNLIMITED: &str = "unlimited";
 
 pub(crate) fn emit(cli: &Cli, value: Value, text: impl FnOnce() -> String) {
     if cli.json {
@@ -23,32 +28,89 @@ pub(crate) fn emit(cli: &Cli, value: Value, text: impl FnOnce() -> String) {
     }
 }
 
-/// Parses a size such as `500M`, `2G`, `1024`, `10k`; `none`/`unlimited` mean no limit.
+/// Parses a quota such as `500M`, `2G`, `1024`, `10k` (see [`crate::config::parse_size`]);
+/// `unlimited` or `none` mean no limit.
 pub fn parse_size(s: &str) -> Result<Option<u64>, Failure> {
     let t = s.trim();
-    if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("unlimited") {
+    if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case(UNLIMITED) {
         return Ok(None);
     }
-    let bad = || {
-        Failure::config(format!(
-            "invalid size {s:?} (examples: 500M, 2G, 1048576, none)"
-        ))
-    };
-    let (digits, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => return Err(bad()),
+    crate::config::parse_size(t)
+        .map(Some)
+        .map_err(|e| Failure::config(format!("invalid quota {s:?}: {e} (or \"{UNLIMITED}\")")))
+}
+
+/// A size for people: bytes below 1 KiB, else binary units with one decimal ("12.3 MiB",
+/// "500 MiB").
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
+}
+
+/// The one way quotas are shown: "12.3 MiB of 500 MiB (2%)", "12.3 MiB of unlimited"; a limit
+/// alone ("500 MiB", "unlimited") when the usage is not known.
+pub fn format_quota(used: Option<u64>, limit: Option<u64>) -> String {
+    match (used, limit) {
+        (None, None) => UNLIMITED.to_string(),
+        (None, Some(l)) => format_bytes(l),
+        (Some(u), None) => format!("{} of {UNLIMITED}", format_bytes(u)),
+        (Some(u), Some(l)) => {
+            let percent = if l == 0 {
+                100
+            } else {
+                (u as u128 * 100 / l as u128) as u64
             };
-            (&t[..i], m)
+            format!("{} of {} ({percent}%)", format_bytes(u), format_bytes(l))
         }
-        _ => (t, 1),
-    };
-    let n: u64 = digits.trim().parse().map_err(|_| bad())?;
-    n.checked_mul(mult).map(Some).ok_or_else(bad)
+    }
+}
+
+/// Asks for a new password twice without echo, until both agree and `check` accepts it (it
+/// explains a refusal).
+fn prompt_new_password(
+    what: &str,
+    check: impl Fn(&str) -> Result<(), DirectoryError>,
+) -> Result<String, Failure> {
+    for _ in 0..MAX_PROMPT_ATTEMPTS {
+        let first = rpassword::prompt_password(format!("New password for {what}: "))
+            .map_err(|e| Failure::op(format!("cannot read the password: {e}")))?;
+        if let Err(e) = check(&first) {
+            eprintln!("{e}");
+            continue;
+        }
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| Failure::op(format!("cannot read the password: {e}")))?;
+        if again != first {
+            eprintln!("The two passwords differ.");
+            continue;
+        }
+        return Ok(first);
+    }
+    Err(Failure::op("no password set"))
+}
+
+/// A new password given by the admin: asked twice without echo on a terminal, else read from
+/// standard input.
+fn given_password(
+    what: &str,
+    check: impl Fn(&str) -> Result<(), DirectoryError>,
+) -> Result<String, Failure> {
+    if std::io::stdin().is_terminal() {
+        prompt_new_password(what, check)
+    } else {
+        read_password_stdin()
+    }
 }
 
 fn read_password_stdin() -> Result<String, Failure> {
@@ -81,15 +143,6 @@ fn account_json(a: &store::AccountRecord, usage: Option<store::QuotaUsage>) -> V
     v
 }
 
-fn human(bytes: Option<u64>) -> String {
-    match bytes {
-        None => "unlimited".into(),
-        Some(b) if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{}G", b >> 30),
-        Some(b) if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}M", b >> 20),
-        Some(b) => format!("{b}"),
-    }
-}
-
 pub async fn domain(cli: &Cli, cmd: &DomainCmd) -> Result<(), Failure> {
     let ctx = Context::open(cli).await?;
     let dir = &ctx.directory;
@@ -105,7 +158,8 @@ pub async fn domain(cli: &Cli, cmd: &DomainCmd) -> Result<(), Failure> {
                 json!({ "domain": d.name, "created": true, "dkim_selectors": selectors }),
                 || {
                     format!(
-                        "domain {} added (DKIM keys {}); the DNS records to publish: facteur dns {}",
+                        "domain {} added (DKIM keys {}, signing once their DNS records are seen); \
+                         the DNS records to publish: facteur dns {}",
                         d.name,
                         selectors.join(", "),
                         d.name
@@ -130,7 +184,14 @@ pub async fn domain(cli: &Cli, cmd: &DomainCmd) -> Result<(), Failure> {
             });
         }
         DomainCmd::Remove { name, force } => {
-            dir.remove_domain(name, *force).await?;
+            dir.remove_domain(name, *force).await.map_err(|e| match e {
+                DirectoryError::DomainNotEmpty { domain, accounts } => Failure::op(format!(
+                    "domain {domain} still has {accounts} account(s): remove them first, or run \
+                     `facteur domain remove {domain} --force`, which deletes those accounts with \
+                     all their mail, and the domain's aliases"
+                )),
+                other => Failure::from(other),
+            })?;
             emit(cli, json!({ "domain": name, "removed": true }), || {
                 format!("domain {name} removed")
             });
@@ -159,13 +220,18 @@ pub async fn account(cli: &Cli, cmd: &AccountCmd) -> Result<(), Failure> {
             name,
             quota,
             password_stdin,
+            generate: _,
         } => {
             let quota = match quota {
                 Some(q) => parse_size(q)?,
                 None => None,
             };
+            // Generated unless given: what an admin creating accounts for staff hands out.
             let given = if *password_stdin {
-                Some(read_password_stdin()?)
+                let addr = Address::parse(address)?;
+                Some(given_password(address, |p| {
+                    dir.check_password(&addr, name, p)
+                })?)
             } else {
                 None
             };
@@ -176,15 +242,21 @@ pub async fn account(cli: &Cli, cmd: &AccountCmd) -> Result<(), Failure> {
             if let Some(p) = &generated {
                 v["password"] = json!(p);
             }
-            emit(cli, v, || match &generated {
-                Some(p) => format!(
-                    "account {} added\npassword (shown only this once): {p}",
-                    acc.address()
-                ),
-                None => format!("account {} added", acc.address()),
+            emit(cli, v, || {
+                let mut t = format!(
+                    "account {} added (quota {})",
+                    acc.address(),
+                    format_quota(None, acc.quota_bytes)
+                );
+                if let Some(p) = &generated {
+                    t.push_str(&format!("\npassword (shown only this once): {p}"));
+                }
+                t
             });
         }
         AccountCmd::List { domain } => {
+            // An unknown domain is an error, not an empty list (a typo must not look like "no
+            // accounts").
             let list = dir.list_accounts(domain.as_deref()).await?;
             let mut rows = Vec::new();
             for a in &list {
@@ -199,11 +271,10 @@ pub async fn account(cli: &Cli, cmd: &AccountCmd) -> Result<(), Failure> {
                 rows.iter()
                     .map(|(a, u)| {
                         format!(
-                            "{}\t{}\tused {} of {}{}",
+                            "{}\t{}\t{}{}",
                             a.address(),
                             a.display_name,
-                            u.bytes,
-                            human(a.quota_bytes),
+                            format_quota(Some(u.bytes), a.quota_bytes),
                             if a.enabled { "" } else { "\tdisabled" }
                         )
                     })
@@ -214,11 +285,24 @@ pub async fn account(cli: &Cli, cmd: &AccountCmd) -> Result<(), Failure> {
         AccountCmd::Passwd {
             address,
             password_stdin,
+            generate,
         } => {
-            let (pw, generated) = if *password_stdin {
-                (read_password_stdin()?, false)
+            let (pw, generated) = if *generate {
+                (dir.generate_password_for_account(address).await?, true)
             } else {
-                (directory::generate_password(), true)
+                if !*password_stdin && !std::io::stdin().is_terminal() {
+                    return Err(Failure::config(
+                        "no password given: run it in a terminal to be asked, or give \
+                         --password-stdin (read from standard input) or --generate (a random \
+                         one, printed)",
+                    ));
+                }
+                let account = dir.get_account(address).await?;
+                let addr = Address::parse(&account.address())?;
+                let pw = given_password(address, |p| {
+                    dir.check_password(&addr, &account.display_name, p)
+                })?;
+                (pw, false)
             };
             dir.set_password(address, &pw).await?;
             let mut v = json!({ "address": address, "password_changed": true });
@@ -241,7 +325,7 @@ pub async fn account(cli: &Cli, cmd: &AccountCmd) -> Result<(), Failure> {
             emit(
                 cli,
                 json!({ "address": address, "quota_bytes": bytes }),
-                || format!("quota of {address} set to {}", human(bytes)),
+                || format!("quota of {address} set to {}", format_quota(None, bytes)),
             );
         }
         AccountCmd::Disable { address } | AccountCmd::Enable { address } => {
@@ -306,7 +390,12 @@ pub async fn auth(cli: &Cli, cmd: &AuthCmd) -> Result<(), Failure> {
     let ctx = Context::open(cli).await?;
     match cmd {
         AuthCmd::Test { address, from } => {
-            let pw = read_password_stdin()?;
+            let pw = if std::io::stdin().is_terminal() {
+                rpassword::prompt_password(format!("Password for {address}: "))
+                    .map_err(|e| Failure::op(format!("cannot read the password: {e}")))?
+            } else {
+                read_password_stdin()?
+            };
             let source =
                 match from {
                     Some(ip) => Some(net::throttle::Source::parse(ip).ok_or_else(|| {
@@ -334,9 +423,11 @@ pub async fn auth(cli: &Cli, cmd: &AuthCmd) -> Result<(), Failure> {
             if let Ok(acc) = ctx.directory.get_account(&key).await
                 && !acc.enabled
             {
+                // The protocols answer a disabled account like a wrong password (no oracle);
+                // the admin is told.
                 problems.insert(
                     0,
-                    format!("the account is disabled (enable: facteur account enable {key})"),
+                    format!("account disabled (enable it with `facteur account enable {key}`)"),
                 );
             }
             let verdict = match ctx.directory.authenticate(address, &pw).await {
@@ -397,7 +488,7 @@ pub async fn check_store(cli: &Cli) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::*;
 
     #[test]
     fn sizes() {
@@ -405,8 +496,29 @@ mod tests {
         assert_eq!(parse_size("500M").ok().flatten(), Some(500 << 20));
         assert_eq!(parse_size("2g").ok().flatten(), Some(2 << 30));
         assert_eq!(parse_size("none").ok(), Some(None));
+        assert_eq!(parse_size("Unlimited").ok(), Some(None));
         assert!(parse_size("12Q").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn quotas_print_one_way() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1024), "1 KiB");
+        assert_eq!(format_bytes(500 << 20), "500 MiB");
+        assert_eq!(format_bytes(12_900_000), "12.3 MiB");
+        assert_eq!(format_bytes(2 << 30), "2 GiB");
+        assert_eq!(
+            format_quota(Some(12_900_000), Some(500 << 20)),
+            "12.3 MiB of 500 MiB (2%)"
+        );
+        assert_eq!(format_quota(Some(0), None), "0 B of unlimited");
+        assert_eq!(format_quota(None, None), "unlimited");
+        assert_eq!(format_quota(None, Some(1 << 30)), "1 GiB");
+        assert_eq!(format_quota(Some(5), Some(0)), "5 B of 0 B (100%)");
+        assert_eq!(format_bytes(u64::MAX), "16384 PiB");
+        assert!(format_quota(Some(u64::MAX), Some(u64::MAX)).ends_with("(100%)"));
     }
 }

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use mailauth::{Authenticator, DkimAlgorithm, DkimKey, DmarcPolicy, VerifyInput};
 use smtp::backend::Envelope;
 use smtp::checks::{Disposition, InboundVerdict, Signer, Verifier};
-use store::{DkimKeyRecord, DynStore};
+use store::{DkimKeyRecord, DkimKeyState, DynStore};
 
-/// How long signing keys stay cached: `facteur dkim rotate` takes effect within this time.
+/// How long signing keys stay cached: a key activated (`facteur dkim activate`, `facteur dns
+/// --check`) or retired (`facteur dkim rotate --finish`) takes effect within this time.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Longest the inbound checks may hold a message's final reply (rspamd's default task timeout is
 /// 8 s): with DNS down, the message is accepted with `temperror` results instead.
@@ -29,13 +30,14 @@ pub fn new_selector(algorithm: DkimAlgorithm, now: i64) -> String {
     format!("f{year}{month:02}{day:02}{letter}")
 }
 
-/// Generates a key pair for `domain` and stores it (active or not).
+/// Generates a key pair for `domain` and stores it in `state` (new keys are normally pending until
+/// their DNS record is published).
 pub async fn generate_key(
     store: &DynStore,
     domain: &str,
     algorithm: DkimAlgorithm,
     selector: Option<&str>,
-    active: bool,
+    state: DkimKeyState,
 ) -> Result<DkimKeyRecord, String> {
     let now = store::now_unix();
     let selector = selector.map_or_else(|| new_selector(algorithm, now), str::to_string);
@@ -50,7 +52,7 @@ pub async fn generate_key(
         algorithm: algorithm.as_str().to_string(),
         private_pem: key.to_pkcs8_pem(),
         created: now,
-        active,
+        state,
     };
     store
         .dkim_key_put(&record)
@@ -60,7 +62,7 @@ pub async fn generate_key(
 }
 
 /// Makes the usual pair (RSA-2048 for every receiver, Ed25519 for those that check it, RFC 8463)
-/// for a domain that has no key yet.
+/// for a domain that has no key yet. They are pending: they sign once their DNS records are seen.
 pub async fn ensure_keys(store: &DynStore, domain: &str) -> Result<Vec<DkimKeyRecord>, String> {
     let existing = store
         .dkim_keys(Some(&domain.to_ascii_lowercase()))
@@ -71,7 +73,7 @@ pub async fn ensure_keys(store: &DynStore, domain: &str) -> Result<Vec<DkimKeyRe
     }
     let mut made = Vec::new();
     for alg in [DkimAlgorithm::Rsa, DkimAlgorithm::Ed25519] {
-        made.push(generate_key(store, domain, alg, None, true).await?);
+        made.push(generate_key(store, domain, alg, None, DkimKeyState::Pending).await?);
     }
     Ok(made)
 }
@@ -112,7 +114,7 @@ impl StoreSigner {
         }
         let records = self.store.dkim_keys(Some(domain)).await.unwrap_or_default();
         let mut keys: Keys = Vec::new();
-        for r in records.iter().filter(|r| r.active) {
+        for r in records.iter().filter(|r| r.state.signs()) {
             match DkimKey::from_pkcs8_pem(&r.private_pem) {
                 Ok(k) => keys.push((r.selector.clone(), Arc::new(k))),
                 Err(e) => {

@@ -61,11 +61,13 @@ pub enum Command {
     /// DKIM signing keys of our domains.
     #[command(subcommand)]
     Dkim(DkimCmd),
-    /// Print the DNS records a mail domain needs; with --check, compare them with the DNS.
+    /// Print the DNS records a mail domain needs, in zone-file syntax; with --check, compare them
+    /// with the DNS.
     Dns {
         domain: String,
-        /// Look each record up and report OK, MISSING or WRONG (exit status 1 if a required
-        /// record is not OK).
+        /// Look each record up and report OK, MISSING, WRONG or UNKNOWN (exit status 1 if a
+        /// required record is missing or wrong, 3 if one could not be looked up); pending DKIM
+        /// keys whose records are seen start signing.
         #[arg(long)]
         check: bool,
     },
@@ -73,7 +75,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum DkimCmd {
-    /// Make a new signing key (active at once) and print its DNS record.
+    /// Make a new signing key, pending until its DNS record is published, and print the record.
     Generate {
         domain: String,
         /// rsa (2048 bits), ed25519 (RFC 8463) or both.
@@ -82,15 +84,37 @@ pub enum DkimCmd {
         /// Selector (default: f<date><r|e>); only with a single algorithm.
         #[arg(long)]
         selector: Option<String>,
+        /// Replace the key that already has this selector.
+        #[arg(long)]
+        replace: bool,
     },
-    /// List keys with their DNS records.
+    /// List keys with their state (pending, active, retired) and DNS records.
     List { domain: Option<String> },
-    /// Make new keys (not signing yet) to publish; with --finish, sign with them and retire the
-    /// old ones.
+    /// Sign with a pending key (all pending keys of the domain without SELECTOR) once the DNS has
+    /// its record.
+    Activate {
+        domain: String,
+        selector: Option<String>,
+        /// Do not check the DNS first.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a key (refused for the last active key of a domain unless --force).
+    Remove {
+        domain: String,
+        selector: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make new keys (pending) to publish; with --finish, once they are in the DNS, sign with them
+    /// and retire the old ones.
     Rotate {
         domain: String,
         #[arg(long)]
         finish: bool,
+        /// With --finish: do not check the DNS for the new keys first.
+        #[arg(long, requires = "finish")]
+        force: bool,
     },
 }
 
@@ -110,9 +134,14 @@ pub enum QueueCmd {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Primary domain created at first start (default: server.primary_domain, i.e. localhost).
+    /// First start only: the primary domain, created with its postmaster@ account and written to
+    /// the config as server.primary_domain (default: the config's value, "localhost").
     #[arg(long)]
     pub domain: Option<String>,
+    /// First start only: this server's fully qualified host name (greeting, MX target, certificate),
+    /// written to the config as server.hostname (default: the machine's host name).
+    #[arg(long)]
+    pub hostname: Option<String>,
     /// Set up the data folder, print what would listen, and exit without serving.
     #[arg(long)]
     pub init_only: bool,
@@ -127,14 +156,15 @@ pub enum DomainCmd {
     Add { name: String },
     /// List domains.
     List,
-    /// Remove a domain (refused while it has accounts, unless --force).
+    /// Remove a domain and its aliases (refused while it has accounts, unless --force).
     Remove {
         name: String,
-        /// Also remove its accounts and their mail.
+        /// Also remove its accounts and all their mail.
         #[arg(long)]
         force: bool,
     },
-    /// Set or clear (with no address) the catch-all of a domain.
+    /// Set or clear (with no address) the catch-all of a domain; a target in one of our domains
+    /// must be an existing account or alias.
     Catchall {
         domain: String,
         target: Option<String>,
@@ -143,28 +173,38 @@ pub enum DomainCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AccountCmd {
-    /// Add an account; prints a generated password unless --password-stdin.
+    /// Add an account. Its password is generated and printed once, unless --password-stdin
+    /// (asked twice without echo on a terminal, else read from standard input). Weak passwords
+    /// are refused with the reason.
     Add {
         address: String,
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
-        /// Storage quota, e.g. 500M, 2G, or bytes.
+        /// Storage quota, e.g. 500M, 2G, or bytes; "unlimited" (or "none") for no limit.
         #[arg(long)]
         quota: Option<String>,
-        /// Read the password from standard input instead of generating one.
-        #[arg(long)]
+        /// Give the password: asked without echo on a terminal, else read from standard input.
+        #[arg(long, conflicts_with = "generate")]
         password_stdin: bool,
+        /// Generate a random password and print it (the default).
+        #[arg(long)]
+        generate: bool,
     },
     /// List accounts, optionally of one domain.
     List { domain: Option<String> },
-    /// Set a new password (read from standard input, or generated and printed).
+    /// Set a new password: asked twice without echo on a terminal; otherwise --password-stdin or
+    /// --generate is required.
     Passwd {
         address: String,
-        #[arg(long)]
+        /// Read the password from standard input (asked without echo on a terminal).
+        #[arg(long, conflicts_with = "generate")]
         password_stdin: bool,
+        /// Generate a random password and print it.
+        #[arg(long)]
+        generate: bool,
     },
-    /// Set the storage quota ("none" for unlimited).
+    /// Set the storage quota, e.g. 500M or 2G; "unlimited" (or "none") for no limit.
     Quota { address: String, quota: String },
     /// Disable an account: it can no longer log in or receive mail.
     Disable { address: String },
@@ -176,7 +216,8 @@ pub enum AccountCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AliasCmd {
-    /// Add an alias delivering to one or more addresses (local or external).
+    /// Add an alias delivering to one or more addresses (external ones, or existing accounts and
+    /// aliases of our domains).
     Add {
         address: String,
         #[arg(required = true)]
@@ -190,8 +231,8 @@ pub enum AliasCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCmd {
-    /// Check a password (read from standard input) the way the protocols do; also says when the
-    /// account is disabled or a login ban applies.
+    /// Check a password the way the protocols do (asked without echo on a terminal, else read
+    /// from standard input); also says when the account is disabled or a login ban applies.
     Test {
         address: String,
         /// The client's IP address, to check the bans of that source too.

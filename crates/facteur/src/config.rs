@@ -7,6 +7,7 @@
 
 mod error;
 mod keys;
+mod size;
 #[cfg(test)]
 mod tests;
 
@@ -15,10 +16,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, KeyHint};
 pub use net::tls::TlsMin;
+pub use size::parse_size;
 
 /// The system user `serve` switches to when started as root (the Debian package creates it).
 pub const DEFAULT_USER: &str = "facteur";
@@ -44,6 +46,8 @@ const MAX_INLINE_BLOB: u64 = 1_000_000_000;
 const ARGON2_MIN_MEMORY_KIB_PER_LANE: u32 = 8;
 /// Memory spent on each login attempt; beyond this, a burst of logins could exhaust the machine.
 const ARGON2_MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+/// zxcvbn scores go from 0 to 4.
+const MAX_PASSWORD_SCORE: u8 = 4;
 /// RFC 9106 §3.1: the degree of parallelism is at most 2^24 - 1.
 const ARGON2_MAX_PARALLELISM: u32 = (1 << 24) - 1;
 
@@ -292,6 +296,7 @@ pub struct StoreConfig {
     pub blobs_dir: PathBuf,
     /// Blobs up to this many bytes live inside the database, so they share the group commit's
     /// single fsync instead of costing a file write and fsync each.
+    #[serde(deserialize_with = "size::bytes_u64")]
     pub inline_blob_max: u64,
     /// Most deliveries the single writer commits in one transaction.
     pub max_batch: usize,
@@ -300,10 +305,14 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
+    #[serde(deserialize_with = "size::bytes_u64")]
     pub max_message_size: u64,
     pub max_recipients: usize,
+    #[serde(deserialize_with = "size::bytes_usize")]
     pub smtp_line_length: usize,
+    #[serde(deserialize_with = "size::bytes_usize")]
     pub text_line_length: usize,
+    #[serde(deserialize_with = "size::bytes_usize")]
     pub imap_line_length: usize,
     pub imap_search_keys: usize,
     pub max_connections: usize,
@@ -328,6 +337,8 @@ pub struct AuthConfig {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Lowest zxcvbn strength score (0 to 4) of a new password; 0: length only.
+    pub min_password_score: u8,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -522,6 +533,7 @@ impl Default for AuthConfig {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            min_password_score: directory::DEFAULT_MIN_PASSWORD_SCORE,
         }
     }
 }
@@ -566,18 +578,68 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 
 /// Like [`parse`], with listeners missing from the text defaulting as in
 /// [`Config::default_for`]`(privileged)`.
+///
+/// Reports every problem of the file, not only the first: all syntax errors; else every unknown
+/// key and wrong value (each key is read on its own, so one bad key hides no other); else every
+/// value the checks of [`Config::validate`] refuse.
 pub fn parse_for(text: &str, origin: &str, privileged: bool) -> Result<Config, ConfigError> {
-    // Parsed once on its own for the spans, which locate the errors found afterwards.
-    let doc = DeTable::parse(text).map_err(|e| error::syntax(&e, text, origin))?;
-    let doc = doc.get_ref();
-    let mut config: Config =
-        toml::from_str(text).map_err(|e| error::deserialize(&e, doc, text, origin))?;
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        let mut errors: Vec<ConfigError> = Vec::new();
+        for e in &syntax {
+            let e = error::syntax(e, text, origin);
+            // Recovery can report one mistake several times on its line.
+            if errors.iter().all(|seen| seen.line() != e.line()) {
+                errors.push(e);
+            }
+        }
+        return Err(ConfigError::from_list(errors));
+    }
+    let span = doc.span();
+    let doc = doc.into_inner();
+
+    // Each key alone: a config of just that key shows exactly that key's problem.
+    let mut errors: Vec<ConfigError> = Vec::new();
+    for (section, value) in doc.iter() {
+        let singles: Vec<DeTable<'_>> = match value.get_ref() {
+            DeValue::Table(keys) if !keys.is_empty() => keys
+                .iter()
+                .map(|(k, v)| {
+                    let mut one = DeTable::new();
+                    one.insert(k.clone(), v.clone());
+                    let mut top = DeTable::new();
+                    top.insert(
+                        section.clone(),
+                        toml::Spanned::new(value.span(), DeValue::Table(one)),
+                    );
+                    top
+                })
+                .collect(),
+            _ => {
+                let mut top = DeTable::new();
+                top.insert(section.clone(), value.clone());
+                vec![top]
+            }
+        };
+        for single in singles {
+            let de = toml::de::Deserializer::from(toml::Spanned::new(span.clone(), single));
+            if let Err(e) = Config::deserialize(de) {
+                errors.push(error::deserialize(&e, &doc, text, origin));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigError::from_list(errors));
+    }
+    let de = toml::de::Deserializer::from(toml::Spanned::new(span, doc.clone()));
+    let mut config =
+        Config::deserialize(de).map_err(|e| error::deserialize(&e, &doc, text, origin))?;
 
     if privileged {
         let defaults = ListenersConfig::default_for(true);
         let defaults: HashMap<_, _> = defaults.services().into_iter().collect();
         for (service, list) in config.listeners.services_mut() {
-            if error::lookup(doc, &["listeners", service]).is_none()
+            if error::lookup(&doc, &["listeners", service]).is_none()
                 && let Some(default) = defaults.get(service)
             {
                 *list = default.to_vec();
@@ -585,9 +647,16 @@ pub fn parse_for(text: &str, origin: &str, privileged: bool) -> Result<Config, C
         }
     }
 
-    config
-        .validate()
-        .map_err(|invalid| error::invalid(invalid, doc, text, origin))?;
+    let mut invalid = Vec::new();
+    config.validate(&mut invalid);
+    if !invalid.is_empty() {
+        return Err(ConfigError::from_list(
+            invalid
+                .into_iter()
+                .map(|i| error::invalid(i, &doc, text, origin))
+                .collect(),
+        ));
+    }
     Ok(config)
 }
 
@@ -644,39 +713,51 @@ fn not_empty(key: &'static str, path: &Path) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Records the error of one check and goes on, so a file's every problem is reported at once.
+macro_rules! check {
+    ($errs:expr, $result:expr) => {
+        if let Err(e) = $result {
+            $errs.push(e);
+        }
+    };
+}
+
 impl Config {
     /// Checks what types cannot: ranges, allowed values, consistency between keys.
-    fn validate(&self) -> Result<(), Invalid> {
+    fn validate(&self, errs: &mut Vec<Invalid>) {
         for (key, name) in [
             ("server.hostname", &self.server.hostname),
             ("server.primary_domain", &self.server.primary_domain),
         ] {
             if !is_valid_hostname(name) {
-                return Err(invalid(
+                errs.push(invalid(
                     key,
                     format!("{name:?} is not a valid DNS name (letters, digits, '-' and '.')"),
                 ));
             }
         }
 
-        validate_user(&self.server.user).map_err(|m| invalid("server.user", m))?;
-        self.validate_listeners()?;
-        self.validate_queue()?;
+        check!(
+            errs,
+            validate_user(&self.server.user).map_err(|m| invalid("server.user", m))
+        );
+        self.validate_listeners(errs);
+        self.validate_queue(errs);
 
-        not_empty("tls.cert", &self.tls.cert)?;
-        not_empty("tls.key", &self.tls.key)?;
+        check!(errs, not_empty("tls.cert", &self.tls.cert));
+        check!(errs, not_empty("tls.key", &self.tls.key));
 
         let store = &self.store;
         if store.backend == StoreBackend::Postgres {
-            return Err(invalid(
+            errs.push(invalid(
                 "store.backend",
                 "\"postgres\" is not available yet (only \"sqlite\" is)",
             ));
         }
-        not_empty("store.sqlite_path", &store.sqlite_path)?;
-        not_empty("store.blobs_dir", &store.blobs_dir)?;
+        check!(errs, not_empty("store.sqlite_path", &store.sqlite_path));
+        check!(errs, not_empty("store.blobs_dir", &store.blobs_dir));
         if store.inline_blob_max > MAX_INLINE_BLOB {
-            return Err(invalid(
+            errs.push(invalid(
                 "store.inline_blob_max",
                 format!(
                     "{} is above SQLite's value size limit of {MAX_INLINE_BLOB}",
@@ -684,36 +765,60 @@ impl Config {
                 ),
             ));
         }
-        at_least("store.max_batch", store.max_batch, 1)?;
+        check!(errs, at_least("store.max_batch", store.max_batch, 1));
 
         let l = &self.limits;
-        at_least("limits.max_message_size", l.max_message_size, 1)?;
-        at_least("limits.max_recipients", l.max_recipients, 1)?;
-        at_least(
-            "limits.smtp_line_length",
-            l.smtp_line_length,
-            MIN_SMTP_LINE_LENGTH,
-        )?;
-        at_least(
-            "limits.text_line_length",
-            l.text_line_length,
-            MIN_TEXT_LINE_LENGTH,
-        )?;
-        at_least(
-            "limits.imap_line_length",
-            l.imap_line_length,
-            MIN_IMAP_LINE_LENGTH,
-        )?;
-        at_least("limits.imap_search_keys", l.imap_search_keys, 1)?;
-        at_least("limits.max_connections", l.max_connections, 1)?;
-        at_least("limits.max_connections_per_ip", l.max_connections_per_ip, 1)?;
-        at_least(
-            "limits.max_connections_per_user",
-            l.max_connections_per_user,
-            1,
-        )?;
+        check!(
+            errs,
+            at_least("limits.max_message_size", l.max_message_size, 1)
+        );
+        check!(errs, at_least("limits.max_recipients", l.max_recipients, 1));
+        check!(
+            errs,
+            at_least(
+                "limits.smtp_line_length",
+                l.smtp_line_length,
+                MIN_SMTP_LINE_LENGTH,
+            )
+        );
+        check!(
+            errs,
+            at_least(
+                "limits.text_line_length",
+                l.text_line_length,
+                MIN_TEXT_LINE_LENGTH,
+            )
+        );
+        check!(
+            errs,
+            at_least(
+                "limits.imap_line_length",
+                l.imap_line_length,
+                MIN_IMAP_LINE_LENGTH,
+            )
+        );
+        check!(
+            errs,
+            at_least("limits.imap_search_keys", l.imap_search_keys, 1)
+        );
+        check!(
+            errs,
+            at_least("limits.max_connections", l.max_connections, 1)
+        );
+        check!(
+            errs,
+            at_least("limits.max_connections_per_ip", l.max_connections_per_ip, 1)
+        );
+        check!(
+            errs,
+            at_least(
+                "limits.max_connections_per_user",
+                l.max_connections_per_user,
+                1,
+            )
+        );
         if l.max_connections_per_ip > l.max_connections {
-            return Err(Invalid {
+            errs.push(Invalid {
                 keys: vec![
                     "limits.max_connections_per_ip".to_owned(),
                     "limits.max_connections".to_owned(),
@@ -725,12 +830,18 @@ impl Config {
                 ),
             });
         }
-        at_least("limits.mime_max_depth", l.mime_max_depth, 1)?;
-        at_least("limits.mime_max_parts", l.mime_max_parts, 1)?;
-        at_least("limits.idle_timeout_secs", l.idle_timeout_secs, 1)?;
-        at_least("smtp.data_timeout_secs", self.smtp.data_timeout_secs, 1)?;
+        check!(errs, at_least("limits.mime_max_depth", l.mime_max_depth, 1));
+        check!(errs, at_least("limits.mime_max_parts", l.mime_max_parts, 1));
+        check!(
+            errs,
+            at_least("limits.idle_timeout_secs", l.idle_timeout_secs, 1)
+        );
+        check!(
+            errs,
+            at_least("smtp.data_timeout_secs", self.smtp.data_timeout_secs, 1)
+        );
         if self.smtp.greeting_delay_ms > MAX_GREETING_DELAY_MS {
-            return Err(invalid(
+            errs.push(invalid(
                 "smtp.greeting_delay_ms",
                 format!(
                     "{} is above {MAX_GREETING_DELAY_MS}",
@@ -738,18 +849,30 @@ impl Config {
                 ),
             ));
         }
-        at_least("limits.command_timeout_secs", l.command_timeout_secs, 1)?;
-        at_least("limits.max_bad_commands", l.max_bad_commands, 1)?;
+        check!(
+            errs,
+            at_least("limits.command_timeout_secs", l.command_timeout_secs, 1)
+        );
+        check!(
+            errs,
+            at_least("limits.max_bad_commands", l.max_bad_commands, 1)
+        );
 
         let a = &self.auth;
-        at_least("auth.max_failures_per_ip", a.max_failures_per_ip, 1)?;
-        at_least(
-            "auth.max_failures_per_account",
-            a.max_failures_per_account,
-            1,
-        )?;
+        check!(
+            errs,
+            at_least("auth.max_failures_per_ip", a.max_failures_per_ip, 1)
+        );
+        check!(
+            errs,
+            at_least(
+                "auth.max_failures_per_account",
+                a.max_failures_per_account,
+                1,
+            )
+        );
         if a.base_delay_ms > a.max_delay_ms {
-            return Err(Invalid {
+            errs.push(Invalid {
                 keys: vec![
                     "auth.base_delay_ms".to_owned(),
                     "auth.max_delay_ms".to_owned(),
@@ -761,11 +884,17 @@ impl Config {
                 ),
             });
         }
-        at_least("auth.window_secs", a.window_secs, 1)?;
-        at_least("auth.argon2_iterations", a.argon2_iterations, 1)?;
-        at_least("auth.argon2_parallelism", a.argon2_parallelism, 1)?;
+        check!(errs, at_least("auth.window_secs", a.window_secs, 1));
+        check!(
+            errs,
+            at_least("auth.argon2_iterations", a.argon2_iterations, 1)
+        );
+        check!(
+            errs,
+            at_least("auth.argon2_parallelism", a.argon2_parallelism, 1)
+        );
         if a.argon2_parallelism > ARGON2_MAX_PARALLELISM {
-            return Err(invalid(
+            errs.push(invalid(
                 "auth.argon2_parallelism",
                 format!(
                     "{} is above Argon2's maximum of {ARGON2_MAX_PARALLELISM}",
@@ -777,7 +906,7 @@ impl Config {
             .argon2_parallelism
             .saturating_mul(ARGON2_MIN_MEMORY_KIB_PER_LANE);
         if a.argon2_memory_kib < min_memory {
-            return Err(Invalid {
+            errs.push(Invalid {
                 keys: vec![
                     "auth.argon2_memory_kib".to_owned(),
                     "auth.argon2_parallelism".to_owned(),
@@ -790,7 +919,7 @@ impl Config {
             });
         }
         if a.argon2_memory_kib > ARGON2_MAX_MEMORY_KIB {
-            return Err(invalid(
+            errs.push(invalid(
                 "auth.argon2_memory_kib",
                 format!(
                     "{} is above the maximum of {ARGON2_MAX_MEMORY_KIB}",
@@ -799,53 +928,73 @@ impl Config {
             ));
         }
 
-        validate_log_level(&self.log.level).map_err(|m| invalid("log.level", m))?;
-        Ok(())
+        if a.min_password_score > MAX_PASSWORD_SCORE {
+            errs.push(invalid(
+                "auth.min_password_score",
+                format!(
+                    "{} is above {MAX_PASSWORD_SCORE}, the strongest score",
+                    a.min_password_score
+                ),
+            ));
+        }
+
+        check!(
+            errs,
+            validate_log_level(&self.log.level).map_err(|m| invalid("log.level", m))
+        );
     }
 
-    fn validate_queue(&self) -> Result<(), Invalid> {
+    fn validate_queue(&self, errs: &mut Vec<Invalid>) {
         let q = &self.queue;
-        at_least("queue.remote_port", q.remote_port, 1)?;
-        at_least("queue.mta_sts_port", q.mta_sts_port, 1)?;
-        at_least("queue.concurrency", q.concurrency, 1)?;
-        at_least("queue.per_domain", q.per_domain, 1)?;
-        at_least("queue.retry_initial_secs", q.retry_initial_secs, 1)?;
-        at_least(
-            "queue.retry_max_secs",
-            q.retry_max_secs,
-            q.retry_initial_secs,
-        )?;
-        at_least("queue.max_age_secs", q.max_age_secs, q.retry_initial_secs)?;
+        check!(errs, at_least("queue.remote_port", q.remote_port, 1));
+        check!(errs, at_least("queue.mta_sts_port", q.mta_sts_port, 1));
+        check!(errs, at_least("queue.concurrency", q.concurrency, 1));
+        check!(errs, at_least("queue.per_domain", q.per_domain, 1));
+        check!(
+            errs,
+            at_least("queue.retry_initial_secs", q.retry_initial_secs, 1)
+        );
+        check!(
+            errs,
+            at_least(
+                "queue.retry_max_secs",
+                q.retry_max_secs,
+                q.retry_initial_secs,
+            )
+        );
+        check!(
+            errs,
+            at_least("queue.max_age_secs", q.max_age_secs, q.retry_initial_secs)
+        );
         if !q.relay_host.is_empty() {
-            at_least("queue.relay_port", q.relay_port, 1)?;
+            check!(errs, at_least("queue.relay_port", q.relay_port, 1));
             if q.relay_host.parse::<std::net::IpAddr>().is_err()
                 && !is_valid_hostname(&q.relay_host)
             {
-                return Err(invalid(
+                errs.push(invalid(
                     "queue.relay_host",
                     format!("{:?} is neither an IP address nor a DNS name", q.relay_host),
                 ));
             }
         }
         if q.relay_username.is_empty() != q.relay_password.is_empty() {
-            return Err(invalid(
+            errs.push(invalid(
                 "queue.relay_password",
                 "relay_username and relay_password go together",
             ));
         }
         for (index, ns) in self.dns.nameservers.iter().enumerate() {
             if ns.parse::<SocketAddr>().is_err() {
-                return Err(Invalid {
+                errs.push(Invalid {
                     keys: vec!["dns.nameservers".into()],
                     index: Some(index),
                     message: format!("{ns:?} is not IP:PORT"),
                 });
             }
         }
-        Ok(())
     }
 
-    fn validate_listeners(&self) -> Result<(), Invalid> {
+    fn validate_listeners(&self, errs: &mut Vec<Invalid>) {
         let mut seen: HashMap<SocketAddr, String> = HashMap::new();
         for (service, list) in self.listeners.services() {
             let key = format!("listeners.{service}");
@@ -853,7 +1002,7 @@ impl Config {
                 // LMTP may listen on a Unix socket, as a front MTA's delivery agent usually does.
                 if service == "lmtp" && text.starts_with("unix:") {
                     if text.len() <= "unix:".len() {
-                        return Err(Invalid {
+                        errs.push(Invalid {
                             keys: vec![key.clone()],
                             index: Some(index),
                             message: "unix: needs a socket path".into(),
@@ -861,27 +1010,29 @@ impl Config {
                     }
                     continue;
                 }
-                let addr: SocketAddr = text.parse().map_err(|_| Invalid {
-                    keys: vec![key.clone()],
-                    index: Some(index),
-                    message: format!(
-                        "{text:?} is not a socket address (expected IP:PORT, e.g. \"0.0.0.0:25\" or \"[::]:25\")"
-                    ),
-                })?;
+                let Ok(addr) = text.parse::<SocketAddr>() else {
+                    errs.push(Invalid {
+                        keys: vec![key.clone()],
+                        index: Some(index),
+                        message: format!(
+                            "{text:?} is not a socket address (expected IP:PORT, e.g. \"0.0.0.0:25\" or \"[::]:25\")"
+                        ),
+                    });
+                    continue;
+                };
                 // Port 0 asks the system for a free port: never a clash.
                 if addr.port() == 0 {
                     continue;
                 }
                 if let Some(other) = seen.insert(addr, key.clone()) {
-                    return Err(Invalid {
-                        keys: vec![key],
+                    errs.push(Invalid {
+                        keys: vec![key.clone()],
                         index: Some(index),
                         message: format!("{addr} is already used by {other}"),
                     });
                 }
             }
         }
-        Ok(())
     }
 }
 
@@ -927,7 +1078,7 @@ fn validate_log_level(level: &str) -> Result<(), String> {
 }
 
 /// A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123 §2.1).
-fn is_valid_hostname(name: &str) -> bool {
+pub fn is_valid_hostname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_HOSTNAME_LEN
         && name.split('.').all(|label| {

@@ -78,6 +78,7 @@ pub fn directory_config(cfg: &Config) -> DirectoryConfig {
             parallelism: cfg.auth.argon2_parallelism,
         },
         default_domain: None,
+        min_password_score: cfg.auth.min_password_score,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod privileges;
 pub mod queue_cmd;
 pub mod reload;
 pub mod serve;
+pub mod setup;
 
 use std::process::ExitCode;
 
@@ -113,7 +114,22 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Serve(args) => serve::run(&cli, args).await,
         Command::CheckConfig { file } => {
             let path = file.clone().unwrap_or_else(|| context::config_path(&cli));
-            let cfg = config::load_for(&path, context::privileged()).map_err(Failure::config)?;
+            let cfg = match config::load_for(&path, context::privileged()) {
+                Ok(cfg) => cfg,
+                Err(e) if cli.json => {
+                    let errors: Vec<serde_json::Value> = e
+                        .errors()
+                        .iter()
+                        .map(|e| serde_json::json!({ "line": e.line(), "message": e.to_string() }))
+                        .collect();
+                    println!(
+                        "{}",
+                        serde_json::json!({ "ok": false, "file": path.display().to_string(), "errors": errors })
+                    );
+                    return Err(Failure::config(e));
+                }
+                Err(e) => return Err(Failure::config(e)),
+            };
             if cli.json {
                 println!(
                     "{}",

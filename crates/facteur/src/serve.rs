@@ -23,6 +23,11 @@ struct FirstStart {
     created_config: bool,
     created_cert: bool,
     postmaster: Option<(String, String)>,
+    /// Where the postmaster's password was written (first start only).
+    password_file: Option<std::path::PathBuf>,
+    /// Printed before "Ready." (also logged).
+    warnings: Vec<String>,
+    cert_path: std::path::PathBuf,
 }
 
 /// Creates the data folder and writes the default config if there is none.
@@ -92,8 +97,9 @@ async fn ensure_primary_domain(
 
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let created_config = ensure_data_folder(cli)?;
-    let cfg: Config = config::load_for(&context::config_path(cli), context::privileged())
-        .map_err(Failure::config)?;
+    let config_path = context::config_path(cli);
+    let mut cfg: Config =
+        config::load_for(&config_path, context::privileged()).map_err(Failure::config)?;
     let format = if cli.json {
         config::LogFormat::Json
     } else {
@@ -105,6 +111,28 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let prebound = bind_then_drop_root(cli, args, &cfg)?;
     tighten_data_folder(&cli.data)?;
 
+    // First start (no domain yet): --domain and --hostname go into the config file, so every
+    // later start and every admin command sees the same primary domain and host name.
+    let first_start = context::open_store(&cli.data, &cfg)?
+        .domain_list()
+        .await?
+        .is_empty();
+    let mut warnings = crate::setup::apply_server_options(
+        &config_path,
+        &mut cfg,
+        args,
+        first_start,
+        created_config,
+        context::privileged(),
+    )?;
+    warnings.extend(crate::setup::hostname_warning(
+        &cfg.server.hostname,
+        &config_path,
+    ));
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+
     let cert = config::resolve_path(&cli.data, &cfg.tls.cert);
     let key = config::resolve_path(&cli.data, &cfg.tls.key);
     let created_cert =
@@ -112,13 +140,24 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     // Loads the pair now, so a broken certificate stops the start with a clear error.
     let tls = net::tls::TlsReloader::new(&cert, &key, cfg.tls.min_version).map_err(Failure::op)?;
 
-    let domain = args
-        .domain
-        .clone()
-        .unwrap_or_else(|| cfg.server.primary_domain.clone());
+    let domain = cfg.server.primary_domain.clone();
     let ctx = Context::with_config(cli.data.clone(), cfg)?;
     let postmaster = ensure_primary_domain(&ctx, &domain).await?;
+    // Kept before any port is bound: a start that fails from here on does not lose it.
+    let password_file = match &postmaster {
+        Some((address, password)) => Some(
+            crate::setup::write_initial_password(&cli.data, address, password).map_err(|e| {
+                Failure::op(format!(
+                    "cannot write {}: {e}; the password of {address} is {password}",
+                    cli.data.join(crate::setup::INITIAL_PASSWORD_FILE).display()
+                ))
+            })?,
+        ),
+        None => None,
+    };
     // Every domain gets DKIM keys (RSA and Ed25519) the first time the server sees it without.
+    // They are pending: they sign once their DNS records are seen (`facteur dns DOMAIN --check`,
+    // `facteur dkim activate`, or the server's own hourly check).
     for d in ctx.directory.list_domains().await? {
         let made = crate::authn::ensure_keys(&ctx.store, &d.name)
             .await
@@ -131,6 +170,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         created_config,
         created_cert,
         postmaster,
+        password_file,
+        warnings,
+        cert_path: cert,
     };
     let shutdown = net::shutdown::Shutdown::new();
     let (bound, running) = if args.init_only {
@@ -144,7 +186,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         let throttle = std::sync::Arc::new(net::throttle::LoginThrottle::new(
             crate::listeners::throttle_config(&ctx.config),
         ));
-        crate::outbound::start(&ctx, throttle, resolver)?;
+        crate::outbound::start(&ctx, throttle, resolver.clone())?;
+        crate::dkim_cmd::start_publication_watch(&ctx, resolver);
         (bound, Some(running))
     };
     print_banner(cli, &ctx, &first, &bound, args.init_only);
@@ -258,7 +301,26 @@ fn print_banner(
     }
     if let Some((address, password)) = &first.postmaster {
         out.push_str(&format!("Created the postmaster account {address}\n"));
-        out.push_str(&format!("Its password, shown only this once: {password}\n"));
+        out.push_str(&format!("Its password: {password}\n"));
+        if let Some(file) = &first.password_file {
+            out.push_str(&crate::setup::wrap(&format!(
+                "It is also in {} (readable by this user only): delete that file once you have \
+                 noted it.",
+                file.display()
+            )));
+        }
+    } else {
+        let file = cli.data.join(crate::setup::INITIAL_PASSWORD_FILE);
+        if file.exists() {
+            out.push_str(&crate::setup::wrap(&format!(
+                "The postmaster's first password is still in {}: delete that file once you have \
+                 noted it.",
+                file.display()
+            )));
+        }
+    }
+    for w in &first.warnings {
+        out.push_str(&crate::setup::wrap(w));
     }
     if !init_only {
         out.push_str("Listening:\n");
@@ -268,6 +330,16 @@ fn print_banner(
                 b.service, b.address, b.note
             ));
         }
+    }
+    if first.postmaster.is_some() {
+        let steps = crate::setup::NextSteps {
+            cli,
+            cfg: &ctx.config,
+            domain: &ctx.config.server.primary_domain,
+            self_signed: first.created_cert,
+            cert_path: &first.cert_path,
+        };
+        out.push_str(&steps.render());
     }
     out.push_str("Ready.\n");
     print!("{out}");

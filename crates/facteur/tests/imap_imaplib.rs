@@ -15,7 +15,7 @@ fn imap_config(domain: &str) -> String {
         "[server]\nhostname = \"mx.{domain}\"\nprimary_domain = \"{domain}\"\n\
          [listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
          lmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3 = []\npop3s = []\n\
-         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
+         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nmin_password_score = 0\n\
          [smtp]\ninbound_auth = false\n\
          [dns]\nnameservers = [\"127.0.0.1:9\"]\n"
     )

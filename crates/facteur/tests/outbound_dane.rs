@@ -34,7 +34,7 @@ fn config(domain: &str, ip: &str, port: u16, dns: SocketAddr) -> String {
         "[server]\nhostname = \"mx.{domain}\"\nprimary_domain = \"{domain}\"\n\
          [listeners]\nsmtp = [\"{ip}:{port}\"]\nsubmission = [\"{ip}:0\"]\nsubmissions = []\n\
          lmtp = []\nimap = []\nimaps = []\npop3 = []\npop3s = []\n\
-         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
+         [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nmin_password_score = 0\n\
          [queue]\nremote_port = {port}\nretry_initial_secs = 1\nretry_max_secs = 2\n\
          [dns]\nnameservers = [\"{dns}\"]\n"
     )

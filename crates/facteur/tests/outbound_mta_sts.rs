@@ -125,7 +125,7 @@ async fn setup(policy: &'static str, b_cert_from_ca: bool) -> Setup {
             "[server]\nhostname = \"mx.b.test\"\nprimary_domain = \"b.test\"\n\
              [listeners]\nsmtp = [\"127.0.0.1:{b_port}\"]\nsubmission = []\nsubmissions = []\n\
              lmtp = []\nimap = []\nimaps = []\npop3 = []\npop3s = []\n\
-             [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n{b_tls}"
+             [auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nmin_password_score = 0\n{b_tls}"
         ),
     );
     b.add_account("bob@b.test", PW);

@@ -303,7 +303,11 @@ async fn run<P: Protocol>(
         match read {
             Err(_) => {}
             Ok(Ok(n)) if n > 0 => {
-                tracing::info!(service = ep.service, peer = ip.map(tracing::field::display), "client talked before the greeting");
+                tracing::info!(
+                    service = ep.service,
+                    peer = ip.map(tracing::field::display),
+                    "client talked before the greeting"
+                );
                 farewell(&mut stream, &session.premature()).await;
                 return Some(stream);
             }

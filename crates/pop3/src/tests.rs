@@ -40,6 +40,8 @@ async fn fixture_with(messages: &[&[u8]], cfg: Pop3Config) -> Fixture {
                 parallelism: 1,
             },
             default_domain: None,
+            // A readable test password; the strength policy is tested in `directory`.
+            min_password_score: 0,
         },
     )
     .expect("directory");

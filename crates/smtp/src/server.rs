@@ -167,7 +167,11 @@ impl<B: Backend + 'static> Protocol for Smtp<B> {
     }
 
     fn shutdown(&mut self) -> Vec<u8> {
-        tracing::info!(service = self.service, peer = self.peer.map(tracing::field::display), "closing the session: shutting down");
+        tracing::info!(
+            service = self.service,
+            peer = self.peer.map(tracing::field::display),
+            "closing the session: shutting down"
+        );
         reply::shutting_down().to_bytes()
     }
 
@@ -197,7 +201,12 @@ impl<B: Backend + 'static> Protocol for Smtp<B> {
         {
             return None;
         }
-        tracing::info!(service = self.service, peer = self.peer.map(tracing::field::display), bytes, "data rate too low");
+        tracing::info!(
+            service = self.service,
+            peer = self.peer.map(tracing::field::display),
+            bytes,
+            "data rate too low"
+        );
         Some(b"421 4.4.2 Data rate too low, closing connection\r\n".to_vec())
     }
 }

@@ -1465,7 +1465,7 @@ fn dkim_key(domain: &str, selector: &str, created: i64) -> DkimKeyRecord {
             "-----BEGIN PRIVATE KEY-----\n{selector}\n-----END PRIVATE KEY-----\n"
         ),
         created,
-        active: true,
+        state: DkimKeyState::Active,
     }
 }
 
@@ -1506,16 +1506,43 @@ pub async fn dkim_keys_lifecycle(h: &dyn Harness) {
 
     // Rotation: the old key stops signing but stays until its DNS record is gone.
     store
-        .dkim_key_set_active("example.test", "s2025", false)
+        .dkim_key_set_state("example.test", "s2025", DkimKeyState::Retired)
         .await
-        .expect("deactivate");
-    let keys = store.dkim_keys(Some("example.test")).await.expect("list");
+        .expect("retire");
+    let states = |keys: Vec<DkimKeyRecord>| {
+        keys.into_iter()
+            .map(|k| (k.selector, k.state))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        keys.iter()
-            .map(|k| (k.selector.as_str(), k.active))
-            .collect::<Vec<_>>(),
-        vec![("s2025", false), ("s2026", true)]
+        states(store.dkim_keys(Some("example.test")).await.expect("list")),
+        vec![
+            ("s2025".to_string(), DkimKeyState::Retired),
+            ("s2026".to_string(), DkimKeyState::Active)
+        ]
     );
+
+    // A new key waits, pending, for its DNS record; then it signs. Every state is kept as set.
+    let pending = DkimKeyRecord {
+        state: DkimKeyState::Pending,
+        ..dkim_key("example.test", "s2027", 300)
+    };
+    store.dkim_key_put(&pending).await.expect("put pending");
+    let got = store.dkim_keys(Some("example.test")).await.expect("list");
+    assert_eq!(got.last(), Some(&pending));
+    assert!(!got.last().expect("key").state.signs());
+    for state in DkimKeyState::ALL {
+        store
+            .dkim_key_set_state("example.test", "s2027", state)
+            .await
+            .expect("set state");
+        let got = store.dkim_keys(Some("example.test")).await.expect("list");
+        assert_eq!(got.last().map(|k| k.state), Some(state));
+    }
+    store
+        .dkim_key_delete("example.test", "s2027")
+        .await
+        .expect("delete the new key");
 
     // Put replaces the key with the same domain and selector.
     let replaced = DkimKeyRecord {
@@ -1533,7 +1560,7 @@ pub async fn dkim_keys_lifecycle(h: &dyn Harness) {
     ));
     assert!(matches!(
         store
-            .dkim_key_set_active("example.test", "nope", true)
+            .dkim_key_set_state("example.test", "nope", DkimKeyState::Active)
             .await,
         Err(StoreError::NotFound(_))
     ));

@@ -205,7 +205,12 @@ pub trait KeyStore: Send + Sync {
     /// Keys of `domain`, or of every domain; by domain, then oldest first.
     async fn dkim_keys(&self, domain: Option<&str>) -> Result<Vec<DkimKeyRecord>>;
     /// `NotFound` when there is no such key.
-    async fn dkim_key_set_active(&self, domain: &str, selector: &str, active: bool) -> Result<()>;
+    async fn dkim_key_set_state(
+        &self,
+        domain: &str,
+        selector: &str,
+        state: DkimKeyState,
+    ) -> Result<()>;
     /// `NotFound` when there is no such key.
     async fn dkim_key_delete(&self, domain: &str, selector: &str) -> Result<()>;
 }

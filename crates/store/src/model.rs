@@ -427,9 +427,54 @@ pub struct DkimKeyRecord {
     pub private_pem: String,
     /// Unix seconds.
     pub created: i64,
-    /// Whether outbound mail of the domain is signed with this key (several may be, during a
-    /// rotation).
-    pub active: bool,
+    /// Where the key is in its life: pending publication, signing, or retired.
+    pub state: DkimKeyState,
+}
+
+/// The life of a DKIM key. A signature whose key receivers cannot find in the DNS verifies for
+/// nobody (RFC 6376 §6.1.2: no key is a failure), so a new key waits, pending, until its record is
+/// published; a retired key no longer signs but keeps its record a while, for mail still in
+/// transit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimKeyState {
+    /// Made, not signing yet: its DNS record has not been seen.
+    Pending,
+    /// Outbound mail of the domain is signed with it (several keys may be).
+    Active,
+    /// Signed once, not any more.
+    Retired,
+}
+
+impl DkimKeyState {
+    pub const ALL: [DkimKeyState; 3] = [
+        DkimKeyState::Pending,
+        DkimKeyState::Active,
+        DkimKeyState::Retired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimKeyState::Pending => "pending",
+            DkimKeyState::Active => "active",
+            DkimKeyState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DkimKeyState> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether outbound mail is signed with a key in this state.
+    pub fn signs(self) -> bool {
+        self == DkimKeyState::Active
+    }
+}
+
+impl fmt::Display for DkimKeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Debug for DkimKeyRecord {
@@ -440,7 +485,7 @@ impl fmt::Debug for DkimKeyRecord {
             .field("algorithm", &self.algorithm)
             .field("private_pem", &"<redacted>")
             .field("created", &self.created)
-            .field("active", &self.active)
+            .field("state", &self.state)
             .finish()
     }
 }

@@ -194,7 +194,7 @@ async fn version_two_database_upgrades_to_dkim_keys() {
         algorithm: "ed25519".into(),
         private_pem: "pem".into(),
         created: 1,
-        active: true,
+        state: DkimKeyState::Pending,
     };
     store.dkim_key_put(&key).await.expect("put");
     assert_eq!(store.dkim_keys(None).await.expect("list"), vec![key]);
@@ -310,4 +310,42 @@ async fn unwritable_folder_is_a_clear_error() {
         .err()
         .expect("must fail");
     assert!(matches!(err, StoreError::Io(_)), "got {err:?}");
+}
+
+/// Version 5 gave DKIM keys a state: keys that signed go on signing, an inactive key newer than
+/// its domain's active ones was waiting for `dkim rotate --finish` (pending), an older one had been
+/// retired.
+#[tokio::test]
+async fn version_four_dkim_keys_get_their_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    testing::create_at_version(dir.path(), 4).expect("create v4");
+    testing::exec(
+        dir.path(),
+        "INSERT INTO dkim_keys(domain, selector, algorithm, private_pem, created, active) VALUES
+           ('a.test', 'old', 'rsa', 'pem', 100, 0),
+           ('a.test', 'cur', 'rsa', 'pem', 200, 1),
+           ('a.test', 'new', 'rsa', 'pem', 300, 0),
+           ('b.test', 'only', 'ed25519', 'pem', 50, 1),
+           ('c.test', 'waiting', 'ed25519', 'pem', 50, 0);",
+    )
+    .expect("fill v4 database");
+    let store: DynStore =
+        Arc::new(Sqlite::open(dir.path(), SqliteOptions::default()).expect("open upgrades"));
+    let got: Vec<(String, DkimKeyState)> = store
+        .dkim_keys(None)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|k| (k.selector, k.state))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("old".to_string(), DkimKeyState::Retired),
+            ("cur".to_string(), DkimKeyState::Active),
+            ("new".to_string(), DkimKeyState::Pending),
+            ("only".to_string(), DkimKeyState::Active),
+            ("waiting".to_string(), DkimKeyState::Pending),
+        ]
+    );
 }

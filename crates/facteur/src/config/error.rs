@@ -27,6 +27,27 @@ impl fmt::Display for Location {
     }
 }
 
+/// What an unknown key probably is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHint {
+    /// The nearest known name: close enough to be a typo.
+    Typo(&'static str),
+    /// A known key of this other section.
+    Elsewhere(&'static str),
+}
+
+/// The names expected where an unknown key is: the keys of its section, or the sections.
+fn expected_names(section: Option<&str>) -> Vec<&'static str> {
+    match section {
+        Some(section) => KEYS
+            .iter()
+            .filter(|k| k.section == section)
+            .map(|k| k.key)
+            .collect(),
+        None => SECTIONS.iter().map(|s| s.name).collect(),
+    }
+}
+
 #[derive(Debug)]
 pub enum ConfigError {
     NotFound {
@@ -47,7 +68,7 @@ pub enum ConfigError {
         section: Option<String>,
         key: String,
         is_table: bool,
-        expected: Vec<&'static str>,
+        hint: Option<KeyHint>,
     },
     WrongType {
         at: Location,
@@ -60,13 +81,36 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// Several of the above, in file order: every problem of a file is reported at once.
+    Many(Vec<ConfigError>),
 }
 
 impl ConfigError {
-    /// The 1-based line the error is on, when it is about the file's content and could be located.
+    /// One error as itself, several as [`ConfigError::Many`] sorted by line.
+    pub(super) fn from_list(mut errors: Vec<ConfigError>) -> ConfigError {
+        if errors.len() == 1
+            && let Some(e) = errors.pop()
+        {
+            return e;
+        }
+        errors.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
+        ConfigError::Many(errors)
+    }
+
+    /// Each error on its own (a `Many` unfolded).
+    pub fn errors(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Many(list) => list.iter().flat_map(ConfigError::errors).collect(),
+            other => vec![other],
+        }
+    }
+
+    /// The 1-based line the error is on (the first one's, for several), when it is about the
+    /// file's content and could be located.
     pub fn line(&self) -> Option<usize> {
         match self {
             ConfigError::NotFound { .. } | ConfigError::Read { .. } => None,
+            ConfigError::Many(list) => list.iter().find_map(ConfigError::line),
             ConfigError::Syntax { at, .. }
             | ConfigError::UnknownKey { at, .. }
             | ConfigError::WrongType { at, .. }
@@ -96,30 +140,49 @@ impl fmt::Display for ConfigError {
                 at,
                 section: Some(section),
                 key,
-                expected,
+                hint,
                 ..
-            } => write!(
-                f,
-                "{at}: unknown key '{key}' in [{section}] (expected one of {})",
-                expected.join(", ")
-            ),
+            } => match hint {
+                Some(KeyHint::Elsewhere(other)) => write!(
+                    f,
+                    "{at}: unknown key `{key}` in [{section}]; it belongs in [{other}]"
+                ),
+                Some(KeyHint::Typo(near)) => write!(
+                    f,
+                    "{at}: unknown key `{key}` in [{section}]; did you mean `{near}`?"
+                ),
+                None => write!(
+                    f,
+                    "{at}: unknown key `{key}` in [{section}] (expected one of {})",
+                    expected_names(Some(section)).join(", ")
+                ),
+            },
             ConfigError::UnknownKey {
                 at,
                 section: None,
                 key,
                 is_table,
-                expected,
+                hint,
             } => {
                 let what = if *is_table {
                     format!("section [{key}]")
                 } else {
-                    format!("top-level key '{key}'")
+                    format!("top-level key `{key}`")
                 };
-                write!(
-                    f,
-                    "{at}: unknown {what} (expected one of the sections {})",
-                    expected.join(", ")
-                )
+                match hint {
+                    Some(KeyHint::Elsewhere(section)) => write!(
+                        f,
+                        "{at}: unknown {what}; `{key}` belongs in the section [{section}]"
+                    ),
+                    Some(KeyHint::Typo(near)) => {
+                        write!(f, "{at}: unknown {what}; did you mean [{near}]?")
+                    }
+                    None => write!(
+                        f,
+                        "{at}: unknown {what} (expected one of the sections {})",
+                        expected_names(None).join(", ")
+                    ),
+                }
             }
             ConfigError::WrongType {
                 at,
@@ -132,6 +195,13 @@ impl fmt::Display for ConfigError {
             ),
             ConfigError::InvalidValue { at, key, message } => {
                 write!(f, "{at}: invalid value for {key}: {message}")
+            }
+            ConfigError::Many(list) => {
+                write!(f, "{} errors:", list.len())?;
+                for e in list {
+                    write!(f, "\n{e}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -262,12 +332,44 @@ fn backticked(message: &str) -> Option<&str> {
     Some(&message[start..start + len])
 }
 
-/// Rust type names in serde's "expected ..." text, in the words of a TOML file.
-fn toml_words(expected: &str) -> String {
+/// The known name nearest to a misspelt `name`, if it is close enough to be a typo.
+fn nearest(name: &str, known: &[&'static str]) -> Option<&'static str> {
+    /// Jaro-Winkler similarity from which a name counts as a typo of another.
+    const TYPO_SIMILARITY: f64 = 0.85;
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), *k))
+        .filter(|(score, _)| *score >= TYPO_SIMILARITY)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// What a duration key's unit is, from its name.
+fn duration_unit(key: &str) -> Option<&'static str> {
+    if key.ends_with("_secs") {
+        Some("seconds")
+    } else if key.ends_with("_ms") {
+        Some("milliseconds")
+    } else {
+        None
+    }
+}
+
+/// Rust type names in serde's "expected ..." text, in the words of a TOML file, for `key`.
+fn toml_words(expected: &str, key: &str) -> String {
     let expected = expected.trim();
+    let last = key.rsplit('.').next().unwrap_or(key);
     match expected {
+        "u16" if last.ends_with("port") => "a port number from 1 to 65535".to_owned(),
+        "u16" => format!("an integer from 0 to {}", u16::MAX),
+        "u8" => format!("an integer from 0 to {}", u8::MAX),
+        "u32" | "u64" | "usize" if duration_unit(last).is_some() => format!(
+            "a duration in {} (a whole number, 0 or more)",
+            duration_unit(last).unwrap_or_default()
+        ),
         "u32" => format!("an integer from 0 to {}", u32::MAX),
         "u64" | "usize" => "a non-negative integer".to_owned(),
+        "a boolean" => "true or false (without quotes)".to_owned(),
         "i8" | "i16" | "i32" | "i64" | "isize" => "an integer".to_owned(),
         "a sequence" => "an array".to_owned(),
         "path string" => "a string".to_owned(),
@@ -297,20 +399,18 @@ pub(super) fn deserialize(
             // Not located: fall back on serde's text, which lacks the section.
             _ => (None, backticked(message).unwrap_or("?").to_owned(), false),
         };
-        let expected = match &section {
-            Some(section) => KEYS
-                .iter()
-                .filter(|k| k.section == section.as_str())
-                .map(|k| k.key)
-                .collect(),
-            None => SECTIONS.iter().map(|s| s.name).collect(),
-        };
+        let elsewhere = KEYS
+            .iter()
+            .find(|k| k.key == key && Some(k.section) != section.as_deref())
+            .map(|k| KeyHint::Elsewhere(k.section));
+        let hint = elsewhere
+            .or_else(|| nearest(&key, &expected_names(section.as_deref())).map(KeyHint::Typo));
         return ConfigError::UnknownKey {
             at,
             section,
             key,
             is_table,
-            expected,
+            hint,
         };
     }
 
@@ -324,15 +424,15 @@ pub(super) fn deserialize(
     {
         return ConfigError::WrongType {
             at,
+            expected: toml_words(expected, &key),
             key,
-            expected: toml_words(expected),
             found: found.to_owned(),
         };
     }
     if let Some(rest) = message.strip_prefix("invalid value: ")
         && let Some((found, expected)) = rest.rsplit_once(", expected ")
     {
-        let message = format!("expected {}, found {found}", toml_words(expected));
+        let message = format!("expected {}, found {found}", toml_words(expected, &key));
         return ConfigError::InvalidValue { at, key, message };
     }
     let message = match message.strip_prefix("unknown variant ") {

@@ -237,6 +237,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     key("auth", "argon2_iterations", "Argon2id passes over memory."),
     key("auth", "argon2_parallelism", "Argon2id lanes."),
     key(
+        "auth",
+        "min_password_score",
+        "Lowest zxcvbn strength (0 to 4) of a new password; 3 refuses common words, names and keyboard walks; 0 checks only the length.",
+    ),
+    key(
         "smtp",
         "bare_newline",
         "\"reject\" refuses a bare CR or LF in commands and data (no SMTP smuggling); \"normalize\" reads a bare LF as CRLF.",

@@ -121,24 +121,40 @@ fn docs_mention_every_key() {
 #[test]
 fn unknown_key_names_key_section_and_line() {
     let text = "[server]\nhostname = \"mx.example.org\"\n\n[limits]\nmax_recipients = 5\nmax_conections = 10\n";
-    let e = err(text);
+    assert_eq!(
+        err(text),
+        "facteur.toml:6: unknown key `max_conections` in [limits]; did you mean `max_connections`?"
+    );
+    // Nothing close: the keys of the section are listed.
+    let e = err("[limits]\nzzz = 1\n");
     assert!(
-        e.starts_with("facteur.toml:6: unknown key 'max_conections' in [limits] (expected one of max_message_size, max_recipients,"),
+        e.starts_with("facteur.toml:2: unknown key `zzz` in [limits] (expected one of max_message_size, max_recipients,"),
         "{e}"
     );
-    assert!(e.contains("max_connections"), "{e}");
+    // A known key in the wrong section says where it belongs.
+    assert_eq!(
+        err("[smtp]\nrelay_port = 587\n"),
+        "facteur.toml:2: unknown key `relay_port` in [smtp]; it belongs in [queue]"
+    );
+    assert_eq!(
+        err("[queue]\nrelay_prot = 587\n"),
+        "facteur.toml:2: unknown key `relay_prot` in [queue]; did you mean `relay_port`?"
+    );
 }
 
 #[test]
 fn unknown_section_and_top_level_key() {
     assert_eq!(
         err("\n[limit]\nmax_recipients = 5\n"),
-        "facteur.toml:2: unknown section [limit] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, log)"
+        "facteur.toml:2: unknown section [limit]; did you mean [limits]?"
     );
-    assert!(
-        err("hostname = \"x\"\n").starts_with("facteur.toml:1: unknown top-level key 'hostname'"),
-        "{}",
-        err("hostname = \"x\"\n")
+    assert_eq!(
+        err("\n[zzz]\na = 5\n"),
+        "facteur.toml:2: unknown section [zzz] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, log)"
+    );
+    assert_eq!(
+        err("hostname = \"x\"\n"),
+        "facteur.toml:1: unknown top-level key `hostname`; `hostname` belongs in the section [server]"
     );
 }
 
@@ -146,13 +162,88 @@ fn unknown_section_and_top_level_key() {
 fn unknown_key_with_dotted_and_inline_syntax() {
     let e = err("limits.max_conections = 10\n");
     assert!(
-        e.starts_with("facteur.toml:1: unknown key 'max_conections' in [limits]"),
+        e.starts_with("facteur.toml:1: unknown key `max_conections` in [limits]"),
         "{e}"
     );
     let e = err("\n\nauth = { ban_sec = 1 }\n");
     assert!(
-        e.starts_with("facteur.toml:3: unknown key 'ban_sec' in [auth]"),
+        e.starts_with("facteur.toml:3: unknown key `ban_sec` in [auth]; did you mean `ban_secs`?"),
         "{e}"
+    );
+}
+
+#[test]
+fn every_error_of_a_file_is_reported() {
+    let text = "[limits]\nmax_conections = 10\nmax_recipients = \"many\"\n\
+                [queue]\nrelay_prot = 587\nrelay_port = 70000\nmta_sts = \"yes\"\n\
+                [smtp]\ndata_timeout_secs = -5\n";
+    let e = parse(text, "facteur.toml").unwrap_err();
+    let lines: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "facteur.toml:2: unknown key `max_conections` in [limits]; did you mean `max_connections`?",
+            "facteur.toml:3: wrong type for limits.max_recipients: expected a non-negative integer, found string \"many\"",
+            "facteur.toml:5: unknown key `relay_prot` in [queue]; did you mean `relay_port`?",
+            "facteur.toml:6: invalid value for queue.relay_port: expected a port number from 1 to 65535, found integer `70000`",
+            "facteur.toml:7: wrong type for queue.mta_sts: expected true or false (without quotes), found string \"yes\"",
+            "facteur.toml:9: invalid value for smtp.data_timeout_secs: expected a duration in seconds (a whole number, 0 or more), found integer `-5`",
+        ]
+    );
+    assert_eq!(e.line(), Some(2));
+    let shown = e.to_string();
+    assert!(shown.starts_with("6 errors:\nfacteur.toml:2: "), "{shown}");
+    assert_eq!(shown.lines().count(), 7);
+
+    // Values that parse but fail the checks are all reported too.
+    let e = parse(
+        "[store]\nmax_batch = 0\n[limits]\nsmtp_line_length = 100\n[auth]\nmin_password_score = 5\n",
+        "facteur.toml",
+    )
+    .unwrap_err();
+    let lines: Vec<String> = e.errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "facteur.toml:2: invalid value for store.max_batch: 0 is below the minimum of 1",
+            "facteur.toml:4: invalid value for limits.smtp_line_length: 100 is below the minimum of 512",
+            "facteur.toml:6: invalid value for auth.min_password_score: 5 is above 4, the strongest score",
+        ]
+    );
+}
+
+#[test]
+fn sizes_take_units_or_bytes() {
+    let c = parse(
+        "[limits]\nmax_message_size = \"50M\"\nimap_line_length = \"64K\"\n[store]\ninline_blob_max = 1024\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.limits.max_message_size, 50 << 20);
+    assert_eq!(c.limits.imap_line_length, 64 << 10);
+    assert_eq!(c.store.inline_blob_max, 1024);
+    assert_eq!(
+        parse("[limits]\nmax_message_size = \"2G\"\n", "t")
+            .unwrap()
+            .limits
+            .max_message_size,
+        2 << 30
+    );
+    assert_eq!(
+        err("[limits]\nmax_message_size = \"50Q\"\n"),
+        "facteur.toml:2: invalid value for limits.max_message_size: expected a size: a number of bytes, or a string such as \"50M\", \"2G\" or \"512K\", found string \"50Q\""
+    );
+    assert!(
+        err("[limits]\nmax_message_size = -1\n").starts_with(
+            "facteur.toml:2: invalid value for limits.max_message_size: expected a size"
+        ),
+        "{}",
+        err("[limits]\nmax_message_size = -1\n")
+    );
+    // Checks apply to the size in bytes.
+    assert_eq!(
+        err("[limits]\nsmtp_line_length = \"0K\"\n"),
+        "facteur.toml:2: invalid value for limits.smtp_line_length: 0 is below the minimum of 512"
     );
 }
 

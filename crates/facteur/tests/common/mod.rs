@@ -21,8 +21,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_facteur");
 /// A `[dns]` section whose resolver is a closed loopback port: no query leaves the machine.
 pub const NO_DNS: &str = "[dns]\nnameservers = [\"127.0.0.1:9\"]\n";
 
-/// Config for tests: free loopback ports, cheap Argon2 (tests hash many passwords), no IMAP/POP3
-/// listeners yet. `extra` is appended (sections must not repeat those below).
+/// Config for tests: free loopback ports, cheap Argon2 (tests hash many passwords), readable test
+/// passwords (no strength check: `tests/cli.rs` tests the policy), no IMAP/POP3 listeners yet.
+/// `extra` is appended (sections must not repeat those below).
 pub fn test_config(domain: &str, extra: &str) -> String {
     // No test may reach the machine's resolver. Unless a test points [dns] at its own dnsmasq,
     // DNS goes to a closed loopback port (lookups fail, outbound mail waits in the queue) and the
@@ -43,7 +44,7 @@ pub fn test_config(domain: &str, extra: &str) -> String {
         "[server]\nhostname = \"mx.{domain}\"\nprimary_domain = \"{domain}\"\n\
          [listeners]\nsmtp = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nsubmissions = [\"127.0.0.1:0\"]\n\
          lmtp = [\"127.0.0.1:0\"]\nimap = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3 = []\npop3s = []\n\
-         {pre}[auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n{extra}"
+         {pre}[auth]\nargon2_memory_kib = 1024\nargon2_iterations = 1\nmin_password_score = 0\n{extra}"
     )
 }
 
@@ -212,7 +213,7 @@ impl Server {
             assert!(n > 0, "facteur exited before it was ready:\n{banner}");
             assert!(Instant::now() < deadline, "facteur not ready in time");
             banner.push_str(&line);
-            if let Some(pw) = line.strip_prefix("Its password, shown only this once: ") {
+            if let Some(pw) = line.strip_prefix("Its password: ") {
                 self.password = pw.trim().to_string();
             }
             let t = line.trim();
@@ -284,6 +285,18 @@ impl Server {
         assert!(
             out.status.success(),
             "account add {address}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Makes the (pending) DKIM keys of `domain` sign without their DNS records, for tests of
+    /// signed mail that publish no DNS (`facteur dkim activate --force`). Call it before the
+    /// first message: the server caches a domain's keys for a minute.
+    pub fn activate_dkim(&self, domain: &str) {
+        let out = self.admin(&["dkim", "activate", domain, "--force"]);
+        assert!(
+            out.status.success(),
+            "dkim activate {domain}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -48,6 +48,8 @@ pub async fn fixture() -> Fixture {
                 parallelism: 1,
             },
             default_domain: None,
+            // A readable test password; the strength policy is tested in `directory`.
+            min_password_score: 0,
         },
     )
     .expect("directory");

@@ -463,7 +463,12 @@ impl LoginThrottle {
     pub fn remember_source(&self, account: &str, source: Source) {
         let now = self.now();
         let mut t = self.lock();
-        t.load_known(&account_key(account), source, now, self.config().max_entries);
+        t.load_known(
+            &account_key(account),
+            source,
+            now,
+            self.config().max_entries,
+        );
     }
 
     /// The store accepted the ban `serial` under `id`.

@@ -7,17 +7,25 @@ use super::{Sqlite, db_err, exec};
 use crate::*;
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<DkimKeyRecord> {
+    let state: String = r.get(5)?;
+    let state = DkimKeyState::parse(&state).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            5,
+            rusqlite::types::Type::Text,
+            format!("unknown DKIM key state {state:?}").into(),
+        )
+    })?;
     Ok(DkimKeyRecord {
         domain: r.get(0)?,
         selector: r.get(1)?,
         algorithm: r.get(2)?,
         private_pem: r.get(3)?,
         created: r.get(4)?,
-        active: r.get(5)?,
+        state,
     })
 }
 
-const COLUMNS: &str = "domain, selector, algorithm, private_pem, created, active";
+const COLUMNS: &str = "domain, selector, algorithm, private_pem, created, state";
 
 #[async_trait]
 impl KeyStore for Sqlite {
@@ -28,9 +36,9 @@ impl KeyStore for Sqlite {
             .write(move |tx| {
                 exec(
                     tx.conn,
-                    "INSERT OR REPLACE INTO dkim_keys(domain, selector, algorithm, private_pem, created, active) \
+                    "INSERT OR REPLACE INTO dkim_keys(domain, selector, algorithm, private_pem, created, state) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![k.domain, k.selector, k.algorithm, k.private_pem, k.created, k.active],
+                    params![k.domain, k.selector, k.algorithm, k.private_pem, k.created, k.state.as_str()],
                 )
                 .map_err(db_err)?;
                 Ok(())
@@ -54,15 +62,20 @@ impl KeyStore for Sqlite {
             .await
     }
 
-    async fn dkim_key_set_active(&self, domain: &str, selector: &str, active: bool) -> Result<()> {
+    async fn dkim_key_set_state(
+        &self,
+        domain: &str,
+        selector: &str,
+        state: DkimKeyState,
+    ) -> Result<()> {
         let (d, s) = (domain.to_string(), selector.to_string());
         self.0
             .writer
             .write(move |tx| {
                 let n = exec(
                     tx.conn,
-                    "UPDATE dkim_keys SET active = ?1 WHERE domain = ?2 AND selector = ?3",
-                    params![active, d, s],
+                    "UPDATE dkim_keys SET state = ?1 WHERE domain = ?2 AND selector = ?3",
+                    params![state.as_str(), d, s],
                 )
                 .map_err(db_err)?;
                 if n == 0 {

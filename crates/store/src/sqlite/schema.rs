@@ -148,6 +148,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY(account, source)
     ) WITHOUT ROWID;
     "#,
+    // 7: DKIM key states. A new key is 'pending' until its DNS record is seen; 'retired' keys no
+    // longer sign. Keys that signed before the upgrade go on signing; an inactive key newer than
+    // the domain's active ones was waiting for `dkim rotate --finish` (pending), an older one had
+    // been retired by it.
+    r#"
+    ALTER TABLE dkim_keys ADD COLUMN state TEXT NOT NULL DEFAULT 'pending';
+    UPDATE dkim_keys SET state = CASE
+        WHEN active THEN 'active'
+        WHEN created > COALESCE(
+            (SELECT MAX(a.created) FROM dkim_keys a WHERE a.domain = dkim_keys.domain AND a.active),
+            -1) THEN 'pending'
+        ELSE 'retired'
+    END;
+    ALTER TABLE dkim_keys DROP COLUMN active;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
