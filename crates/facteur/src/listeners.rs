@@ -81,6 +81,7 @@ pub fn smtp_config(cfg: &Config) -> SmtpConfig {
         vrfy: false,
         greeting_delay: Duration::from_millis(cfg.smtp.greeting_delay_ms),
         primary_domain: cfg.server.primary_domain.clone(),
+        ..SmtpConfig::default()
     }
 }
 
@@ -108,23 +109,26 @@ pub async fn start(
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
-        verifier: if cfg.smtp.inbound_auth {
-            Some(Arc::new(crate::authn::MailAuthVerifier {
-                auth: resolver,
-                hostname: cfg.server.hostname.clone(),
-            }))
-        } else {
-            None
-        },
+        checks: crate::authn::inbound_checks(cfg, resolver),
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
+        processing: smtp::spool::ProcessingBudget::new(cfg.smtp.processing_memory),
     });
     // One connection budget for all SMTP-family listeners.
     let limiter = ConnLimiter::new(
         cfg.limits.max_connections,
         cfg.limits.max_connections_per_ip,
     );
+    // Message data past the threshold or the shared budget waits in the blob temp folder.
+    let spool = Arc::new(smtp::spool::SpoolConfig {
+        dir: Some(config::resolve_path(&ctx.data, &cfg.store.blobs_dir).join("tmp")),
+        threshold: cfg.smtp.spool_threshold,
+        budget: smtp::spool::MemoryBudget::new(cfg.smtp.data_memory),
+    });
     let service = Arc::new(Service {
-        config: Arc::new(smtp_config(cfg)),
+        config: Arc::new(SmtpConfig {
+            spool,
+            ..smtp_config(cfg)
+        }),
         backend,
         tls: Some(tls.clone()),
         limiter,

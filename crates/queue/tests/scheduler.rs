@@ -186,6 +186,7 @@ async fn enqueue(store: &DynStore, from: &str, rcpts: &[&str], body: &[u8]) {
             ret: Some("HDRS".into()),
             next_attempt: 0,
         }],
+        ..WriteBatch::default()
     };
     store.commit(batch).await.unwrap();
 }

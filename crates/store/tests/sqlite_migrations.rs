@@ -148,13 +148,14 @@ async fn version_one_database_upgrades_with_its_data() {
         .commit(WriteBatch {
             appends: vec![],
             enqueue: vec![NewQueueEntry {
-                raw: conformance::sample(2, "queued"),
+                raw: conformance::sample(2, "queued").into(),
                 sender: "bob@example.test".into(),
                 recipients: vec![],
                 envid: None,
                 ret: None,
                 next_attempt: 0,
             }],
+            ..WriteBatch::default()
         })
         .await
         .expect("queue (v2 table)");

@@ -316,6 +316,7 @@ impl DirectoryStore for Sqlite {
                     [id],
                 )
                 .map_err(db_err)?;
+                exec(tx.conn, "DELETE FROM send_as WHERE account_id = ?1", [id]).map_err(db_err)?;
                 exec(tx.conn, "DELETE FROM accounts WHERE id = ?1", [id]).map_err(db_err)?;
                 Ok(())
             })
@@ -369,6 +370,63 @@ impl DirectoryStore for Sqlite {
                     alias_from_row,
                 )
                 .map_err(db_err)
+            })
+            .await
+    }
+
+    async fn send_as_add(&self, account: AccountId, pattern: &str) -> Result<()> {
+        let pattern = pattern.to_ascii_lowercase();
+        self.0
+            .writer
+            .write(move |tx| {
+                if get_account(tx.conn, account)?.is_none() {
+                    return Err(not_found(format!("account {account}")));
+                }
+                let n = exec(
+                    tx.conn,
+                    "INSERT OR IGNORE INTO send_as(account_id, pattern) VALUES (?1, ?2)",
+                    params![account, pattern],
+                )
+                .map_err(db_err)?;
+                if n == 0 {
+                    return Err(StoreError::AlreadyExists(pattern));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn send_as_remove(&self, account: AccountId, pattern: &str) -> Result<()> {
+        let pattern = pattern.to_ascii_lowercase();
+        self.0
+            .writer
+            .write(move |tx| {
+                let n = exec(
+                    tx.conn,
+                    "DELETE FROM send_as WHERE account_id = ?1 AND pattern = ?2",
+                    params![account, pattern],
+                )
+                .map_err(db_err)?;
+                if n == 0 {
+                    return Err(not_found(pattern));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn send_as_list(&self, account: AccountId) -> Result<Vec<String>> {
+        self.0
+            .read(move |c, _| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT pattern FROM send_as WHERE account_id = ?1 ORDER BY pattern",
+                    )
+                    .map_err(db_err)?;
+                st.query_map([account], |r| r.get(0))
+                    .map_err(db_err)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(db_err)
             })
             .await
     }

@@ -120,6 +120,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
     UPDATE mailboxes SET recent_uid = uidnext - 1;
     "#,
+    // 5: addresses ("user@domain") and whole domains ("@domain") an account may also send as on
+    // submission, besides its own address and its aliases (granted by an admin for shared
+    // addresses). Lowercase.
+    r#"
+    CREATE TABLE send_as(
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        pattern TEXT NOT NULL,
+        PRIMARY KEY(account_id, pattern)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
