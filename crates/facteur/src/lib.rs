@@ -12,6 +12,7 @@ pub mod listeners;
 pub mod logging;
 pub mod outbound;
 pub mod queue_cmd;
+pub mod send_as_cmd;
 pub mod serve;
 
 use std::process::ExitCode;
