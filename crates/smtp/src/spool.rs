@@ -347,9 +347,12 @@ impl Spool {
         };
         let n = SPOOL_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("spool-{}-{n}.tmp", std::process::id()));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // Mail is readable by the server only.
+        #[cfg(unix)]
+        options.mode(0o600);
+        let file = options
             .open(&path)
             .await
             .map_err(|e| {
