@@ -147,9 +147,12 @@ nameservers = ["127.0.0.1:9"]'
 if [ "$INBOUND_AUTH" = 1 ]; then
   DNS_PORT=$($PY freeports 1)
   dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
-    --bind-interfaces --port="$DNS_PORT" --pid-file= --log-facility=/dev/null \
+    --bind-interfaces --port="$DNS_PORT" --pid-file= --log-facility=/dev/null --local-ttl=300 \
+    --auth-server=ns.test,127.0.0.1 --auth-zone=test,127.0.0.0/8 --auth-ttl=300 \
     --txt-record=example.test,"v=spf1 ip4:127.0.0.1 -all" \
     --txt-record=_dmarc.example.test,"v=DMARC1; p=reject" &
+  # (Authoritative for test., with TTLs and an SOA in negative answers, as real zones are: resolvers
+# cache answers and NXDOMAINs such as the _dmarc.test that DMARC asks for each message.)
   DNS_PID=$!
   DNS_SECTION="[dns]
 nameservers = [\"127.0.0.1:$DNS_PORT\"]"

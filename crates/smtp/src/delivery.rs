@@ -191,11 +191,8 @@ impl MailBackend {
         }
     }
 
-    async fn over_quota(&self, account_id: i64, extra: u64) -> Result<bool, StoreError> {
-        let Some(acc) = self.store.account_get_by_id(account_id).await? else {
-            return Ok(false);
-        };
-        let usage = self.store.quota_usage(account_id).await?;
+    async fn over_quota(&self, acc: &store::AccountRecord, extra: u64) -> Result<bool, StoreError> {
+        let usage = self.store.quota_usage(acc.id).await?;
         Ok(acc.quota_bytes.is_some_and(|q| usage.bytes + extra > q)
             || acc
                 .quota_messages
@@ -319,8 +316,13 @@ impl Backend for MailBackend {
                 if enabled.is_empty() && res.external.is_empty() {
                     return Err(Reply::new(550, "5.2.1", "Mailbox disabled"));
                 }
-                for acc in &enabled {
-                    match self.over_quota(acc.id, 0).await {
+                // An early answer for a mailbox already full; the store decides for good at
+                // commit. Accounts without quotas (the usual case) cost no read here.
+                for acc in enabled
+                    .iter()
+                    .filter(|a| a.quota_bytes.is_some() || a.quota_messages.is_some())
+                {
+                    match self.over_quota(acc, 0).await {
                         Ok(true) => return Err(over_quota()),
                         Ok(false) => {}
                         Err(e) => return Err(store_reply(&e)),

@@ -352,13 +352,10 @@ impl Spool {
         // Mail is readable by the server only.
         #[cfg(unix)]
         options.mode(0o600);
-        let file = options
-            .open(&path)
-            .await
-            .map_err(|e| {
-                tracing::warn!(path = %path.display(), error = %e, "cannot create a spool file");
-                SpoolError::Io
-            })?;
+        let file = options.open(&path).await.map_err(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "cannot create a spool file");
+            SpoolError::Io
+        })?;
         self.file = Some((file, SpoolFile { path, len: 0 }));
         Ok(())
     }

@@ -13,6 +13,10 @@ use super::writer::Tx;
 use super::{Sqlite, SqliteStore, db_err, exec, mailbox, query_row};
 use crate::*;
 
+/// Largest batch (in bytes, each blob kept in the database and already analysed) prepared
+/// without leaving the caller's task.
+const INLINE_PREPARE_MAX_BYTES: usize = 64 * 1024;
+
 /// Shortest needle the trigram index can answer; shorter ones need a scan.
 const MIN_INDEXED_NEEDLE: usize = 3;
 
@@ -921,12 +925,27 @@ impl MailStore for Sqlite {
             return Ok(BatchResult::default());
         }
         // Hashing, MIME analysis and large-blob writes happen here, in parallel across callers;
-        // only the short SQL part goes through the single writer.
+        // only the short SQL part goes through the single writer. A small batch whose blobs all
+        // live in the database and come analysed (SMTP deliveries) is prepared in place: a
+        // thread hop would cost more than hashing a few KiB.
         let store = self.0.clone();
-        let (prepared, batch) =
+        let small = batch
+            .appends
+            .iter()
+            .map(|a| &a.raw)
+            .chain(batch.enqueue.iter().map(|q| &q.raw))
+            .try_fold(0usize, |total, r| {
+                (r.analysis().is_some() && store.blobs.is_inline(r.len()))
+                    .then_some(total + r.len())
+            })
+            .is_some_and(|total| total <= INLINE_PREPARE_MAX_BYTES);
+        let (prepared, batch) = if small {
+            (prepare(&store, &batch)?, batch)
+        } else {
             tokio::task::spawn_blocking(move || prepare(&store, &batch).map(|p| (p, batch)))
                 .await
-                .map_err(|e| StoreError::Backend(format!("prepare task failed: {e}")))??;
+                .map_err(|e| StoreError::Backend(format!("prepare task failed: {e}")))??
+        };
         self.0
             .writer
             .write(move |tx| apply(tx, prepared, batch))
