@@ -19,6 +19,7 @@ pub mod server;
 pub mod session;
 pub mod spool;
 pub mod srs;
+pub mod target;
 
 pub use backend::{Backend, Mode};
 pub use config::{BareNewline, SmtpConfig};
