@@ -5,7 +5,10 @@
 #   bench/run-peers.sh                 # full run (a few minutes)
 #   QUICK=1 bench/run-peers.sh         # smaller counts, for a quick check
 #
-# Knobs (environment): QUICK=1; SMTP_MESSAGES (5000, QUICK 500); IMAP_MESSAGES (10000, QUICK 2000);
+# Knobs (environment): QUICK=1; SMTP_MESSAGES (5000, QUICK 500); SMTP_SESSIONS ("1 20") and
+# SMTP_SIZES ("4096 102400") for the SMTP rows; INBOUND_AUTH=1 turns Facteur's SPF/DKIM/DMARC/ARC
+# checks on, answered by a dnsmasq on loopback that publishes SPF and DMARC (p=reject) for the
+# sender's domain, as a user runs it (Postfix checks nothing in either case); IMAP_MESSAGES (10000, QUICK 2000);
 # BIG_IMAP=1 adds a 100,000-message mailbox; POP3_MESSAGES (5000, QUICK 1000); IDLE_CONNS (1000,
 # QUICK 200); BIG_IDLE=1 adds 10,000 idle sessions; RUNS (3: IMAP and POP3 report the median);
 # STORE_MESSAGES (5000) for Facteur's store_append; WORKLOADS ("smtp imap pop3 idle store": a subset
@@ -32,6 +35,9 @@ IDLE_CONNS=${IDLE_CONNS:-$d_idle}
 BIG_IMAP=${BIG_IMAP:-0}
 BIG_IDLE=${BIG_IDLE:-0}
 RUNS=${RUNS:-3}
+SMTP_SESSIONS=${SMTP_SESSIONS:-1 20}
+SMTP_SIZES=${SMTP_SIZES:-4096 102400}
+INBOUND_AUTH=${INBOUND_AUTH:-0}
 STORE_MESSAGES=${STORE_MESSAGES:-5000}
 WORKLOADS=${WORKLOADS:-smtp imap pop3 idle store}
 APPEND_DOC=${APPEND_DOC:-1}
@@ -62,9 +68,11 @@ DC_STARTED=0
 PF_PID=""
 DC_PID=""
 
+DNS_PID=""
 stop_peers() {
   set +e
   stop_facteur
+  if [ -n "$DNS_PID" ]; then kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null; DNS_PID=""; fi
   if [ "$PF_STARTED" = 1 ]; then
     postfix -c "$PF_CONF" stop >/dev/null 2>&1
     # postfix stop signals the master and returns; wait for that PID to be gone.
@@ -134,6 +142,22 @@ NOT_YET="not yet"
 FACTEUR_BIN=${FACTEUR_BIN:-$ROOT/target/release/facteur}
 F_DATA=$RUN/facteur
 F_PID=""
+# With INBOUND_AUTH=1: a dnsmasq on a free loopback port answers the inbound checks' lookups.
+DNS_SECTION='[dns]
+nameservers = ["127.0.0.1:9"]'
+if [ "$INBOUND_AUTH" = 1 ]; then
+  DNS_PORT=$($PY freeports 1)
+  dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
+    --bind-interfaces --port="$DNS_PORT" --pid-file= --log-facility=/dev/null --local-ttl=300 \
+    --auth-server=ns.test,127.0.0.1 --auth-zone=test,127.0.0.0/8 --auth-ttl=300 \
+    --txt-record=example.test,"v=spf1 ip4:127.0.0.1 -all" \
+    --txt-record=_dmarc.example.test,"v=DMARC1; p=reject" &
+  # (Authoritative for test., with TTLs and an SOA in negative answers, as real zones are: resolvers
+# cache answers and NXDOMAINs such as the _dmarc.test that DMARC asks for each message.)
+  DNS_PID=$!
+  DNS_SECTION="[dns]
+nameservers = [\"127.0.0.1:$DNS_PORT\"]"
+fi
 F_UP=""
 F_SMTP=""
 start_facteur() { # starts Facteur on its own data folder, free loopback ports; sets F_PID F_UP F_SMTP
@@ -153,8 +177,10 @@ imaps = ["127.0.0.1:0"]
 pop3 = []
 pop3s = ["127.0.0.1:0"]
 [smtp]
-# Postfix checks no SPF/DKIM/DMARC in this setup either, and the bench must not query outside DNS.
-inbound_auth = false
+# Postfix checks no SPF/DKIM/DMARC in this setup; INBOUND_AUTH=1 turns Facteur's checks on (against
+# the loopback dnsmasq). The bench never queries outside DNS.
+inbound_auth = $([ "$INBOUND_AUTH" = 1 ] && echo true || echo false)
+$DNS_SECTION
 [limits]
 # The idle workload opens thousands of sessions from one address.
 max_connections = 20000
@@ -257,15 +283,16 @@ row "RSS at rest, MiB (Postfix $(val procs "$rest_pf") procs / Dovecot $(val pro
   "$(( $(val rss_kib "$rest_pf") / 1024 )) / $(( $(val rss_kib "$rest_dc") / 1024 ))" "n/a"
 
 # ------------------------------------------------------------------ SMTP ingest
-want smtp && for size in 4096 102400; do
-  for sessions in 1 20; do
+want smtp && for size in $SMTP_SIZES; do
+  for sessions in $SMTP_SESSIONS; do
     user="ingest-s$sessions-$((size / 1024))k"
     timeout=$((SMTP_MESSAGES / 5 + 120))
     log "SMTP ingest: $SMTP_MESSAGES x $((size / 1024)) KiB, $sessions session(s)"
     r=$($PY smtp-ingest "$SMTP_PORT" "$sessions" "$SMTP_MESSAGES" "$size" "$user@bench.test" "$RUN/mail/$user/Maildir" "$timeout") || r="ok=0"
     if [ "$(val ok "$r")" = 1 ]; then peer="$(val rate "$r") msg/s ($(val seconds "$r") s)"; else peer="FAILED ($r)"; fi
     f=$(facteur_smtp_ingest "$sessions" "$SMTP_MESSAGES" "$size")
-    row "SMTP ingest to Maildir, $(fmt "$SMTP_MESSAGES") x $((size / 1024)) KiB, $sessions session(s)" "$f" "$peer" "$(ratio "$f" "$(val rate "$r")")"
+    checks=""; [ "$INBOUND_AUTH" = 1 ] && checks=", Facteur with SPF/DKIM/DMARC checks"
+    row "SMTP ingest to Maildir, $(fmt "$SMTP_MESSAGES") x $((size / 1024)) KiB, $sessions session(s)$checks" "$f" "$peer" "$(ratio "$f" "$(val rate "$r")")"
   done
 done
 
@@ -355,7 +382,7 @@ fi
 
 # ------------------------------------------------------------------ report
 MACHINE="$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(df -T "$RUN" | awk 'NR==2{print $2}') on $(df "$RUN" | awk 'NR==2{print $1}'); $(postconf -c "$PF_CONF" -h mail_version | sed 's/^/Postfix /'), Dovecot $(dovecot --version | cut -d' ' -f1)"
-PARAMS="QUICK=$QUICK SMTP_MESSAGES=$SMTP_MESSAGES IMAP_MESSAGES=$IMAP_MESSAGES BIG_IMAP=$BIG_IMAP POP3_MESSAGES=$POP3_MESSAGES IDLE_CONNS=$IDLE_CONNS BIG_IDLE=$BIG_IDLE RUNS=$RUNS WORKLOADS='$WORKLOADS'"
+PARAMS="QUICK=$QUICK SMTP_MESSAGES=$SMTP_MESSAGES SMTP_SESSIONS='$SMTP_SESSIONS' SMTP_SIZES='$SMTP_SIZES' INBOUND_AUTH=$INBOUND_AUTH IMAP_MESSAGES=$IMAP_MESSAGES BIG_IMAP=$BIG_IMAP POP3_MESSAGES=$POP3_MESSAGES IDLE_CONNS=$IDLE_CONNS BIG_IDLE=$BIG_IDLE RUNS=$RUNS WORKLOADS='$WORKLOADS'"
 REPORT=$RUN/report.md
 {
   echo "## Peers (bench/run-peers.sh) — run of $(date -u +%Y-%m-%d)"

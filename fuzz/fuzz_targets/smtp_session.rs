@@ -13,6 +13,7 @@ use net::stream::TlsInfo;
 use smtp::backend::{AuthOutcome, AuthUser, Backend, Envelope, Mode, RcptTarget};
 use smtp::reply::Reply;
 use smtp::session::{Event, Session, SessionInfo};
+use smtp::spool::MessageData;
 use smtp::SmtpConfig;
 
 struct Accept;
@@ -28,7 +29,7 @@ impl Backend for Accept {
     async fn check_recipient(&self, _: Mode, _: Option<&AuthUser>, _: &str, _: &str, _: bool) -> Result<RcptTarget, Reply> {
         Ok(RcptTarget { local: vec![1], external: vec![] })
     }
-    async fn deliver(&self, env: &Envelope, _: Vec<u8>) -> Vec<Result<(), Reply>> {
+    async fn deliver(&self, env: &Envelope, _: MessageData) -> Vec<Result<(), Reply>> {
         vec![Ok(()); env.recipients.len()]
     }
 }

@@ -342,6 +342,11 @@ pub async fn account(cli: &Cli, cmd: &AccountCmd) -> Result<(), Failure> {
                 },
             );
         }
+        AccountCmd::SendAs {
+            address,
+            action,
+            target,
+        } => crate::send_as_cmd::run(cli, &ctx, address, *action, target.as_deref()).await?,
         AccountCmd::Remove { address } => {
             dir.remove_account(address).await?;
             emit(cli, json!({ "address": address, "removed": true }), || {

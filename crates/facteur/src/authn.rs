@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use mailauth::{Authenticator, DkimAlgorithm, DkimKey, DmarcPolicy, VerifyInput};
 use smtp::backend::Envelope;
-use smtp::checks::{Disposition, InboundVerdict, Signer, Verifier};
+use smtp::checks::{AuthCheck, Disposition, InboundVerdict, Signer, Verifier};
+use smtp::pipeline::Pipeline;
 use store::{DkimKeyRecord, DkimKeyState, DynStore};
 
 /// How long signing keys stay cached: a key activated (`facteur dkim activate`, `facteur dns
@@ -131,26 +132,6 @@ impl StoreSigner {
     }
 }
 
-/// Domain of the address in the first From field of the header section.
-fn from_domain(message: &[u8]) -> Option<String> {
-    let end = message::header_end(message);
-    let head = String::from_utf8_lossy(&message[..end])
-        .replace("\r\n ", " ")
-        .replace("\r\n\t", " ");
-    let value = head.lines().find_map(|l| {
-        let (name, v) = l.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("from")
-            .then(|| v.to_string())
-    })?;
-    let addr = match (value.rfind('<'), value.rfind('>')) {
-        (Some(a), Some(b)) if a < b => value[a + 1..b].to_string(),
-        _ => value.trim().to_string(),
-    };
-    let domain = addr.rsplit_once('@')?.1.trim().trim_end_matches('.');
-    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
-}
-
 /// `a.b.example.com` -> itself, `b.example.com`, `example.com` (not the last label alone).
 fn with_parents(domain: &str) -> Vec<String> {
     let mut out = vec![domain.to_string()];
@@ -167,20 +148,21 @@ fn with_parents(domain: &str) -> Vec<String> {
 
 #[async_trait]
 impl Signer for StoreSigner {
-    async fn sign(&self, message: &[u8], fallback_domain: &str) -> Option<String> {
-        let mut candidates = Vec::new();
-        if let Some(d) = from_domain(message) {
-            candidates.extend(with_parents(&d));
+    /// Only the domain the caller names (the message's checked From domain) or a parent of it:
+    /// never a key chosen from anything the sender wrote that was not checked.
+    async fn sign(&self, message: &[&[u8]], domain: &str) -> Option<String> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty() {
+            return None;
         }
-        candidates.extend(with_parents(&fallback_domain.to_ascii_lowercase()));
-        for domain in candidates {
+        for domain in with_parents(&domain) {
             let keys = self.keys(&domain).await;
             if keys.is_empty() {
                 continue;
             }
             let mut headers = String::new();
             for (selector, key) in keys.iter() {
-                match key.sign(message, &domain, selector) {
+                match key.sign_parts(message, &domain, selector) {
                     Ok(h) => headers.push_str(&h),
                     Err(e) => tracing::error!(domain, selector, error = %e, "DKIM signing failed"),
                 }
@@ -189,6 +171,21 @@ impl Signer for StoreSigner {
         }
         None
     }
+}
+
+/// The inbound check stages of the SMTP listeners: SPF, DKIM, DMARC and ARC first (when
+/// `smtp.inbound_auth` is on); later filters join here.
+pub fn inbound_checks(cfg: &crate::config::Config, resolver: Authenticator) -> Pipeline {
+    let mut checks = Pipeline::default();
+    if cfg.smtp.inbound_auth {
+        checks.push(Arc::new(AuthCheck {
+            verifier: Arc::new(MailAuthVerifier {
+                auth: resolver,
+                hostname: cfg.server.hostname.clone(),
+            }),
+        }));
+    }
+    checks
 }
 
 /// SPF, DKIM, DMARC and ARC on the MX path.
@@ -235,17 +232,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn from_domain_and_parents() {
-        assert_eq!(
-            from_domain(b"Subject: x\r\nFrom: \"A, B\" <a@Mail.Example.com>\r\n\r\nbody")
-                .as_deref(),
-            Some("mail.example.com")
-        );
-        assert_eq!(
-            from_domain(b"From: a@b.test\r\n\r\n").as_deref(),
-            Some("b.test")
-        );
-        assert_eq!(from_domain(b"To: a@b.test\r\n\r\n"), None);
+    fn parents() {
         assert_eq!(
             with_parents("a.b.example.com"),
             vec!["a.b.example.com", "b.example.com", "example.com"]

@@ -212,6 +212,14 @@ pub enum AccountCmd {
     Enable { address: String },
     /// Remove an account and all its mail.
     Remove { address: String },
+    /// Let an account also send (header From, Sender, MAIL FROM) as another address or a whole
+    /// domain (`@domain`) on submission, besides its own address and its aliases.
+    SendAs {
+        address: String,
+        action: crate::send_as_cmd::SendAsAction,
+        /// `user@domain` or `@domain` (not for list).
+        target: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

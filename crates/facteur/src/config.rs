@@ -89,6 +89,12 @@ pub struct SmtpSection {
     pub min_data_rate: u64,
     /// SPF, DKIM, DMARC and ARC checks of mail received on port 25.
     pub inbound_auth: bool,
+    /// Bytes past which a message being received goes to a spool file.
+    pub spool_threshold: u64,
+    /// Bytes of message data held in memory by all transfers together.
+    pub data_memory: u64,
+    /// Bytes of messages being analysed, checked and stored at once, all deliveries together.
+    pub processing_memory: u64,
 }
 
 impl Default for SmtpSection {
@@ -99,6 +105,9 @@ impl Default for SmtpSection {
             data_timeout_secs: 600,
             min_data_rate: 1024,
             inbound_auth: true,
+            spool_threshold: smtp::spool::DEFAULT_SPOOL_THRESHOLD,
+            data_memory: smtp::spool::DEFAULT_DATA_MEMORY,
+            processing_memory: smtp::spool::DEFAULT_PROCESSING_MEMORY,
         }
     }
 }
@@ -839,6 +848,15 @@ impl Config {
         check!(
             errs,
             at_least("smtp.data_timeout_secs", self.smtp.data_timeout_secs, 1)
+        );
+        check!(
+            errs,
+            at_least("smtp.spool_threshold", self.smtp.spool_threshold, 1)
+        );
+        check!(errs, at_least("smtp.data_memory", self.smtp.data_memory, 1));
+        check!(
+            errs,
+            at_least("smtp.processing_memory", self.smtp.processing_memory, 1024)
         );
         if self.smtp.greeting_delay_ms > MAX_GREETING_DELAY_MS {
             errs.push(invalid(

@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod privileges;
 pub mod queue_cmd;
 pub mod reload;
+pub mod send_as_cmd;
 pub mod serve;
 pub mod setup;
 

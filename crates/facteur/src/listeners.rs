@@ -84,6 +84,7 @@ pub fn smtp_config(cfg: &Config) -> SmtpConfig {
         vrfy: false,
         greeting_delay: Duration::from_millis(cfg.smtp.greeting_delay_ms),
         primary_domain: cfg.server.primary_domain.clone(),
+        ..SmtpConfig::default()
     }
 }
 
@@ -255,6 +256,8 @@ impl Budgets {
 /// What a config reload (SIGHUP) can change in the running listeners.
 pub struct Running {
     pub smtp: Live<SmtpConfig>,
+    /// The SMTP data spool and its memory budget: kept by a reload (its keys need a restart).
+    pub spool: Arc<smtp::spool::SpoolConfig>,
     pub imap: Live<imap::ImapConfig>,
     pub pop3: Live<pop3::Pop3Config>,
     pub budgets: Budgets,
@@ -266,7 +269,10 @@ impl Running {
     /// Applies the keys of `cfg` that take effect without a restart: protocol settings for new
     /// sessions, connection limits for new connections, login throttling at once.
     pub fn apply(&self, cfg: &Config) {
-        self.smtp.set(smtp_config(cfg));
+        self.smtp.set(SmtpConfig {
+            spool: self.spool.clone(),
+            ..smtp_config(cfg)
+        });
         self.imap.set(imap_config(cfg));
         self.pop3.set(pop3_config(cfg));
         for l in self.budgets.all() {
@@ -304,20 +310,24 @@ pub async fn start(
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
-        verifier: if cfg.smtp.inbound_auth {
-            Some(Arc::new(crate::authn::MailAuthVerifier {
-                auth: resolver,
-                hostname: cfg.server.hostname.clone(),
-            }))
-        } else {
-            None
-        },
+        checks: crate::authn::inbound_checks(cfg, resolver),
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
+        processing: smtp::spool::ProcessingBudget::new(cfg.smtp.processing_memory),
     });
     let budgets = Budgets::new(cfg);
     let user_sessions = UserSessions::new(cfg.limits.max_connections_per_user);
+    // Message data past the threshold or the shared budget waits in the blob temp folder. The
+    // same spool (and its memory budget) stays across config reloads.
+    let spool = Arc::new(smtp::spool::SpoolConfig {
+        dir: Some(config::resolve_path(&ctx.data, &cfg.store.blobs_dir).join("tmp")),
+        threshold: cfg.smtp.spool_threshold,
+        budget: smtp::spool::MemoryBudget::new(cfg.smtp.data_memory),
+    });
     let service = Arc::new(Service {
-        config: Live::new(smtp_config(cfg)),
+        config: Live::new(SmtpConfig {
+            spool: spool.clone(),
+            ..smtp_config(cfg)
+        }),
         backend,
         tls: Some(tls.clone()),
     });
@@ -495,6 +505,7 @@ pub async fn start(
     }
     let running = Running {
         smtp: service.config.clone(),
+        spool,
         imap: imap_service.config.clone(),
         pop3: pop3_service.config.clone(),
         budgets,

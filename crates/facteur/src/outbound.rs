@@ -148,8 +148,9 @@ pub fn start(
         hostname: ctx.config.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(srs(ctx)?),
-        verifier: None,
+        checks: smtp::pipeline::Pipeline::default(),
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
+        processing: smtp::spool::ProcessingBudget::new(ctx.config.smtp.processing_memory),
     });
     let q = Queue::new(
         ctx.store.clone(),

@@ -185,6 +185,25 @@ impl DkimKey {
         self.sign_with_expiry(raw_message, domain, selector, None)
     }
 
+    /// As [`DkimKey::sign`] over the concatenation of `parts` (trace fields, then the message as
+    /// received), without joining them.
+    pub fn sign_parts(
+        &self,
+        parts: &[&[u8]],
+        domain: &str,
+        selector: &str,
+    ) -> Result<String, DkimError> {
+        let signature = DkimSigner::from_key(KeyRef(&self.signer))
+            .domain(domain)
+            .selector(selector)
+            .headers(SIGNED_HEADERS.iter().copied())
+            .header_canonicalization(Canonicalization::Relaxed)
+            .body_canonicalization(Canonicalization::Relaxed)
+            .sign_chained(parts.iter().copied())
+            .map_err(|e| DkimError::Sign(e.to_string()))?;
+        Ok(signature.to_header())
+    }
+
     /// As [`DkimKey::sign`], with `x=` set `expiry` after `t=` when given (RFC 6376 §3.5).
     pub fn sign_with_expiry(
         &self,

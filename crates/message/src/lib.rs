@@ -10,6 +10,7 @@ mod body;
 mod cache;
 mod envelope;
 mod header;
+mod prepared;
 mod search;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ pub use body::BodyPart;
 pub use cache::{HeaderCache, MAX_BASE_SUBJECT_INPUT, base_subject};
 pub use envelope::{Address, Envelope, parse_address_list};
 pub use header::header_end;
+pub use prepared::{HeaderField, MAX_URL_LEN, MAX_URLS, Prepared};
 pub use search::SearchText;
 
 /// Default maximum MIME nesting depth (multipart and message/rfc822 levels).

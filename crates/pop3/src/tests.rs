@@ -65,12 +65,12 @@ async fn fixture_with(messages: &[&[u8]], cfg: Pop3Config) -> Fixture {
             .commit(WriteBatch {
                 appends: vec![AppendRequest {
                     mailbox_id: inbox.id,
-                    raw: Arc::from(*raw),
+                    raw: Arc::<[u8]>::from(*raw).into(),
                     flags: Flags::default(),
                     keywords: Vec::new(),
                     internal_date: store::now_unix(),
                 }],
-                enqueue: Vec::new(),
+                ..WriteBatch::default()
             })
             .await
             .expect("append");

@@ -187,6 +187,7 @@ async fn enqueue(store: &DynStore, from: &str, rcpts: &[&str], body: &[u8]) {
             next_attempt: 0,
             smtp_id: Some("00063F0000000001".into()),
         }],
+        ..WriteBatch::default()
     };
     store.commit(batch).await.unwrap();
 }

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 use net::stream::TlsInfo;
 
+use crate::pipeline::{CheckState, Pipeline};
 use crate::reply::Reply;
+use crate::spool::MessageData;
 
 /// Which service a session serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,8 @@ pub struct Envelope {
     pub envid: Option<String>,
     /// Identifier for logs and the Received header.
     pub id: String,
+    /// What the connection, HELO, sender and recipient check stages said.
+    pub checks: CheckState,
 }
 
 #[async_trait]
@@ -107,7 +111,12 @@ pub trait Backend: Send + Sync {
         domain: &str,
         literal: bool,
     ) -> Result<RcptTarget, Reply>;
-    /// Stores the message durably for every recipient. Returns one result per recipient; outside
-    /// LMTP the results are all equal (all delivered, or none).
-    async fn deliver(&self, envelope: &Envelope, message: Vec<u8>) -> Vec<Result<(), Reply>>;
+    /// The inbound check stages the session runs (connection, HELO, sender, recipient); the
+    /// content stage runs in [`Backend::deliver`].
+    fn pipeline(&self) -> Option<&Pipeline> {
+        None
+    }
+    /// Checks the content and stores the message durably for every recipient. Returns one result
+    /// per recipient; outside LMTP the results are all equal (all delivered, or none).
+    async fn deliver(&self, envelope: &Envelope, message: MessageData) -> Vec<Result<(), Reply>>;
 }

@@ -1,11 +1,15 @@
-//! Hooks of the delivery pipeline for mail authentication, implemented outside this crate (by the
-//! binary, over the `mailauth` crate and the store's keys) so the SMTP crate stays testable:
-//! inbound verification (SPF, DKIM, DMARC, ARC) on the MX path, DKIM signing on submission and of
-//! the DSNs we generate.
+//! Mail authentication in the delivery pipeline, behind two traits implemented outside this crate
+//! (by the binary, over the `mailauth` crate and the store's keys) so the SMTP crate stays
+//! testable: inbound verification (SPF, DKIM, DMARC, ARC) on the MX path, run as the first content
+//! check stage ([`AuthCheck`]), and DKIM signing on submission and of the DSNs we generate.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use message::Prepared;
 
-use crate::backend::Envelope;
+use crate::backend::{Envelope, Mode};
+use crate::pipeline::{Check, CheckError, CheckResult, Disposition as Placement, Reason, Verdict};
 
 /// What to do with a message after its authentication was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,18 +36,66 @@ pub trait Verifier: Send + Sync {
 
 #[async_trait]
 pub trait Signer: Send + Sync {
-    /// The `DKIM-Signature: ...\r\n` header for an outgoing message, when one of our keys applies
-    /// to its From domain (or, failing that, to `fallback_domain`).
-    async fn sign(&self, message: &[u8], fallback_domain: &str) -> Option<String>;
+    /// The `DKIM-Signature: ...\r\n` header fields for an outgoing message (given as pieces to be
+    /// read one after the other), when one of our keys applies to `domain` or a parent of it.
+    /// The caller names the domain: the message's checked header From domain.
+    async fn sign(&self, message: &[&[u8]], domain: &str) -> Option<String>;
+}
+
+/// SPF, DKIM, DMARC and ARC as the first content stage, on the MX port only: the verdict's
+/// `Authentication-Results` field goes on top of the message; DMARC `p=quarantine` sends it to
+/// Junk and `p=reject` refuses it (RFC 7489 §6.3).
+pub struct AuthCheck {
+    pub verifier: Arc<dyn Verifier>,
+}
+
+#[async_trait]
+impl Check for AuthCheck {
+    fn name(&self) -> &'static str {
+        "mailauth"
+    }
+
+    async fn content(&self, envelope: &Envelope, message: &Prepared) -> CheckResult {
+        if envelope.mode != Mode::Mx {
+            return Ok(Verdict::accept());
+        }
+        let verdict = self.verifier.verify(envelope, message.raw()).await;
+        match verdict.disposition {
+            Disposition::Reject(why) => Err(CheckError::new(
+                "mailauth",
+                550,
+                "5.7.1",
+                why.clone(),
+                format!("DMARC p=reject: {why}"),
+            )),
+            Disposition::Quarantine => Ok(Verdict {
+                reasons: vec![Reason {
+                    check: "mailauth",
+                    name: "DMARC_QUARANTINE".into(),
+                    score: 0.0,
+                    detail: "fails DMARC, the domain asks for quarantine".into(),
+                }],
+                headers: verdict.header,
+                disposition: Placement::Junk,
+                ..Verdict::default()
+            }),
+            Disposition::Accept => Ok(Verdict {
+                headers: verdict.header,
+                ..Verdict::default()
+            }),
+        }
+    }
 }
 
 /// Removes `Authentication-Results` fields that claim to come from us (RFC 8601 §5: a border MTA
 /// must delete such fields from incoming mail, or they could forge our verdicts). `authserv_id` is
-/// compared case-insensitively. Only the header section is touched.
-pub fn strip_forged_results(message: &[u8], authserv_id: &str) -> Vec<u8> {
+/// compared case-insensitively. Only the header section is touched. `None` when there is none to
+/// remove (the message needs no copy).
+pub fn strip_forged_results(message: &[u8], authserv_id: &str) -> Option<Vec<u8>> {
     let end = message::header_end(message);
     let (head, body) = message.split_at(end);
-    let mut out = Vec::with_capacity(message.len());
+    let mut fields = Vec::new();
+    let mut forged = false;
     let mut i = 0;
     while i < head.len() {
         // One field: this line plus its continuation lines (starting with space or tab).
@@ -61,13 +113,22 @@ pub fn strip_forged_results(message: &[u8], authserv_id: &str) -> Vec<u8> {
             }
         }
         let field = &head[i..j];
-        if !is_ours(field, authserv_id) {
-            out.extend_from_slice(field);
+        if is_ours(field, authserv_id) {
+            forged = true;
+        } else {
+            fields.push(field);
         }
         i = j;
     }
+    if !forged {
+        return None;
+    }
+    let mut out = Vec::with_capacity(message.len());
+    for f in fields {
+        out.extend_from_slice(f);
+    }
     out.extend_from_slice(body);
-    out
+    Some(out)
 }
 
 fn is_ours(field: &[u8], authserv_id: &str) -> bool {
@@ -97,12 +158,16 @@ mod tests {
     fn strips_only_our_forged_results() {
         let msg = b"Authentication-Results: mx.example.com;\r\n\tdkim=pass header.d=bank.test\r\n\
 Authentication-Results: other.test; spf=fail\r\nSubject: hi\r\n\r\nAuthentication-Results: mx.example.com; body stays\r\n";
-        let out = strip_forged_results(msg, "MX.example.com");
+        let out = strip_forged_results(msg, "MX.example.com").expect("one to strip");
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("dkim=pass header.d=bank.test"), "{text}");
         assert!(
             text.starts_with("Authentication-Results: other.test; spf=fail\r\nSubject: hi\r\n\r\n")
         );
         assert!(text.ends_with("mx.example.com; body stays\r\n"));
+        assert_eq!(
+            strip_forged_results(b"Subject: x\r\n\r\nb", "mx.example.com"),
+            None
+        );
     }
 }

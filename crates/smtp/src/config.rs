@@ -1,6 +1,9 @@
 //! Settings of the SMTP, submission and LMTP services (filled from `facteur.toml`).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::spool::SpoolConfig;
 
 /// What to do with a bare LF (or CR) in a command or in message data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub struct SmtpConfig {
     pub greeting_delay: Duration,
     /// Domain of `<postmaster>` without a domain (RFC 5321 §4.5.1).
     pub primary_domain: String,
+    /// Where message data waits while it is received (memory budget, spool folder).
+    pub spool: Arc<SpoolConfig>,
 }
 
 impl Default for SmtpConfig {
@@ -53,6 +58,7 @@ impl Default for SmtpConfig {
             vrfy: false,
             greeting_delay: Duration::ZERO,
             primary_domain: "localhost".into(),
+            spool: Arc::new(SpoolConfig::default()),
         }
     }
 }

@@ -1,22 +1,35 @@
 //! The delivery pipeline behind the SMTP state machine: authentication through the directory and
 //! the shared login throttle, recipient resolution (aliases, catch-all, plus-addressing, quotas,
-//! relay rules), and durable storage: one group-committed write holding every local copy and the
-//! outbound queue entries, so the final 250 means "on stable storage" for every recipient.
+//! relay rules), and at the end of data, stage by stage: the message is read (from memory or its
+//! spool file, within the processing budget) and analysed once into a [`Prepared`] message; the
+//! content checks run over it (on submission the header From must be the sender's; then the
+//! configured checks, SPF/DKIM/DMARC first); trace fields are added and submissions DKIM-signed
+//! with the key of their checked From domain; and a [`StoreTarget`] stores every local copy and
+//! queue entry in one group-committed write, so the final 250 means "on stable storage" for every
+//! recipient. The store reuses the analysis and its search text instead of parsing again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use directory::{Directory, DirectoryError, LoginOutcome};
+use message::Prepared;
 use net::throttle::LoginThrottle;
 use store::{
-    AppendRequest, DynStore, Flags, NewQueueEntry, QueueRecipient, StoreError, WriteBatch,
+    AppendRequest, DynStore, Flags, NewQueueEntry, QueueRecipient, RawMessage, StoreError,
+    WriteBatch,
 };
 
 use crate::backend::{AuthOutcome, AuthUser, Backend, Envelope, Mode, RcptTarget};
+use crate::pipeline::{CheckError, Disposition, Pipeline};
 use crate::received;
 use crate::reply::{self, Reply};
+use crate::spool::{MessageData, ProcessingBudget};
+pub use crate::target::StoreTarget;
+
+/// Messages up to this size are analysed on the async thread: a thread hop costs more than that.
+const ANALYSE_INLINE_MAX: usize = 64 * 1024;
 
 pub struct MailBackend {
     pub store: DynStore,
@@ -27,10 +40,12 @@ pub struct MailBackend {
     pub queue_wake: Option<Arc<tokio::sync::Notify>>,
     /// Sender rewriting for mail forwarded to outside addresses (and its bounces coming back).
     pub srs: Option<Arc<crate::srs::Srs>>,
-    /// SPF, DKIM, DMARC and ARC checks of mail received on the MX port.
-    pub verifier: Option<Arc<dyn crate::checks::Verifier>>,
+    /// The inbound check stages (SPF, DKIM, DMARC and ARC first, on the MX port).
+    pub checks: Pipeline,
     /// DKIM signing of submitted mail and of the DSNs we make.
     pub signer: Option<Arc<dyn crate::checks::Signer>>,
+    /// Memory of the messages being analysed, checked and stored, all deliveries together.
+    pub processing: Arc<ProcessingBudget>,
 }
 
 fn relay_denied() -> Reply {
@@ -39,11 +54,11 @@ fn relay_denied() -> Reply {
     Reply::new(554, "5.7.1", "Relay access denied")
 }
 
-fn over_quota() -> Reply {
+pub(crate) fn over_quota() -> Reply {
     Reply::new(452, "4.2.2", "Mailbox full")
 }
 
-fn store_reply(e: &StoreError) -> Reply {
+pub(crate) fn store_reply(e: &StoreError) -> Reply {
     match e {
         StoreError::OverQuota { .. } => over_quota(),
         StoreError::Full(_) => reply::storage_full(),
@@ -52,11 +67,133 @@ fn store_reply(e: &StoreError) -> Reply {
 }
 
 impl MailBackend {
-    async fn over_quota(&self, account_id: i64, extra: u64) -> Result<bool, StoreError> {
-        let Some(acc) = self.store.account_get_by_id(account_id).await? else {
-            return Ok(false);
+    /// Analyses the message once, off the async threads when it is large.
+    async fn prepare(&self, raw: Vec<u8>) -> Prepared {
+        let limits = self.store.mime_limits();
+        let raw: Arc<[u8]> = raw.into();
+        if raw.len() <= ANALYSE_INLINE_MAX {
+            return Prepared::new(raw, &limits);
+        }
+        let r = raw.clone();
+        match tokio::task::spawn_blocking(move || Prepared::new(r, &limits)).await {
+            Ok(p) => p,
+            // The analysis never panics (it contains its parser's panics); a lost thread is
+            // not a reason to lose the message.
+            Err(_) => Prepared::new(raw, &limits),
+        }
+    }
+
+    /// RFC 5322 §3.6.2 on submission: the header From (every address of it) and Sender must
+    /// belong to the logged-in account: its own address, an alias it receives, or an address or
+    /// domain an admin granted it (`facteur account send-as`). Else one hosted company could
+    /// send DMARC-passing mail, signed by us, as another. Both address parsers we have must
+    /// agree, so an address one of them misses cannot slip through. Returns the domain to sign
+    /// with: the From domain, or the envelope sender's when the message has no From.
+    async fn header_from_check(
+        &self,
+        env: &Envelope,
+        msg: &Prepared,
+    ) -> Result<String, CheckError> {
+        const CHECK: &str = "submission-from";
+        let Some(auth) = &env.auth else {
+            return Err(CheckError::new(
+                CHECK,
+                530,
+                "5.7.0",
+                "Authentication required",
+                "no login",
+            ));
         };
-        let usage = self.store.quota_usage(account_id).await?;
+        let (from_fields, sender_fields) = (msg.field_count("from"), msg.field_count("sender"));
+        if from_fields > 1 || sender_fields > 1 {
+            // RFC 5322 §3.6: one From, at most one Sender. Receivers disagree about which of
+            // several to check, so none is signed.
+            return Err(CheckError::new(
+                CHECK,
+                550,
+                "5.7.1",
+                "Message refused: it has more than one From or Sender header field",
+                format!("{from_fields} From, {sender_fields} Sender"),
+            ));
+        }
+        let a = msg.analysis();
+        let mut addresses: Vec<String> = a.headers.from.clone();
+        let env_addrs = |list: &[message::Address]| -> Vec<String> {
+            list.iter()
+                .filter_map(|x| Some(format!("{}@{}", x.mailbox.as_deref()?, x.host.as_deref()?)))
+                .map(|s| s.to_lowercase())
+                .collect()
+        };
+        if from_fields == 1 {
+            addresses.extend(env_addrs(&a.envelope.from));
+        }
+        if sender_fields == 1 {
+            addresses.extend(env_addrs(&a.envelope.sender));
+        }
+        addresses.sort();
+        addresses.dedup();
+        if from_fields == 1 && a.headers.from.is_empty() {
+            return Err(CheckError::new(
+                CHECK,
+                550,
+                "5.7.1",
+                "Message refused: its From header field has no valid address",
+                "unparsable From",
+            ));
+        }
+        for addr in &addresses {
+            if !self.may_send_as(auth, addr).await {
+                return Err(CheckError::new(
+                    CHECK,
+                    550,
+                    "5.7.1",
+                    format!(
+                        "Message refused: the From or Sender address <{addr}> does not belong to {}",
+                        auth.address
+                    ),
+                    format!(
+                        "header address {addr} not owned by account {}",
+                        auth.account_id
+                    ),
+                ));
+            }
+        }
+        let from_domain = a
+            .headers
+            .from
+            .first()
+            .and_then(|f| f.rsplit_once('@'))
+            .map(|(_, d)| d.to_string());
+        Ok(from_domain.unwrap_or_else(|| {
+            env.from
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default()
+        }))
+    }
+
+    /// May this user send as `address`: theirs, an alias of theirs, or granted to them.
+    async fn may_send_as(&self, auth: &AuthUser, address: &str) -> bool {
+        if self.owns(auth, address).await {
+            return true;
+        }
+        let Some((_, domain)) = address.rsplit_once('@') else {
+            return false;
+        };
+        let domain_pattern = format!("@{}", domain.to_ascii_lowercase());
+        match self.store.send_as_list(auth.account_id).await {
+            Ok(grants) => grants
+                .iter()
+                .any(|g| g.eq_ignore_ascii_case(address) || *g == domain_pattern),
+            Err(e) => {
+                tracing::warn!(error = %e, "send-as grants could not be read");
+                false
+            }
+        }
+    }
+
+    async fn over_quota(&self, acc: &store::AccountRecord, extra: u64) -> Result<bool, StoreError> {
+        let usage = self.store.quota_usage(acc.id).await?;
         Ok(acc.quota_bytes.is_some_and(|q| usage.bytes + extra > q)
             || acc
                 .quota_messages
@@ -119,7 +256,7 @@ impl Backend for MailBackend {
         let auth = auth.ok_or_else(|| Reply::new(530, "5.7.0", "Authentication required"))?;
         let from =
             from.ok_or_else(|| Reply::new(553, "5.7.1", "Null sender not allowed for submission"))?;
-        if self.owns(auth, from).await {
+        if self.may_send_as(auth, from).await {
             Ok(())
         } else {
             Err(Reply::new(
@@ -180,8 +317,13 @@ impl Backend for MailBackend {
                 if enabled.is_empty() && res.external.is_empty() {
                     return Err(Reply::new(550, "5.2.1", "Mailbox disabled"));
                 }
-                for acc in &enabled {
-                    match self.over_quota(acc.id, 0).await {
+                // An early answer for a mailbox already full; the store decides for good at
+                // commit. Accounts without quotas (the usual case) cost no read here.
+                for acc in enabled
+                    .iter()
+                    .filter(|a| a.quota_bytes.is_some() || a.quota_messages.is_some())
+                {
+                    match self.over_quota(acc, 0).await {
                         Ok(true) => return Err(over_quota()),
                         Ok(false) => {}
                         Err(e) => return Err(store_reply(&e)),
@@ -206,182 +348,85 @@ impl Backend for MailBackend {
         }
     }
 
-    async fn deliver(&self, env: &Envelope, msg: Vec<u8>) -> Vec<Result<(), Reply>> {
+    fn pipeline(&self) -> Option<&Pipeline> {
+        (!self.checks.is_empty()).then_some(&self.checks)
+    }
+
+    async fn deliver(&self, env: &Envelope, data: MessageData) -> Vec<Result<(), Reply>> {
         let n = env.recipients.len();
+        let refuse_all = |r: Reply| vec![Err(r); n];
+        // Bytes being analysed, checked and stored are bounded, all deliveries together: a large
+        // message waits for its turn rather than adding to the memory of the others.
+        let _permit = self.processing.hold(data.len()).await;
+        let raw = match data.into_bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(id = %env.id, error = %e, "spooled message could not be read");
+                return refuse_all(reply::local_error());
+            }
+        };
+        // RFC 8601 §5: a border MTA removes Authentication-Results fields that claim to be ours.
+        let raw = match env.mode {
+            Mode::Mx => crate::checks::strip_forged_results(&raw, &self.hostname).unwrap_or(raw),
+            _ => raw,
+        };
+        let prepared = self.prepare(raw).await;
+
+        // The content stage: on submission the header From must be the sender's own; then the
+        // configured checks (SPF/DKIM/DMARC first), over the one prepared message.
+        let mut state = env.checks.clone();
+        let sign_domain = if env.mode == Mode::Submission {
+            match self.header_from_check(env, &prepared).await {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::info!(id = %env.id, check = e.check, reply = %e.reply, detail = %e.detail, "message refused");
+                    return refuse_all(e.reply);
+                }
+            }
+        } else {
+            None
+        };
+        if let Err(e) = self.checks.content(env, &prepared, &mut state).await {
+            return refuse_all(e.reply);
+        }
+
         let now = store::now_unix();
-        let mut head = received::received(env, &self.hostname, now);
+        // Trace fields: the checks' fields (Authentication-Results, RFC 8601 §5: above our
+        // Received), Received, and on submission Message-ID/Date when missing.
+        let mut head = std::mem::take(&mut state.headers);
+        head.push_str(&received::received(env, &self.hostname, now));
         if env.mode == Mode::Submission {
             head.push_str(&received::submission_headers(
-                &msg,
+                prepared.raw(),
                 &self.hostname,
                 now,
                 &env.id,
             ));
         }
-        let mut quarantine = false;
-        let mut msg = msg;
-        if env.mode == Mode::Mx
-            && let Some(verifier) = &self.verifier
+        if let (Some(signer), Some(domain)) = (&self.signer, &sign_domain)
+            && let Some(sig) = signer
+                .sign(&[head.as_bytes(), prepared.raw()], domain)
+                .await
         {
-            msg = crate::checks::strip_forged_results(&msg, &self.hostname);
-            let verdict = verifier.verify(env, &msg).await;
-            match &verdict.disposition {
-                crate::checks::Disposition::Reject(why) => {
-                    tracing::info!(id = %env.id, peer = env.peer.map(tracing::field::display), from = %env.from, reason = %why, "message rejected by DMARC policy");
-                    return vec![Err(Reply::new(550, "5.7.1", why.clone())); n];
-                }
-                crate::checks::Disposition::Quarantine => quarantine = true,
-                crate::checks::Disposition::Accept => {}
-            }
-            // RFC 8601 §5: our verdict goes on top, above our Received field.
-            head.insert_str(0, &verdict.header);
+            head.insert_str(0, &sig);
         }
-        if env.mode == Mode::Submission
-            && let Some(signer) = &self.signer
-        {
-            let domain = env
-                .from
-                .rsplit_once('@')
-                .map(|(_, d)| d)
-                .unwrap_or_default();
-            let signed_part = [head.as_bytes(), &msg].concat();
-            if let Some(sig) = signer.sign(&signed_part, domain).await {
-                head.insert_str(0, &sig);
-            }
-        }
-        let relayed: Arc<[u8]> = [head.as_bytes(), &msg].concat().into();
-        // RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender.
-        let final_copy: Arc<[u8]> = [
-            format!("Return-Path: <{}>\r\n", env.from).as_bytes(),
-            &relayed,
-        ]
-        .concat()
-        .into();
-        drop(msg);
 
-        let mut results: Vec<Result<(), Reply>> = vec![Ok(()); n];
-        // Quotas are checked again with the real size: outside LMTP one full mailbox refuses all.
-        let mut inboxes: HashMap<i64, i64> = HashMap::new();
+        let mut target = StoreTarget::new(self, env, now);
         for (i, rcpt) in env.recipients.iter().enumerate() {
-            for &acc in &rcpt.target.local {
-                match self.over_quota(acc, final_copy.len() as u64).await {
-                    Ok(false) => {}
-                    Ok(true) => results[i] = Err(over_quota()),
-                    Err(e) => results[i] = Err(store_reply(&e)),
-                }
-                if results[i].is_ok() && !inboxes.contains_key(&acc) {
-                    let target = if quarantine {
-                        self.junk(acc).await
-                    } else {
-                        self.inbox(acc).await
-                    };
-                    match target {
-                        Ok(id) => {
-                            inboxes.insert(acc, id);
-                        }
-                        Err(e) => results[i] = Err(store_reply(&e)),
-                    }
-                }
-            }
+            target.add_rcpt(i, rcpt).await;
         }
-        if env.mode != Mode::Lmtp
-            && let Some(Err(r)) = results.iter().find(|r| r.is_err()).cloned()
-        {
-            return vec![Err(r); n];
+        target.body(&prepared, head, state.disposition).await;
+        let results = target.commit().await;
+        if results.iter().any(Result::is_ok) && !state.reasons.is_empty() {
+            tracing::info!(
+                id = %env.id,
+                score = state.score,
+                reasons = ?state.reasons.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+                junk = state.disposition == Disposition::Junk,
+                "check verdict"
+            );
         }
-        let mut batch = WriteBatch::default();
-        let mut accounts_done = std::collections::HashSet::new();
-        // Keyed by (destination domain, envelope sender): forwarded copies carry an SRS sender.
-        let mut remote: BTreeMap<(String, String), Vec<QueueRecipient>> = BTreeMap::new();
-        // Looked up only when a recipient is reached through an alias (most messages have none).
-        let mut forwarded_sender: Option<String> = None;
-        for (i, rcpt) in env.recipients.iter().enumerate() {
-            if results[i].is_err() {
-                continue;
-            }
-            for acc in &rcpt.target.local {
-                if accounts_done.insert(*acc)
-                    && let Some(&mailbox_id) = inboxes.get(acc)
-                {
-                    batch.appends.push(AppendRequest {
-                        mailbox_id,
-                        raw: final_copy.clone(),
-                        flags: Flags::empty(),
-                        keywords: vec![],
-                        internal_date: now,
-                    });
-                }
-            }
-            for ext in &rcpt.target.external {
-                let domain = ext
-                    .rsplit_once('@')
-                    .map(|(_, d)| d.to_ascii_lowercase())
-                    .unwrap_or_default();
-                // An address reached through an alias is a forward: SPF at the next hop will
-                // check us, not the original sender's domain.
-                let sender = if ext.eq_ignore_ascii_case(&rcpt.address) {
-                    env.from.clone()
-                } else {
-                    match &forwarded_sender {
-                        Some(s) => s.clone(),
-                        None => {
-                            let s = self.forwarding_sender(&env.from, now).await;
-                            forwarded_sender = Some(s.clone());
-                            s
-                        }
-                    }
-                };
-                let list = remote.entry((domain, sender)).or_default();
-                if !list.iter().any(|q| q.address.eq_ignore_ascii_case(ext)) {
-                    list.push(QueueRecipient {
-                        address: ext.clone(),
-                        notify: rcpt.notify.clone(),
-                        orcpt: rcpt.orcpt.clone(),
-                        status: "pending".into(),
-                        last_reply: None,
-                    });
-                }
-            }
-        }
-        // One queue entry per destination domain and sender.
-        for ((_, sender), recipients) in remote {
-            batch.enqueue.push(NewQueueEntry {
-                raw: relayed.clone(),
-                sender,
-                recipients,
-                envid: env.envid.clone(),
-                ret: env.ret.clone(),
-                next_attempt: now,
-                // [logs] the id of the `250 ... queued as`, named by every delivery attempt's log.
-                smtp_id: Some(env.id.clone()),
-            });
-        }
-        match self.store.commit(batch).await {
-            Ok(done) => {
-                if !done.queued.is_empty()
-                    && let Some(w) = &self.queue_wake
-                {
-                    w.notify_one();
-                }
-                tracing::info!(
-                    id = %env.id,
-                    service = env.mode.name(),
-                    peer = env.peer.map(tracing::field::display),
-                    from = %env.from,
-                    recipients = n,
-                    stored = done.appended.len(),
-                    queued = done.queued.len(),
-                    size = final_copy.len(),
-                    "message accepted"
-                );
-                results
-            }
-            Err(e) => {
-                tracing::error!(id = %env.id, error = %e, "message not stored");
-                let r = store_reply(&e);
-                results.into_iter().map(|x| x.and(Err(r.clone()))).collect()
-            }
-        }
+        results
     }
 }
 
@@ -399,18 +444,29 @@ impl MailBackend {
             received::rfc5322_date(now)
         );
         let mut head = head;
+        let msg = Prepared::new(raw.into(), &self.store.mime_limits());
+        // We wrote its From (MAILER-DAEMON@ our host name): sign with that domain or a parent.
+        let domain = msg
+            .analysis()
+            .headers
+            .from
+            .first()
+            .and_then(|f| f.rsplit_once('@'))
+            .map_or_else(|| self.hostname.clone(), |(_, d)| d.to_string());
         if let Some(signer) = &self.signer
-            && let Some(sig) = signer
-                .sign(&[head.as_bytes(), raw].concat(), &self.hostname)
-                .await
+            && let Some(sig) = signer.sign(&[head.as_bytes(), raw], &domain).await
         {
             // Bounces are signed too, so they pass DMARC at the original sender's provider.
             head.insert_str(0, &sig);
         }
-        let relayed: Arc<[u8]> = [head.as_bytes(), raw].concat().into();
-        let final_copy: Arc<[u8]> = [format!("Return-Path: <{from}>\r\n").as_bytes(), &relayed]
+        let head: Arc<[u8]> = head.into_bytes().into();
+        let relayed = RawMessage::new(head.clone(), msg.raw().clone())
+            .with_analysis(Arc::new(msg.analysis_with_prefix(&head)));
+        let final_head: Arc<[u8]> = [format!("Return-Path: <{from}>\r\n").as_bytes(), &head]
             .concat()
             .into();
+        let final_copy = RawMessage::new(final_head.clone(), msg.raw().clone())
+            .with_analysis(Arc::new(msg.analysis_with_prefix(&final_head)));
         let mut batch = WriteBatch::default();
         let mut external: Vec<String> = Vec::new();
         // A DSN for a forwarded message goes to its SRS sender: decode it back to the original.
@@ -486,7 +542,7 @@ impl MailBackend {
 
     /// The envelope sender for copies forwarded outside: SRS-rewritten unless it is empty or in
     /// one of our own domains (our SPF covers those already).
-    async fn forwarding_sender(&self, from: &str, now: i64) -> String {
+    pub(crate) async fn forwarding_sender(&self, from: &str, now: i64) -> String {
         let Some(srs) = &self.srs else {
             return from.to_string();
         };
@@ -500,7 +556,7 @@ impl MailBackend {
     }
 
     /// The account's Junk folder (special-use \\Junk, RFC 6154), or INBOX when it has none.
-    async fn junk(&self, account: i64) -> Result<i64, StoreError> {
+    pub(crate) async fn junk(&self, account: i64) -> Result<i64, StoreError> {
         let boxes = self.store.mailbox_list(account).await?;
         match boxes
             .iter()
@@ -511,7 +567,7 @@ impl MailBackend {
         }
     }
 
-    async fn inbox(&self, account: i64) -> Result<i64, StoreError> {
+    pub(crate) async fn inbox(&self, account: i64) -> Result<i64, StoreError> {
         match self.store.mailbox_get(account, store::INBOX).await? {
             Some(m) => Ok(m.id),
             None => match self.store.mailbox_create(account, store::INBOX, None).await {

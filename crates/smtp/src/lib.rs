@@ -2,7 +2,8 @@
 //! and LMTP, with durable local delivery and the outbound queue as destination for remote recipients.
 //!
 //! `session` is the protocol state machine (bytes in, replies out); `server` is the thin socket
-//! driver around it; `delivery` is the pipeline that stores accepted messages.
+//! driver around it; `pipeline` runs the inbound check stages, `spool` holds message data while it
+//! is received, and `delivery` prepares, checks and stores accepted messages.
 
 pub mod backend;
 pub mod checks;
@@ -12,11 +13,14 @@ pub mod config;
 pub mod data;
 pub mod delivery;
 pub mod id;
+pub mod pipeline;
 pub mod received;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod spool;
 pub mod srs;
+pub mod target;
 
 pub use backend::{Backend, Mode};
 pub use config::{BareNewline, SmtpConfig};

@@ -12,8 +12,10 @@ use net::stream::TlsInfo;
 use crate::backend::{AuthOutcome, AuthUser, Backend, Envelope, Mode, Recipient};
 use crate::command::{self, Command};
 use crate::config::{BareNewline, SmtpConfig};
-use crate::data::{DataError, DataReader, check_chunked};
+use crate::data::{ChunkChecker, DataError, DataReader};
+use crate::pipeline::{CheckError, CheckState, ConnInfo};
 use crate::reply::{self, Reply};
+use crate::spool::{MessageData, Spool, SpoolError};
 
 /// Longest SASL response line accepted (base64 of user and password).
 const MAX_AUTH_LINE: usize = 12 * 1024;
@@ -60,8 +62,14 @@ struct Transaction {
     ret: Option<String>,
     envid: Option<String>,
     recipients: Vec<Recipient>,
-    /// BDAT: the message so far, and whether a chunk failed (the rest is read and discarded).
-    chunks: Vec<u8>,
+    /// What the inbound check stages said so far.
+    checks: CheckState,
+    /// The message being received (DATA or BDAT).
+    spool: Option<Spool>,
+    /// BDAT: octets announced so far, the line-ending check, and whether a chunk failed (the
+    /// rest is read and discarded).
+    bdat_len: u64,
+    checker: Option<ChunkChecker>,
     chunk_error: Option<Reply>,
     chunking: bool,
     /// RCPT commands refused because the transaction already had `max_recipients`.
@@ -88,6 +96,8 @@ pub struct Session<B: Backend> {
     last_command: String,
     /// Refusals: the first few are logged, the rest counted for the summary (see `Drop`).
     refusals: net::log::RefusalLog,
+    /// Outcome of the connection and HELO check stages, run at the first MAIL after EHLO.
+    conn_checks: Option<Result<CheckState, CheckError>>,
 }
 
 impl<B: Backend> Session<B> {
@@ -114,6 +124,7 @@ impl<B: Backend> Session<B> {
             commands: 0,
             last_command: String::new(),
             refusals: net::log::RefusalLog::default(),
+            conn_checks: None,
         }
     }
 
@@ -172,6 +183,7 @@ impl<B: Backend> Session<B> {
         self.esmtp = false;
         self.auth = None;
         self.tx = None;
+        self.conn_checks = None;
         self.buf.clear();
         self.state = State::Command;
     }
@@ -286,8 +298,17 @@ impl<B: Backend> Session<B> {
                     break;
                 }
                 State::Data(reader) => {
-                    let (used, done) = reader.feed(&self.buf);
+                    let Some(spool) = self.tx.as_mut().and_then(|t| t.spool.as_mut()) else {
+                        self.state = State::Command;
+                        continue;
+                    };
+                    let (used, done) = reader.feed(&self.buf, spool.buffer());
                     self.buf.drain(..used);
+                    if reader.failed() {
+                        spool.discard();
+                    } else {
+                        spool.settle().await;
+                    }
                     if !done {
                         break;
                     }
@@ -304,7 +325,7 @@ impl<B: Backend> Session<B> {
                     *remaining -= take as u64;
                     let (done, last) = (*remaining == 0, *last);
                     let chunk: Vec<u8> = self.buf.drain(..take).collect();
-                    self.bdat_bytes(chunk);
+                    self.bdat_bytes(&chunk).await;
                     if !done {
                         break;
                     }
@@ -462,6 +483,55 @@ impl<B: Backend> Session<B> {
         self.helo = helo;
         self.esmtp = esmtp;
         self.tx = None;
+        self.conn_checks = None;
+    }
+
+    /// Runs the connection and HELO stages once, then the sender stage, into `tx.checks`.
+    async fn sender_checks(&mut self, tx: &mut Transaction) -> Result<(), CheckError> {
+        let backend = self.backend.clone();
+        let Some(pipeline) = backend.pipeline() else {
+            return Ok(());
+        };
+        let (tls, auth, helo) = (self.info.tls.clone(), self.auth.clone(), self.helo.clone());
+        let conn = ConnInfo {
+            mode: self.info.mode,
+            peer: self.info.peer,
+            tls: tls.as_ref(),
+            auth: auth.as_ref(),
+            helo: helo.as_deref().unwrap_or(""),
+        };
+        if self.conn_checks.is_none() {
+            let mut state = CheckState::default();
+            let r = pipeline.connection(&conn, &mut state).await.map(|()| state);
+            self.conn_checks = Some(r);
+        }
+        match &self.conn_checks {
+            Some(Ok(state)) => tx.checks = state.clone(),
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
+        }
+        let from = tx.from.clone().unwrap_or_default();
+        pipeline.sender(&conn, &from, &mut tx.checks).await
+    }
+
+    /// The recipient stage for one accepted recipient.
+    async fn recipient_checks(&mut self, rcpt: &Recipient) -> Result<(), CheckError> {
+        let backend = self.backend.clone();
+        let Some(pipeline) = backend.pipeline() else {
+            return Ok(());
+        };
+        let Some(tx) = self.tx.as_mut() else {
+            return Ok(());
+        };
+        let conn = ConnInfo {
+            mode: self.info.mode,
+            peer: self.info.peer,
+            tls: self.info.tls.as_ref(),
+            auth: self.auth.as_ref(),
+            helo: self.helo.as_deref().unwrap_or(""),
+        };
+        let from = tx.from.clone().unwrap_or_default();
+        pipeline.recipient(&conn, &from, rcpt, &mut tx.checks).await
     }
 
     fn ehlo_reply(&self) -> Reply {
@@ -550,6 +620,9 @@ impl<B: Backend> Session<B> {
             return self.error(out, r);
         }
         tx.from = from;
+        if let Err(e) = self.sender_checks(&mut tx).await {
+            return self.error(out, e.reply);
+        }
         self.tx = Some(tx);
         self.push(out, Reply::new(250, "2.1.0", "Sender OK"));
     }
@@ -624,6 +697,9 @@ impl<B: Backend> Session<B> {
         };
         rcpt.address = format!("{}@{}", to.local, domain);
         rcpt.target = target;
+        if let Err(e) = self.recipient_checks(&rcpt).await {
+            return self.error(out, e.reply);
+        }
         if let Some(tx) = self.tx.as_mut() {
             tx.recipients.push(rcpt);
         }
@@ -647,6 +723,9 @@ impl<B: Backend> Session<B> {
         }
         self.push(out, Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"));
         self.data_started = Some(std::time::Instant::now());
+        if let Some(tx) = self.tx.as_mut() {
+            tx.spool = Some(Spool::new(self.cfg.spool.clone()));
+        }
         self.state = State::Data(Box::new(DataReader::new(
             self.cfg.max_message_size,
             self.cfg.text_line_length,
@@ -673,12 +752,20 @@ impl<B: Backend> Session<B> {
                 self.tx = Some(tx);
             }
             (None, Some(tx)) => {
-                tx.chunking = true;
-                if tx.chunks.len() as u64 + size > self.cfg.max_message_size
-                    && tx.chunk_error.is_none()
-                {
+                if !tx.chunking {
+                    tx.chunking = true;
+                    tx.spool = Some(Spool::new(self.cfg.spool.clone()));
+                    tx.checker = Some(ChunkChecker::new(
+                        self.cfg.text_line_length,
+                        self.cfg.bare_newline,
+                    ));
+                }
+                tx.bdat_len = tx.bdat_len.saturating_add(size);
+                if tx.bdat_len > self.cfg.max_message_size && tx.chunk_error.is_none() {
                     tx.chunk_error = Some(reply::too_big());
-                    tx.chunks = Vec::new();
+                    if let Some(s) = tx.spool.as_mut() {
+                        s.discard();
+                    }
                 }
             }
             (None, None) => {}
@@ -693,11 +780,18 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    fn bdat_bytes(&mut self, chunk: Vec<u8>) {
+    async fn bdat_bytes(&mut self, chunk: &[u8]) {
         if let Some(tx) = self.tx.as_mut()
             && tx.chunk_error.is_none()
+            && let (Some(spool), Some(checker)) = (tx.spool.as_mut(), tx.checker.as_mut())
         {
-            tx.chunks.extend_from_slice(&chunk);
+            checker.feed(chunk, spool.buffer());
+            if checker.failed() {
+                // Refused at the last chunk; nothing more needs keeping.
+                spool.discard();
+            } else {
+                spool.settle().await;
+            }
         }
     }
 
@@ -710,40 +804,35 @@ impl<B: Backend> Session<B> {
             return self.push(out, r);
         }
         if !last {
-            let n = self.tx.as_ref().map(|t| t.chunks.len()).unwrap_or(0);
+            let n = self.tx.as_ref().map(|t| t.bdat_len).unwrap_or(0);
             return self.push(
                 out,
                 Reply::new(250, "2.0.0", format!("{n} octets received")),
             );
         }
-        let msg = self
-            .tx
-            .as_mut()
-            .map(|t| std::mem::take(&mut t.chunks))
-            .unwrap_or_default();
-        let result = check_chunked(msg, self.cfg.text_line_length, self.cfg.bare_newline);
+        let result = match self.tx.as_mut() {
+            Some(tx) => match (tx.checker.take(), tx.spool.as_mut()) {
+                (Some(checker), Some(spool)) => checker.finish(spool.buffer()),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        };
         self.end_of_message(out, result).await;
     }
 
-    async fn end_of_message(&mut self, out: &mut Output, result: Result<Vec<u8>, DataError>) {
-        let Some(tx) = self.tx.take() else { return };
+    async fn end_of_message(&mut self, out: &mut Output, result: Result<(), DataError>) {
+        let Some(mut tx) = self.tx.take() else { return };
         let n = tx.recipients.len();
         let refuse = |r: Reply| vec![r; n];
+        let result = match (result, tx.spool.take()) {
+            (Err(e), _) => Err(Some(e)),
+            (Ok(()), None) => Ok(MessageData::from(Vec::new())),
+            // Neither memory nor the spool folder could hold it: try again later.
+            (Ok(()), Some(spool)) => spool.finish().await.map_err(|_: SpoolError| None),
+        };
         let replies = match result {
-            Err(DataError::TooBig) => refuse(reply::too_big()),
-            Err(DataError::LineTooLong) => refuse(Reply::new(
-                550,
-                "5.6.0",
-                "Message has a line longer than 1000 octets",
-            )),
-            Err(DataError::Nul) => {
-                refuse(Reply::new(550, "5.5.2", "NUL character in message data"))
-            }
-            Err(DataError::BareNewline) => refuse(Reply::new(
-                550,
-                "5.5.2",
-                "Bare CR or LF in message data; lines must end with CRLF",
-            )),
+            Err(None) => refuse(reply::storage_full()),
+            Err(Some(e)) => refuse(data_error_reply(e)),
             Ok(msg) => {
                 let envelope = Envelope {
                     mode: self.info.mode,
@@ -759,6 +848,7 @@ impl<B: Backend> Session<B> {
                     ret: tx.ret.clone(),
                     envid: tx.envid.clone(),
                     id: crate::id::transaction_id(),
+                    checks: std::mem::take(&mut tx.checks),
                 };
                 let results = self.backend.deliver(&envelope, msg).await;
                 results
@@ -928,6 +1018,21 @@ impl<B: Backend> Session<B> {
                 Reply::new(454, "4.7.0", "Temporary authentication failure"),
             ),
         }
+    }
+}
+
+fn data_error_reply(e: DataError) -> Reply {
+    match e {
+        DataError::TooBig => reply::too_big(),
+        DataError::LineTooLong => {
+            Reply::new(550, "5.6.0", "Message has a line longer than 1000 octets")
+        }
+        DataError::Nul => Reply::new(550, "5.5.2", "NUL character in message data"),
+        DataError::BareNewline => Reply::new(
+            550,
+            "5.5.2",
+            "Bare CR or LF in message data; lines must end with CRLF",
+        ),
     }
 }
 

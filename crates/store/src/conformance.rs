@@ -54,6 +54,9 @@ macro_rules! conformance_tests {
             recent_is_claimed_once,
             login_bans_lifecycle,
             login_sources_are_kept_per_account,
+            send_as_grants_lifecycle,
+            batch_per_account_quota_answers_each,
+            given_analysis_is_cached_and_indexed,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -114,12 +117,12 @@ pub async fn append(store: &DynStore, mailbox: MailboxId, raw: Arc<[u8]>) -> Res
         .commit(WriteBatch {
             appends: vec![AppendRequest {
                 mailbox_id: mailbox,
-                raw,
+                raw: raw.into(),
                 flags: Flags::empty(),
                 keywords: vec![],
                 internal_date: 1_790_000_000,
             }],
-            enqueue: vec![],
+            ..WriteBatch::default()
         })
         .await?;
     Ok(r.appended[0])
@@ -761,7 +764,7 @@ pub async fn bulk_reads_and_sparse_stores(h: &dyn Harness) {
     let (_, inbox) = account(&store, "bulk").await;
     let req = |raw: Arc<[u8]>| AppendRequest {
         mailbox_id: inbox.id,
-        raw,
+        raw: raw.into(),
         flags: Flags::empty(),
         keywords: vec!["Old".into()],
         internal_date: 1_790_000_000,
@@ -770,6 +773,7 @@ pub async fn bulk_reads_and_sparse_stores(h: &dyn Harness) {
         .commit(WriteBatch {
             appends: (0..300).map(|n| req(sample(n, "bulk"))).collect(),
             enqueue: vec![],
+            quota: QuotaPolicy::AllOrNothing,
         })
         .await
         .expect("append 300")
@@ -1178,13 +1182,13 @@ pub async fn queue_entries_hold_their_blob(h: &dyn Harness) {
         .commit(WriteBatch {
             appends: vec![AppendRequest {
                 mailbox_id: inbox.id,
-                raw: raw.clone(),
+                raw: raw.clone().into(),
                 flags: Flags::SEEN,
                 keywords: vec![],
                 internal_date: 0,
             }],
             enqueue: vec![NewQueueEntry {
-                raw: raw.clone(),
+                raw: raw.clone().into(),
                 sender: "queue@example.test".into(),
                 recipients: vec![QueueRecipient {
                     address: "far@remote.test".into(),
@@ -1198,6 +1202,7 @@ pub async fn queue_entries_hold_their_blob(h: &dyn Harness) {
                 next_attempt: 100,
                 smtp_id: Some("0006433A1B2C3D4E".into()),
             }],
+            quota: QuotaPolicy::AllOrNothing,
         })
         .await
         .expect("commit");
@@ -1309,7 +1314,7 @@ pub async fn batch_is_all_or_nothing(h: &dyn Harness) {
     let (_, inbox) = account(&store, "atomic").await;
     let req = |mailbox_id, n| AppendRequest {
         mailbox_id,
-        raw: sample(n, "atomic"),
+        raw: sample(n, "atomic").into(),
         flags: Flags::empty(),
         keywords: vec![],
         internal_date: 0,
@@ -1318,6 +1323,7 @@ pub async fn batch_is_all_or_nothing(h: &dyn Harness) {
         .commit(WriteBatch {
             appends: vec![req(inbox.id, 1), req(i64::MAX, 2)],
             enqueue: vec![],
+            quota: QuotaPolicy::AllOrNothing,
         })
         .await;
     assert!(matches!(err, Err(StoreError::NotFound(_))), "got {err:?}");
@@ -1343,7 +1349,7 @@ pub async fn batch_over_quota_stores_nothing(h: &dyn Harness) {
     let (acc, inbox) = account(&store, "batchquota").await;
     let req = |n| AppendRequest {
         mailbox_id: inbox.id,
-        raw: sample(n, "batch-quota"),
+        raw: sample(n, "batch-quota").into(),
         flags: Flags::empty(),
         keywords: vec![],
         internal_date: 0,
@@ -1356,6 +1362,7 @@ pub async fn batch_over_quota_stores_nothing(h: &dyn Harness) {
     let batch = || WriteBatch {
         appends: vec![req(1), req(2), req(3)],
         enqueue: vec![],
+        quota: QuotaPolicy::AllOrNothing,
     };
     let err = store.commit(batch()).await;
     assert!(
@@ -1886,4 +1893,142 @@ pub async fn login_sources_are_kept_per_account(h: &dyn Harness) {
             last_success: 50,
         }]
     );
+}
+
+/// Send-as grants: added once, listed sorted and lowercase, removed, gone with the account.
+pub async fn send_as_grants_lifecycle(h: &dyn Harness) {
+    let store = h.open().await;
+    let (acc, _) = account(&store, "sendas").await;
+    store
+        .send_as_add(acc.id, "Shared@Example.test")
+        .await
+        .expect("grant");
+    store
+        .send_as_add(acc.id, "@other.test")
+        .await
+        .expect("grant domain");
+    assert!(matches!(
+        store.send_as_add(acc.id, "shared@example.test").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.send_as_add(999_999, "x@example.test").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.send_as_list(acc.id).await.expect("list"),
+        vec!["@other.test".to_string(), "shared@example.test".to_string()]
+    );
+    store
+        .send_as_remove(acc.id, "@OTHER.test")
+        .await
+        .expect("remove");
+    assert!(matches!(
+        store.send_as_remove(acc.id, "@other.test").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.send_as_list(acc.id).await.expect("list"),
+        vec!["shared@example.test".to_string()]
+    );
+    store.account_delete(acc.id).await.expect("delete");
+    assert!(store.send_as_list(acc.id).await.expect("list").is_empty());
+    assert_healthy(&store).await;
+}
+
+/// Under `QuotaPolicy::PerAccount` an account over quota loses only its own append, which the
+/// result names; the others commit, and nothing of the refused one is counted or kept.
+pub async fn batch_per_account_quota_answers_each(h: &dyn Harness) {
+    let store = h.open().await;
+    let (full, full_inbox) = account(&store, "perquota-full").await;
+    let (_, ok_inbox) = account(&store, "perquota-ok").await;
+    store
+        .account_set_quota(full.id, Some(10), None)
+        .await
+        .expect("set quota");
+    let raw = sample(1, "per-account");
+    let req = |mailbox_id| AppendRequest {
+        mailbox_id,
+        raw: raw.clone().into(),
+        flags: Flags::empty(),
+        keywords: vec![],
+        internal_date: 0,
+    };
+    let batch = WriteBatch {
+        appends: vec![req(ok_inbox.id), req(full_inbox.id)],
+        enqueue: vec![],
+        quota: QuotaPolicy::PerAccount,
+    };
+    let res = store.commit(batch).await.expect("commits the rest");
+    assert_eq!(res.over_quota, vec![1]);
+    assert_eq!(res.appended.len(), 1);
+    assert_eq!(res.appended[0].mailbox_id, ok_inbox.id);
+    assert_eq!(all(&store, ok_inbox.id).await.len(), 1);
+    assert!(all(&store, full_inbox.id).await.is_empty());
+    assert_eq!(
+        store.quota_usage(full.id).await.expect("usage"),
+        QuotaUsage {
+            bytes: 0,
+            messages: 0
+        }
+    );
+    // Everyone over quota: nothing is stored, and the batch still succeeds with its refusals.
+    let res = store
+        .commit(WriteBatch {
+            appends: vec![req(full_inbox.id)],
+            enqueue: vec![],
+            quota: QuotaPolicy::PerAccount,
+        })
+        .await
+        .expect("commit");
+    assert_eq!(res.over_quota, vec![0]);
+    assert!(res.appended.is_empty());
+    assert_healthy(&store).await;
+}
+
+/// A message given as head + body with its analysis made upstream: the stored bytes are the two
+/// joined, the cached analysis is that of the joined bytes, and full-text search finds its text.
+pub async fn given_analysis_is_cached_and_indexed(h: &dyn Harness) {
+    let store = h.open().await;
+    let (_, inbox) = account(&store, "prepared").await;
+    let limits = store.mime_limits();
+    for size in [100usize, h.large_blob_size()] {
+        let body = format!(
+            "From: a@example.test\r\nSubject: prepared {size}\r\n\r\nquixotic-{size} {}\r\n",
+            "x".repeat(size)
+        );
+        let prepared = message::Prepared::new(body.into_bytes().into(), &limits);
+        let head: Arc<[u8]> =
+            Arc::from(&b"Received: by mx.example.test; Sat, 28 Nov 2026 10:00:00 +0000\r\n"[..]);
+        let analysis = Arc::new(prepared.analysis_with_prefix(&head));
+        let raw = RawMessage::new(head.clone(), prepared.raw().clone()).with_analysis(analysis);
+        let done = store
+            .commit(WriteBatch {
+                appends: vec![AppendRequest {
+                    mailbox_id: inbox.id,
+                    raw,
+                    flags: Flags::empty(),
+                    keywords: vec![],
+                    internal_date: 0,
+                }],
+                ..WriteBatch::default()
+            })
+            .await
+            .expect("append");
+        let blob = done.appended[0].blob;
+        let joined = [&head[..], &prepared.raw()[..]].concat();
+        assert_eq!(blob, BlobId::of(&joined));
+        assert_eq!(store.blob_read(blob, None).await.expect("read"), joined);
+        let mut expected = message::analyze(&joined, &limits);
+        expected.search = message::SearchText::default();
+        assert_eq!(*store.analysis(blob).await.expect("analysis"), expected);
+        let hits = store
+            .search_text(inbox.id, TextField::Body, &format!("quixotic-{size}"))
+            .await
+            .expect("search");
+        if let Some(hits) = hits {
+            assert_eq!(hits, vec![done.appended[0].uid]);
+        }
+    }
+    assert_healthy(&store).await;
 }

@@ -61,6 +61,15 @@ pub trait DirectoryStore: Send + Sync {
     async fn alias_get(&self, local_part: &str, domain: &str) -> Result<Option<AliasRecord>>;
     async fn alias_list(&self, domain: Option<&str>) -> Result<Vec<AliasRecord>>;
     async fn alias_delete(&self, local_part: &str, domain: &str) -> Result<()>;
+
+    /// Lets an account also send as `pattern` on submission: an address (`user@domain`) or a
+    /// whole domain (`@domain`), stored lowercase. `AlreadyExists` when granted already,
+    /// `NotFound` for an unknown account. Removed with the account.
+    async fn send_as_add(&self, account: AccountId, pattern: &str) -> Result<()>;
+    /// `NotFound` when the grant does not exist.
+    async fn send_as_remove(&self, account: AccountId, pattern: &str) -> Result<()>;
+    /// The account's grants, sorted.
+    async fn send_as_list(&self, account: AccountId) -> Result<Vec<String>>;
 }
 
 /// Mailboxes and messages of one account.
@@ -98,8 +107,14 @@ pub trait MailStore: Send + Sync {
     async fn unsubscribe(&self, account: AccountId, name: &str) -> Result<()>;
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
 
-    /// Appends and enqueues durably in one group-committed transaction; all or nothing.
+    /// Appends and enqueues durably in one group-committed transaction; all or nothing, except
+    /// appends left out for quota under [`QuotaPolicy::PerAccount`].
     async fn commit(&self, batch: WriteBatch) -> Result<BatchResult>;
+    /// The limits the store analyses messages with: an analysis given with a [`RawMessage`] must
+    /// have been made with these.
+    fn mime_limits(&self) -> message::Limits {
+        message::Limits::default()
+    }
 
     /// Metadata of the messages whose UID is in `uids`, in UID order.
     async fn messages(

@@ -20,6 +20,14 @@ impl BlobId {
     pub fn of(bytes: &[u8]) -> BlobId {
         BlobId(*blake3::hash(bytes).as_bytes())
     }
+    /// The id of the concatenation of `parts`, without joining them.
+    pub fn of_parts(parts: &[&[u8]]) -> BlobId {
+        let mut h = blake3::Hasher::new();
+        for p in parts {
+            h.update(p);
+        }
+        BlobId(*h.finalize().as_bytes())
+    }
     pub fn to_hex(&self) -> String {
         blake3::Hash::from_bytes(self.0).to_hex().to_string()
     }
@@ -249,11 +257,96 @@ pub enum FlagOp {
     Remove,
 }
 
-/// A message to append. `raw` is shared so one message delivered to many mailboxes is held once.
+/// A message's bytes as handed to the store: header fields added on delivery (`head`, often
+/// empty) followed by the message as received (`body`), kept apart so that the two are never
+/// copied into one buffer, and shared (`Arc`) so one message delivered to many mailboxes is held
+/// once. It may carry its analysis, made once upstream, which the store then caches as is and
+/// hands to the full-text indexer instead of analysing the bytes again.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    head: Arc<[u8]>,
+    body: Arc<[u8]>,
+    analysis: Option<Arc<crate::Analysis>>,
+}
+
+impl RawMessage {
+    pub fn new(head: Arc<[u8]>, body: Arc<[u8]>) -> RawMessage {
+        RawMessage {
+            head,
+            body,
+            analysis: None,
+        }
+    }
+
+    /// Attaches the analysis of these bytes: it must be `message::analyze` of `head ++ body`
+    /// with the store's [`crate::MailStore::mime_limits`] (for instance derived with
+    /// `message::Prepared::analysis_with_prefix`), search text included.
+    pub fn with_analysis(mut self, analysis: Arc<crate::Analysis>) -> RawMessage {
+        self.analysis = Some(analysis);
+        self
+    }
+
+    pub fn analysis(&self) -> Option<&Arc<crate::Analysis>> {
+        self.analysis.as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn head(&self) -> &Arc<[u8]> {
+        &self.head
+    }
+
+    pub fn body(&self) -> &Arc<[u8]> {
+        &self.body
+    }
+
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [&self.head, &self.body]
+    }
+
+    pub fn id(&self) -> BlobId {
+        BlobId::of_parts(&self.parts())
+    }
+
+    /// The bytes in one buffer (a copy; the body alone when there is no head).
+    pub fn to_arc(&self) -> Arc<[u8]> {
+        if self.head.is_empty() {
+            self.body.clone()
+        } else {
+            [&self.head[..], &self.body[..]].concat().into()
+        }
+    }
+}
+
+impl From<Arc<[u8]>> for RawMessage {
+    fn from(body: Arc<[u8]>) -> RawMessage {
+        RawMessage::new(Arc::from(&[][..]), body)
+    }
+}
+
+impl From<Vec<u8>> for RawMessage {
+    fn from(body: Vec<u8>) -> RawMessage {
+        RawMessage::from(Arc::<[u8]>::from(body))
+    }
+}
+
+impl From<&[u8]> for RawMessage {
+    fn from(body: &[u8]) -> RawMessage {
+        RawMessage::from(Arc::<[u8]>::from(body))
+    }
+}
+
+/// A message to append.
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
     pub mailbox_id: MailboxId,
-    pub raw: Arc<[u8]>,
+    pub raw: RawMessage,
     pub flags: Flags,
     pub keywords: Vec<String>,
     /// Unix seconds (IMAP INTERNALDATE).
@@ -359,7 +452,7 @@ pub struct QueueRecipient {
 
 #[derive(Debug, Clone)]
 pub struct NewQueueEntry {
-    pub raw: Arc<[u8]>,
+    pub raw: RawMessage,
     /// Envelope sender; empty for the null reverse-path.
     pub sender: String,
     pub recipients: Vec<QueueRecipient>,
@@ -395,12 +488,29 @@ pub struct QueueEntry {
 pub struct WriteBatch {
     pub appends: Vec<AppendRequest>,
     pub enqueue: Vec<NewQueueEntry>,
+    /// How a quota the batch would exceed is handled (the store is the one authority on quota).
+    pub quota: QuotaPolicy,
+}
+
+/// What a commit does with appends that would put an account over its quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QuotaPolicy {
+    /// The whole batch fails with `OverQuota` (SMTP: one answer for all recipients).
+    #[default]
+    AllOrNothing,
+    /// Those appends are left out and listed in [`BatchResult::over_quota`]; the rest commits
+    /// (LMTP: one answer per recipient, RFC 2033 §4.2).
+    PerAccount,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchResult {
+    /// One entry per append that was made, in request order.
     pub appended: Vec<Appended>,
     pub queued: Vec<QueueId>,
+    /// Indexes (in `WriteBatch::appends`) of appends left out for quota under
+    /// [`QuotaPolicy::PerAccount`].
+    pub over_quota: Vec<usize>,
 }
 
 /// What an integrity check found. `problems` is empty on a healthy store.

@@ -148,7 +148,7 @@ async fn version_one_database_upgrades_with_its_data() {
         .commit(WriteBatch {
             appends: vec![],
             enqueue: vec![NewQueueEntry {
-                raw: conformance::sample(2, "queued"),
+                raw: conformance::sample(2, "queued").into(),
                 sender: "bob@example.test".into(),
                 recipients: vec![],
                 envid: None,
@@ -156,6 +156,7 @@ async fn version_one_database_upgrades_with_its_data() {
                 next_attempt: 0,
                 smtp_id: None,
             }],
+            ..WriteBatch::default()
         })
         .await
         .expect("queue (v2 table)");
@@ -230,7 +231,7 @@ async fn version_four_queue_entries_upgrade_without_a_transaction_id() {
         .commit(WriteBatch {
             appends: vec![],
             enqueue: vec![NewQueueEntry {
-                raw: conformance::sample(3, "queued after"),
+                raw: conformance::sample(3, "queued after").into(),
                 sender: "new@example.test".into(),
                 recipients: vec![],
                 envid: None,
@@ -238,6 +239,7 @@ async fn version_four_queue_entries_upgrade_without_a_transaction_id() {
                 next_attempt: 0,
                 smtp_id: Some("00063F0000000002".into()),
             }],
+            quota: store::QuotaPolicy::AllOrNothing,
         })
         .await
         .expect("queue after the upgrade");

@@ -267,6 +267,21 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "Check SPF, DKIM, DMARC and ARC of mail received on port 25, add Authentication-Results, apply DMARC policies.",
     ),
     key(
+        "smtp",
+        "spool_threshold",
+        "Bytes past which a message being received is written to a spool file in the blob temp folder.",
+    ),
+    key(
+        "smtp",
+        "data_memory",
+        "Bytes of message data all transfers together may hold in memory; past it, data goes to spool files.",
+    ),
+    key(
+        "smtp",
+        "processing_memory",
+        "Bytes of messages being analysed, checked and stored at once; further messages wait their turn.",
+    ),
+    key(
         "queue",
         "remote_port",
         "TCP port of recipient MX hosts (25; other values are for tests).",

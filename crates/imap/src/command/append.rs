@@ -401,7 +401,7 @@ impl<B: Backend> Session<B> {
             .zip(parsed)
             .map(|(msg, (flags, keywords))| AppendRequest {
                 mailbox_id: mb.id,
-                raw: Arc::from(msg.data),
+                raw: Arc::<[u8]>::from(msg.data).into(),
                 flags,
                 keywords,
                 internal_date: msg
@@ -413,7 +413,7 @@ impl<B: Backend> Session<B> {
         let n = appends.len();
         let batch = WriteBatch {
             appends,
-            enqueue: Vec::new(),
+            ..WriteBatch::default()
         };
         // `commit` returns once the transaction is on stable storage.
         match self.backend.store().commit(batch).await {

@@ -446,7 +446,7 @@ async fn large_mailbox_timing() {
                 );
                 AppendRequest {
                     mailbox_id: inbox.id,
-                    raw: Arc::from(raw.into_bytes()),
+                    raw: Arc::<[u8]>::from(raw.into_bytes()).into(),
                     flags: Flags::empty(),
                     keywords: vec![],
                     internal_date: 1_700_000_000 + i as i64,
@@ -456,7 +456,7 @@ async fn large_mailbox_timing() {
         store
             .commit(WriteBatch {
                 appends,
-                enqueue: vec![],
+                ..WriteBatch::default()
             })
             .await
             .expect("commit");

@@ -70,8 +70,8 @@ impl BlobDir {
         size as u64 <= self.inline_max
     }
 
-    /// Writes and fsyncs `raw` under tmp/ (run off the async runtime).
-    pub fn write_tmp(&self, raw: &[u8]) -> Result<TmpBlob> {
+    /// Writes and fsyncs the concatenation of `parts` under tmp/ (run off the async runtime).
+    pub fn write_tmp(&self, parts: &[&[u8]]) -> Result<TmpBlob> {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = self
             .root
@@ -82,7 +82,9 @@ impl BlobDir {
             .write(true)
             .create_new(true)
             .open(&tmp.path)?;
-        f.write_all(raw)?;
+        for p in parts {
+            f.write_all(p)?;
+        }
         f.sync_all()?;
         Ok(tmp)
     }

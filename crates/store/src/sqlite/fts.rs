@@ -7,9 +7,10 @@
 //! is indexed. A search answers from the index for those, and scans the few newer ones, so results
 //! are exact at any moment — identical to a scan of every message.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -26,6 +27,70 @@ const INDEX_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 const POLL: Duration = Duration::from_secs(10);
 /// Nice value of the indexer thread.
 const INDEXER_NICE: libc::c_int = 10;
+/// Search texts handed over at append and waiting for the indexer, at most (bytes).
+const PENDING_TEXT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Search texts of blobs just appended, made by the caller's analysis (SMTP analyses each message
+/// once), so the indexer does not read and analyse those blobs again. Keyed by content hash, so
+/// an entry is right for any blob with that hash whether or not its commit went through; entries
+/// of blobs never indexed (a failed commit, a blob that existed already) age out oldest first.
+#[derive(Default)]
+pub(crate) struct PendingText {
+    inner: Mutex<PendingState>,
+}
+
+#[derive(Default)]
+struct PendingState {
+    map: HashMap<BlobId, message::SearchText>,
+    order: VecDeque<BlobId>,
+    bytes: usize,
+}
+
+fn text_size(t: &message::SearchText) -> usize {
+    t.headers.len() + t.body.len()
+}
+
+impl PendingText {
+    pub(crate) fn put(&self, id: BlobId, text: message::SearchText) {
+        let size = text_size(&text);
+        if size > PENDING_TEXT_BYTES {
+            return;
+        }
+        let Ok(mut st) = self.inner.lock() else {
+            return;
+        };
+        if st.map.contains_key(&id) {
+            return;
+        }
+        while st.bytes + size > PENDING_TEXT_BYTES {
+            let Some(old) = st.order.pop_front() else {
+                break;
+            };
+            if let Some(t) = st.map.remove(&old) {
+                st.bytes -= text_size(&t);
+            }
+        }
+        st.bytes += size;
+        st.map.insert(id, text);
+        st.order.push_back(id);
+    }
+
+    /// The text of `id`, kept (a search of blobs the indexer has not reached yet).
+    fn get(&self, id: &BlobId) -> Option<message::SearchText> {
+        self.inner.lock().ok()?.map.get(id).cloned()
+    }
+
+    /// The text of `id`, removed (the indexer took it).
+    fn take(&self, id: &BlobId) -> Option<message::SearchText> {
+        let mut st = self.inner.lock().ok()?;
+        let t = st.map.remove(id)?;
+        st.bytes -= text_size(&t);
+        if let Some(pos) = st.order.iter().position(|k| k == id) {
+            st.order.remove(pos);
+        }
+        Some(t)
+    }
+}
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -72,6 +137,7 @@ pub(crate) fn fts_path(db_path: &Path) -> PathBuf {
 pub(crate) fn start(
     db_path: &Path,
     blobs: BlobDir,
+    pending: Arc<PendingText>,
     limits: message::Limits,
 ) -> Result<(IndexerHandle, std::thread::JoinHandle<()>)> {
     let index_path = fts_path(db_path);
@@ -100,7 +166,7 @@ pub(crate) fn start(
         .name("store-indexer".into())
         .spawn(move || {
             lower_priority();
-            run(index, main, blobs, limits, rx, &thread_stop)
+            run(index, main, blobs, &pending, limits, rx, &thread_stop)
         })
         .map_err(crate::StoreError::from)?;
     let handle = IndexerHandle { tx, stop };
@@ -119,6 +185,7 @@ fn run(
     index: Connection,
     main: Connection,
     blobs: BlobDir,
+    pending: &PendingText,
     limits: message::Limits,
     rx: mpsc::Receiver<Msg>,
     stop: &AtomicBool,
@@ -147,7 +214,7 @@ fn run(
         {
             tracing::warn!(error = %e, "could not drop index entries of removed messages");
         }
-        if wake && let Err(e) = catch_up(&index, &main, &blobs, &limits, stop) {
+        if wake && let Err(e) = catch_up(&index, &main, &blobs, pending, &limits, stop) {
             tracing::warn!(error = %e, "full-text indexing failed; searches scan unindexed messages");
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -176,6 +243,7 @@ fn catch_up(
     index: &Connection,
     main: &Connection,
     blobs: &BlobDir,
+    pending: &PendingText,
     limits: &message::Limits,
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -206,7 +274,7 @@ fn catch_up(
                 break;
             }
             last = id;
-            let Some(text) = search_text_of(blobs, &hash, data, limits) else {
+            let Some(text) = search_text_of(blobs, pending, true, &hash, data, limits) else {
                 continue;
             };
             bytes += text.headers.len() + text.body.len();
@@ -230,10 +298,23 @@ fn catch_up(
 
 fn search_text_of(
     blobs: &BlobDir,
+    pending: &PendingText,
+    take: bool,
     hash: &[u8],
     data: Option<Vec<u8>>,
     limits: &message::Limits,
 ) -> Option<message::SearchText> {
+    if let Ok(h) = <[u8; 32]>::try_from(hash) {
+        let id = BlobId(h);
+        let handed = if take {
+            pending.take(&id)
+        } else {
+            pending.get(&id)
+        };
+        if handed.is_some() {
+            return handed;
+        }
+    }
     let raw = match data {
         Some(d) => d,
         None => {
@@ -274,6 +355,7 @@ fn contains(text: &message::SearchText, field: TextField, needle_lower: &str) ->
 pub(crate) fn search(
     conn: &Connection,
     blobs: &BlobDir,
+    pending: &PendingText,
     limits: &message::Limits,
     mailbox: i64,
     field: TextField,
@@ -281,7 +363,7 @@ pub(crate) fn search(
 ) -> Result<Vec<Uid>> {
     // One read transaction: the watermark and the index rows come from the same snapshot.
     conn.execute_batch("BEGIN").map_err(db_err)?;
-    let out = search_in_snapshot(conn, blobs, limits, mailbox, field, needle);
+    let out = search_in_snapshot(conn, blobs, pending, limits, mailbox, field, needle);
     let _ = conn.execute_batch("COMMIT");
     out
 }
@@ -289,6 +371,7 @@ pub(crate) fn search(
 fn search_in_snapshot(
     conn: &Connection,
     blobs: &BlobDir,
+    handed: &PendingText,
     limits: &message::Limits,
     mailbox: i64,
     field: TextField,
@@ -333,7 +416,9 @@ fn search_in_snapshot(
     };
     let lower = needle.to_lowercase();
     for (uid, hash, data) in pending {
-        if search_text_of(blobs, &hash, data, limits).is_some_and(|t| contains(&t, field, &lower)) {
+        if search_text_of(blobs, handed, false, &hash, data, limits)
+            .is_some_and(|t| contains(&t, field, &lower))
+        {
             uids.push(uid);
         }
     }

@@ -13,6 +13,10 @@ use super::writer::Tx;
 use super::{Sqlite, SqliteStore, db_err, exec, mailbox, query_row};
 use crate::*;
 
+/// Largest batch (in bytes, each blob kept in the database and already analysed) prepared
+/// without leaving the caller's task.
+const INLINE_PREPARE_MAX_BYTES: usize = 64 * 1024;
+
 /// Shortest needle the trigram index can answer; shorter ones need a scan.
 const MIN_INDEXED_NEEDLE: usize = 3;
 
@@ -78,31 +82,51 @@ struct PreparedBlob {
     tmp: Option<TmpBlob>,
 }
 
-fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>> {
+/// The blobs of a batch, and the blob id of each append and queue entry (in batch order).
+struct Prepared {
+    blobs: Vec<PreparedBlob>,
+    append_ids: Vec<BlobId>,
+    enqueue_ids: Vec<BlobId>,
+}
+
+fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Prepared> {
     let mut seen: HashMap<BlobId, ()> = HashMap::new();
-    let mut out = Vec::new();
+    let mut blobs = Vec::new();
+    let mut ids = Vec::with_capacity(batch.appends.len() + batch.enqueue.len());
     let raws = batch
         .appends
         .iter()
         .map(|a| &a.raw)
         .chain(batch.enqueue.iter().map(|q| &q.raw));
     for raw in raws {
-        let id = BlobId::of(raw);
+        let id = raw.id();
+        ids.push(id);
         if seen.insert(id, ()).is_some() {
             continue;
         }
-        let mut analysis = message::analyze(raw, &store.mime_limits);
+        let given = raw.analysis().filter(|a| {
+            // Only an analysis that fits these bytes' size is taken (a cheap sanity check).
+            a.body.body_range.1 == raw.len() as u64
+        });
+        let mut analysis = match given {
+            Some(a) => {
+                // The indexer takes the search text from here instead of analysing again.
+                store.pending_text.put(id, a.search.clone());
+                (**a).clone()
+            }
+            None => message::analyze(&raw.to_arc(), &store.mime_limits),
+        };
         // The search text is not cached with the analysis: the indexer derives it again off the
         // commit path (see `fts`).
         analysis.search = message::SearchText::default();
         let analysis_json =
             serde_json::to_string(&analysis).map_err(|e| StoreError::Backend(e.to_string()))?;
         let (inline, tmp) = if store.blobs.is_inline(raw.len()) {
-            (Some(raw.clone()), None)
+            (Some(raw.to_arc()), None)
         } else {
-            (None, Some(store.blobs.write_tmp(raw)?))
+            (None, Some(store.blobs.write_tmp(&raw.parts())?))
         };
-        out.push(PreparedBlob {
+        blobs.push(PreparedBlob {
             id,
             size: raw.len() as u64,
             analysis_json,
@@ -110,7 +134,12 @@ fn prepare(store: &SqliteStore, batch: &WriteBatch) -> Result<Vec<PreparedBlob>>
             tmp,
         });
     }
-    Ok(out)
+    let enqueue_ids = ids.split_off(batch.appends.len());
+    Ok(Prepared {
+        blobs,
+        append_ids: ids,
+        enqueue_ids,
+    })
 }
 
 /// Takes `n` references on a blob, recording it if new. Returns its row id.
@@ -253,26 +282,59 @@ fn save_mailbox(conn: &Connection, mb: &MailboxRecord) -> Result<()> {
     Ok(())
 }
 
-fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Result<BatchResult> {
-    let mut refs: HashMap<BlobId, i64> = HashMap::new();
-    for raw in batch
-        .appends
-        .iter()
-        .map(|a| &a.raw)
-        .chain(batch.enqueue.iter().map(|q| &q.raw))
-    {
-        *refs.entry(BlobId::of(raw)).or_default() += 1;
-    }
-    let mut rows: HashMap<BlobId, i64> = HashMap::new();
-    for p in &prepared {
-        let n = refs.get(&p.id).copied().unwrap_or(0);
-        rows.insert(p.id, acquire(tx, p, n)?);
-    }
+fn apply(tx: &mut Tx<'_>, prepared: Prepared, batch: WriteBatch) -> Result<BatchResult> {
+    // Appends left out for quota (per-account policy) take no reference: check them first.
     let mut mailboxes: BTreeMap<MailboxId, (MailboxRecord, Vec<Uid>)> = BTreeMap::new();
     let mut quotas: BTreeMap<AccountId, QuotaState> = BTreeMap::new();
     let mut result = BatchResult::default();
-    for req in &batch.appends {
-        let blob = BlobId::of(&req.raw);
+    let mut take = vec![true; batch.appends.len()];
+    for (i, req) in batch.appends.iter().enumerate() {
+        if let std::collections::btree_map::Entry::Vacant(e) = mailboxes.entry(req.mailbox_id) {
+            let mb = mailbox::require(tx.conn, req.mailbox_id)?;
+            e.insert((mb, Vec::new()));
+        }
+        let Some((mb, _)) = mailboxes.get(&req.mailbox_id) else {
+            continue;
+        };
+        let quota = match quotas.entry(mb.account_id) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(QuotaState::load(tx.conn, mb.account_id)?)
+            }
+        };
+        match quota.add(mb.account_id, req.raw.len() as i64) {
+            Ok(()) => {}
+            Err(e @ StoreError::OverQuota { .. }) => match batch.quota {
+                QuotaPolicy::AllOrNothing => return Err(e),
+                QuotaPolicy::PerAccount => {
+                    take[i] = false;
+                    result.over_quota.push(i);
+                }
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    let mut refs: HashMap<BlobId, i64> = HashMap::new();
+    for (i, id) in prepared.append_ids.iter().enumerate() {
+        if take[i] {
+            *refs.entry(*id).or_default() += 1;
+        }
+    }
+    for id in &prepared.enqueue_ids {
+        *refs.entry(*id).or_default() += 1;
+    }
+    let mut rows: HashMap<BlobId, i64> = HashMap::new();
+    for p in &prepared.blobs {
+        let n = refs.get(&p.id).copied().unwrap_or(0);
+        if n > 0 {
+            rows.insert(p.id, acquire(tx, p, n)?);
+        }
+    }
+    for (i, req) in batch.appends.iter().enumerate() {
+        if !take[i] {
+            continue;
+        }
+        let blob = prepared.append_ids[i];
         let row = *rows
             .get(&blob)
             .ok_or_else(|| StoreError::Backend("blob not prepared".into()))?;
@@ -283,13 +345,6 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
         let Some((mb, uids)) = mailboxes.get_mut(&req.mailbox_id) else {
             continue;
         };
-        let quota = match quotas.entry(mb.account_id) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(QuotaState::load(tx.conn, mb.account_id)?)
-            }
-        };
-        quota.add(mb.account_id, req.raw.len() as i64)?;
         let uid = next_uid(mb)?;
         mb.highestmodseq += 1;
         exec(tx.conn,
@@ -317,6 +372,9 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
         });
     }
     for (mb, uids) in mailboxes.values() {
+        if uids.is_empty() {
+            continue;
+        }
         save_mailbox(tx.conn, mb)?;
         tx.changes.push(Change {
             account_id: mb.account_id,
@@ -328,9 +386,9 @@ fn apply(tx: &mut Tx<'_>, prepared: Vec<PreparedBlob>, batch: WriteBatch) -> Res
     for (account, q) in &quotas {
         q.save(tx.conn, *account)?;
     }
-    for q in &batch.enqueue {
+    for (q, id) in batch.enqueue.iter().zip(&prepared.enqueue_ids) {
         let row = *rows
-            .get(&BlobId::of(&q.raw))
+            .get(id)
             .ok_or_else(|| StoreError::Backend("blob not prepared".into()))?;
         let recipients =
             serde_json::to_string(&q.recipients).map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -859,17 +917,36 @@ impl MailStore for Sqlite {
         mailbox::subscriptions(self, account).await
     }
 
+    fn mime_limits(&self) -> message::Limits {
+        self.0.mime_limits
+    }
+
     async fn commit(&self, batch: WriteBatch) -> Result<BatchResult> {
         if batch.appends.is_empty() && batch.enqueue.is_empty() {
             return Ok(BatchResult::default());
         }
         // Hashing, MIME analysis and large-blob writes happen here, in parallel across callers;
-        // only the short SQL part goes through the single writer.
+        // only the short SQL part goes through the single writer. A small batch whose blobs all
+        // live in the database and come analysed (SMTP deliveries) is prepared in place: a
+        // thread hop would cost more than hashing a few KiB.
         let store = self.0.clone();
-        let (prepared, batch) =
+        let small = batch
+            .appends
+            .iter()
+            .map(|a| &a.raw)
+            .chain(batch.enqueue.iter().map(|q| &q.raw))
+            .try_fold(0usize, |total, r| {
+                (r.analysis().is_some() && store.blobs.is_inline(r.len()))
+                    .then_some(total + r.len())
+            })
+            .is_some_and(|total| total <= INLINE_PREPARE_MAX_BYTES);
+        let (prepared, batch) = if small {
+            (prepare(&store, &batch)?, batch)
+        } else {
             tokio::task::spawn_blocking(move || prepare(&store, &batch).map(|p| (p, batch)))
                 .await
-                .map_err(|e| StoreError::Backend(format!("prepare task failed: {e}")))??;
+                .map_err(|e| StoreError::Backend(format!("prepare task failed: {e}")))??
+        };
         self.0
             .writer
             .write(move |tx| apply(tx, prepared, batch))
@@ -1078,7 +1155,16 @@ impl MailStore for Sqlite {
         let store = self.0.clone();
         self.0
             .read(move |c, blobs| {
-                super::fts::search(c, blobs, &store.mime_limits, mailbox, field, &needle).map(Some)
+                super::fts::search(
+                    c,
+                    blobs,
+                    &store.pending_text,
+                    &store.mime_limits,
+                    mailbox,
+                    field,
+                    &needle,
+                )
+                .map(Some)
             })
             .await
     }

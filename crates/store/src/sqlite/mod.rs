@@ -118,6 +118,8 @@ impl AnalysisCache {
 
 pub struct SqliteStore {
     analysis_cache: AnalysisCache,
+    /// Search texts handed over at append, for the indexer.
+    pending_text: Arc<fts::PendingText>,
     db_path: PathBuf,
     indexer: fts::IndexerHandle,
     indexer_thread: Option<std::thread::JoinHandle<()>>,
@@ -257,7 +259,13 @@ impl SqliteStore {
         schema::migrate_to(&mut conn, version)?;
         let blobs = BlobDir::open(blobs_path, opts.inline_blob_max)?;
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
-        let (indexer, indexer_thread) = fts::start(&db_path, blobs.clone(), opts.mime_limits)?;
+        let pending_text = Arc::new(fts::PendingText::default());
+        let (indexer, indexer_thread) = fts::start(
+            &db_path,
+            blobs.clone(),
+            pending_text.clone(),
+            opts.mime_limits,
+        )?;
         let writer = Writer::start(
             conn,
             blobs.clone(),
@@ -267,6 +275,7 @@ impl SqliteStore {
         )?;
         Ok(SqliteStore {
             analysis_cache: AnalysisCache::new(),
+            pending_text,
             db_path,
             indexer,
             indexer_thread: Some(indexer_thread),

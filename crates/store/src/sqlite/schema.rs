@@ -163,6 +163,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END;
     ALTER TABLE dkim_keys DROP COLUMN active;
     "#,
+    // 8: addresses ("user@domain") and whole domains ("@domain") an account may also send as on
+    // submission, besides its own address and its aliases (granted by an admin for shared
+    // addresses). Lowercase.
+    r#"
+    CREATE TABLE send_as(
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        pattern TEXT NOT NULL,
+        PRIMARY KEY(account_id, pattern)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
