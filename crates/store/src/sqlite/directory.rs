@@ -316,6 +316,7 @@ impl DirectoryStore for Sqlite {
                     [id],
                 )
                 .map_err(db_err)?;
+                super::spam::delete_model(tx.conn, id)?;
                 exec(tx.conn, "DELETE FROM accounts WHERE id = ?1", [id]).map_err(db_err)?;
                 Ok(())
             })
