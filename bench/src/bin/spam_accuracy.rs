@@ -169,6 +169,8 @@ struct Ftrl {
 }
 
 const FTRL_BITS: u32 = 20;
+/// Passes over the training folds for the online model.
+const ONLINE_EPOCHS: usize = 3;
 const FTRL_ALPHA: f32 = 0.1;
 const FTRL_BETA: f32 = 1.0;
 const FTRL_L1: f32 = 0.5;
@@ -254,9 +256,23 @@ fn oof<M: Model>(
                 m
             }
             None => {
+                // Online learning depends on order: the folds file lists each group in turn,
+                // so shuffle (fixed seed), and make a few passes.
+                let mut order: Vec<usize> = in_set
+                    .iter()
+                    .copied()
+                    .filter(|&i| samples[i].fold != k)
+                    .collect();
+                let mut rng = Rng(0x5eed ^ k as u64);
                 let mut m = fresh();
-                for &i in in_set.iter().filter(|&&i| samples[i].fold != k) {
-                    m.train(&samples[i]);
+                for _ in 0..ONLINE_EPOCHS {
+                    for i in (1..order.len()).rev() {
+                        let j = (rng.next() % (i as u64 + 1)) as usize;
+                        order.swap(i, j);
+                    }
+                    for &i in &order {
+                        m.train(&samples[i]);
+                    }
                 }
                 m
             }

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod outbound;
 pub mod queue_cmd;
 pub mod serve;
+pub mod spam_cmd;
 
 use std::process::ExitCode;
 
@@ -120,6 +121,7 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::CheckStore => admin::check_store(&cli).await,
         Command::Queue(cmd) => queue_cmd::run(&cli, cmd).await,
         Command::Dkim(cmd) => dkim_cmd::run(&cli, cmd).await,
+        Command::Spam(cmd) => spam_cmd::run(&cli, cmd).await,
         Command::Dns { domain, check } => dns_cmd::run(&cli, domain, *check).await,
     }
 }

@@ -34,6 +34,8 @@ pub const MAX_HEADER_LINES: usize = 256;
 pub const MAX_RECEIVED_HOPS: usize = 8;
 /// MIME parts walked for structure and attachments.
 pub const MAX_MIME_PARTS: usize = 64;
+/// Longest value of a "<kind>:<value>" token (addresses, MIME types), in bytes.
+pub const MAX_META_VALUE_BYTES: usize = 256;
 /// Words of the Subject, of the From display name and of X-Mailer used.
 pub const MAX_SHORT_FIELD_WORDS: usize = 24;
 /// Default OSB window: a word is paired with the `OSB_WINDOW - 1` words before it. 1: single
@@ -221,8 +223,9 @@ impl Features {
         self.add_feature(h, (self.words.len() - 1) as u32, NONE, 0)
     }
 
-    /// A "<kind>:<value>" token of the Meta zone.
+    /// A "<kind>:<value>" token of the Meta zone; the value is cut to [`MAX_META_VALUE_BYTES`].
     fn meta(&mut self, kind: &str, value: &str) -> bool {
+        let value = &value[..floor_boundary(value, MAX_META_VALUE_BYTES)];
         let mut s = String::with_capacity(kind.len() + 1 + value.len());
         s.push_str(kind);
         s.push(':');
@@ -899,6 +902,46 @@ AAAA\r\n\
                    Received: from x by y\r\n\r\nbody\r\n";
         let f = extract_raw(raw.as_bytes(), &Limits::default());
         assert!((0..f.len()).any(|i| f.describe(i) == "received-hops:1"));
+    }
+
+    /// Bad input from the issue: 100,000 URLs (as text and as HTML links), a 50 MB message,
+    /// binary garbage. The output stays within its bounds (time and memory are the bench's and
+    /// the fuzz target's business; here the bounds on what is produced).
+    #[test]
+    fn hostile_messages_stay_bounded() {
+        let lim = Limits::default();
+        let mut text = String::from("Subject: links\r\nContent-Type: text/plain\r\n\r\n");
+        let mut html = String::from("Subject: links\r\nContent-Type: text/html\r\n\r\n");
+        for i in 0..100_000 {
+            text.push_str(&format!("http://h{i}.example{}.com/p?q={i} ", i % 97));
+            html.push_str(&format!("<a href=\"http://h{i}.example.org/\">x</a>"));
+        }
+        for raw in [text, html] {
+            let f = extract_raw(raw.as_bytes(), &lim);
+            let n = names(&f);
+            assert!(f.len() <= lim.max_features);
+            let hosts = n.iter().filter(|x| x.starts_with("url-host:")).count();
+            assert!(hosts <= lim.max_urls, "{hosts} URL hosts");
+            assert!(n.iter().any(|x| x.starts_with("urls:")));
+        }
+
+        let mut big = b"Subject: big\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        let line = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod\r\n";
+        while big.len() < 50 * 1024 * 1024 {
+            big.extend_from_slice(line);
+        }
+        let f = extract_raw(&big, &lim);
+        assert!(f.len() <= lim.max_features);
+        assert!(names(&f).iter().any(|x| x.starts_with("size-kib:")));
+
+        let garbage: Vec<u8> = (0..1_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let f = extract_raw(&garbage, &lim);
+        assert!(f.len() <= lim.max_features);
+        for i in 0..f.len() {
+            assert!(f.describe(i).len() <= 2 * MAX_META_VALUE_BYTES);
+        }
     }
 
     #[test]

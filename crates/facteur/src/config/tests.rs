@@ -129,7 +129,7 @@ fn unknown_key_names_key_section_and_line() {
 fn unknown_section_and_top_level_key() {
     assert_eq!(
         err("\n[limit]\nmax_recipients = 5\n"),
-        "facteur.toml:2: unknown section [limit] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, log)"
+        "facteur.toml:2: unknown section [limit] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, classifier, log)"
     );
     assert!(
         err("hostname = \"x\"\n").starts_with("facteur.toml:1: unknown top-level key 'hostname'"),
