@@ -42,11 +42,13 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 want() { [[ " $PEERS " == *" $1 "* ]]; }
 
 # ------------------------------------------------------------------ install
-pkgs=(npm)
+pkgs=()
+# npm may come with a nodejs package from elsewhere: only install Debian's when there is none.
+command -v npm >/dev/null || pkgs+=(npm)
 want spamassassin && pkgs+=(spamassassin spamc spamd)
 want rspamd && pkgs+=(rspamd redis-server)
 missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+for p in "${pkgs[@]+"${pkgs[@]}"}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "spam-accuracy: missing ${missing[*]} and not root" >&2; exit 1; }
   policy=/usr/sbin/policy-rc.d
@@ -114,13 +116,16 @@ done
 
 # Per fold: links to its test messages and to the training messages of the other folds.
 make_fold_dirs() {
-  local k=$1 d=$RUN/folds/$1
+  local d=$RUN/folds/$1
   mkdir -p "$d/test" "$d/train-spam" "$d/train-ham"
-  awk -F'\t' -v k="$k" '{print $1"\t"$2"\t"$4}' "$RUN/folds.tsv" | while IFS=$'\t' read -r fold class path; do
-    name=$(basename "$(dirname "$path")")-$(basename "$path")
-    if [ "$fold" = "$k" ]; then ln -f "$path" "$d/test/$name"
-    else ln -f "$path" "$d/train-$class/$name"; fi
-  done
+  python3 - "$RUN/folds.tsv" "$d" "$1" <<'PY'
+import os, sys
+folds, d, k = sys.argv[1:4]
+for line in open(folds):
+    fold, cls, group, path = line.rstrip("\n").split("\t")
+    sub = "test" if fold == k else "train-" + cls
+    os.link(path, os.path.join(d, sub, group + "-" + os.path.basename(path)))
+PY
 }
 
 # Appends "name ham_junked ham hard_junked hard spam_caught spam threshold" from a scores file
