@@ -33,7 +33,7 @@ fi
 # that an execution stays fast.
 max_len() {
   case "$1" in
-    message_analyze | imap_binary | message_prepared) echo 262144 ;;
+    message_analyze | imap_binary | message_prepared | spam_features) echo 262144 ;;
     config_parse) echo 16384 ;;
     address_parse) echo 1024 ;;
     blob_id) echo 256 ;;
@@ -46,7 +46,7 @@ max_len() {
 # Extra read-only seed folders, besides fuzz/seeds/<target>.
 extra_seeds() {
   case "$1" in
-    message_analyze | imap_binary | message_prepared) echo "$root/crates/message/tests/corpus" ;;
+    message_analyze | imap_binary | message_prepared | spam_features) echo "$root/crates/message/tests/corpus" ;;
   esac
 }
 

@@ -61,6 +61,9 @@ pub enum Command {
     /// DKIM signing keys of our domains.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// The content classifier: train it on your mail, test a message, see its models.
+    #[command(subcommand)]
+    Spam(SpamCmd),
     /// Print the DNS records a mail domain needs, in zone-file syntax; with --check, compare them
     /// with the DNS.
     Dns {
@@ -115,6 +118,41 @@ pub enum DkimCmd {
         /// With --finish: do not check the DNS for the new keys first.
         #[arg(long, requires = "finish")]
         force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpamCmd {
+    /// Learn messages as spam and/or ham: each PATH is a directory of message files (.eml,
+    /// .txt, a Maildir), one message file, or an mbox file. Learning a message twice counts it
+    /// once; learning it as the other class moves it.
+    Train {
+        #[arg(long, value_name = "PATH")]
+        spam: Vec<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        ham: Vec<PathBuf>,
+        /// Also learn into this account's own model (the global model always learns).
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// Take learned messages back out of the models (as a message moved out of Junk).
+    Forget {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// Score one message: verdict, probability, score and every token that counted.
+    Test {
+        file: PathBuf,
+        /// Blend in this account's model (when it has learned enough).
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// How much the global model (and an account's) has learned, and whether it is ready.
+    Status {
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
     },
 }
 

@@ -51,6 +51,10 @@ const MAX_PASSWORD_SCORE: u8 = 4;
 /// RFC 9106 §3.1: the degree of parallelism is at most 2^24 - 1.
 const ARGON2_MAX_PARALLELISM: u32 = (1 << 24) - 1;
 
+/// Most features read from one message: beyond this, scoring costs more store reads than the
+/// per-message CPU budget allows (docs/benchmarks.md).
+const MAX_CLASSIFIER_FEATURES: usize = 20_000;
+
 /// The whole configuration. Pass it around as `Arc<Config>`; there is no global.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -65,6 +69,7 @@ pub struct Config {
     pub queue: QueueSection,
     pub pop3: Pop3Section,
     pub dns: DnsSection,
+    pub classifier: ClassifierSection,
     pub log: LogConfig,
 }
 
@@ -243,6 +248,45 @@ impl Default for Pop3Section {
     }
 }
 
+/// The content classifier's models (crate `filter`; thresholds are the verdict stage's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierSection {
+    /// Messages of each class the global model must have learned before it gives verdicts.
+    pub min_learned: u64,
+    /// Messages of each class an account's own model must have learned before it counts.
+    pub min_account_learned: u64,
+    /// Weight of a ready account model against the global one, in percent.
+    pub account_weight_percent: u8,
+    /// Unique features read from one message.
+    pub max_features: usize,
+}
+
+impl Default for ClassifierSection {
+    fn default() -> Self {
+        ClassifierSection {
+            min_learned: filter::DEFAULT_MIN_LEARNED,
+            min_account_learned: filter::DEFAULT_MIN_ACCOUNT_LEARNED,
+            account_weight_percent: (filter::DEFAULT_ACCOUNT_WEIGHT * 100.0) as u8,
+            max_features: filter::features::DEFAULT_MAX_FEATURES,
+        }
+    }
+}
+
+impl ClassifierSection {
+    /// The classifier's settings from this section (the rest at their defaults).
+    pub fn settings(&self) -> filter::Settings {
+        let mut s = filter::Settings {
+            min_learned: self.min_learned,
+            min_account_learned: self.min_account_learned,
+            account_weight: f64::from(self.account_weight_percent) / 100.0,
+            ..filter::Settings::default()
+        };
+        s.limits.max_features = self.max_features;
+        s
+    }
+}
+
 /// DNS resolution for outbound delivery and mail authentication.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -384,6 +428,7 @@ impl Config {
             queue: QueueSection::default(),
             pop3: Pop3Section::default(),
             dns: DnsSection::default(),
+            classifier: ClassifierSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -752,6 +797,31 @@ impl Config {
         );
         self.validate_listeners(errs);
         self.validate_queue(errs);
+        let c = &self.classifier;
+        check!(errs, at_least("classifier.min_learned", c.min_learned, 1));
+        check!(
+            errs,
+            at_least("classifier.min_account_learned", c.min_account_learned, 1)
+        );
+        if c.account_weight_percent > 100 {
+            errs.push(invalid(
+                "classifier.account_weight_percent",
+                format!("{} is above 100", c.account_weight_percent),
+            ));
+        }
+        check!(
+            errs,
+            at_least("classifier.max_features", c.max_features, 16)
+        );
+        if c.max_features > MAX_CLASSIFIER_FEATURES {
+            errs.push(invalid(
+                "classifier.max_features",
+                format!(
+                    "{} is above the maximum of {MAX_CLASSIFIER_FEATURES}",
+                    c.max_features
+                ),
+            ));
+        }
 
         check!(errs, not_empty("tls.cert", &self.tls.cert));
         check!(errs, not_empty("tls.key", &self.tls.key));

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             send_as_grants_lifecycle,
             batch_per_account_quota_answers_each,
             given_analysis_is_cached_and_indexed,
+            spam_models_learn_unlearn_and_stay_apart,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -2031,4 +2032,148 @@ pub async fn given_analysis_is_cached_and_indexed(h: &dyn Harness) {
         }
     }
     assert_healthy(&store).await;
+}
+fn spam_sample(seed: u8, tokens: &[u64]) -> SpamSample {
+    SpamSample {
+        digest: [seed; 32],
+        tokens: tokens.to_vec(),
+        format: 1,
+    }
+}
+
+async fn spam_one(store: &DynStore, model: SpamModel, tokens: &[u64]) -> SpamCounts {
+    let mut v = store.spam_counts(&[model], tokens).await.expect("counts");
+    assert_eq!(v.len(), 1);
+    let mut c = v.remove(0);
+    c.tokens.sort_unstable();
+    c
+}
+
+/// The classifier's models: learning is counted once per message and model, relearning as the
+/// other class moves the counts, unlearning takes them back to nothing, the global and account
+/// models stay apart, a model refuses tokens of another format, and deleting an account
+/// deletes its model. Token hashes use the whole u64 range.
+pub async fn spam_models_learn_unlearn_and_stay_apart(h: &dyn Harness) {
+    use SpamLearnOutcome::*;
+    let store = h.open().await;
+    let (acc, _) = account(&store, "spammy").await;
+    let both = [SpamModel::Global, SpamModel::Account(acc.id)];
+    let big = u64::MAX - 1;
+    let empty = spam_one(&store, SpamModel::Global, &[1, 2]).await;
+    assert_eq!(empty.totals, SpamTotals::default());
+    assert!(empty.tokens.is_empty());
+
+    let spam = spam_sample(1, &[1, 2, big]);
+    let ham = spam_sample(2, &[2, 3]);
+    assert_eq!(
+        store
+            .spam_learn(&both, &spam, SpamClass::Spam)
+            .await
+            .expect("learn"),
+        vec![Learned, Learned]
+    );
+    assert_eq!(
+        store
+            .spam_learn(&both, &spam, SpamClass::Spam)
+            .await
+            .expect("again"),
+        vec![AlreadyLearned, AlreadyLearned]
+    );
+    assert_eq!(
+        store
+            .spam_learn(&[SpamModel::Global], &ham, SpamClass::Ham)
+            .await
+            .expect("ham"),
+        vec![Learned]
+    );
+    let g = spam_one(&store, SpamModel::Global, &[1, 2, 3, 4, big]).await;
+    assert_eq!(
+        g.totals,
+        SpamTotals {
+            ham: 1,
+            spam: 1,
+            format: 1
+        }
+    );
+    assert_eq!(g.tokens, vec![(1, 0, 1), (2, 1, 1), (3, 1, 0), (big, 0, 1)]);
+    // The account model only learned the spam.
+    let a = spam_one(&store, SpamModel::Account(acc.id), &[1, 2, 3]).await;
+    assert_eq!(
+        a.totals,
+        SpamTotals {
+            ham: 0,
+            spam: 1,
+            format: 1
+        }
+    );
+    assert_eq!(a.tokens, vec![(1, 0, 1), (2, 0, 1)]);
+
+    // Moved out of Junk: the spam is relearned as ham.
+    assert_eq!(
+        store
+            .spam_learn(&both, &spam, SpamClass::Ham)
+            .await
+            .expect("relearn"),
+        vec![Relearned, Relearned]
+    );
+    let g = spam_one(&store, SpamModel::Global, &[1, 2, 3, big]).await;
+    assert_eq!(
+        g.totals,
+        SpamTotals {
+            ham: 2,
+            spam: 0,
+            format: 1
+        }
+    );
+    assert_eq!(g.tokens, vec![(1, 1, 0), (2, 2, 0), (3, 1, 0), (big, 1, 0)]);
+
+    // Unlearning takes everything back: no row is left with zero counts.
+    assert_eq!(
+        store.spam_unlearn(&both, &spam).await.expect("unlearn"),
+        vec![Unlearned, Unlearned]
+    );
+    assert_eq!(
+        store
+            .spam_unlearn(&both, &spam)
+            .await
+            .expect("unlearn again"),
+        vec![NotLearned, NotLearned]
+    );
+    let g = spam_one(&store, SpamModel::Global, &[1, 2, 3, big]).await;
+    assert_eq!(g.totals.ham, 1);
+    assert_eq!(g.tokens, vec![(2, 1, 0), (3, 1, 0)]);
+    let a = spam_one(&store, SpamModel::Account(acc.id), &[1, 2, 3, big]).await;
+    assert_eq!((a.totals.ham, a.totals.spam), (0, 0));
+    assert!(a.tokens.is_empty());
+
+    // Tokens of another feature format are refused, and nothing changes.
+    let other = SpamSample {
+        format: 2,
+        ..spam_sample(3, &[9])
+    };
+    let err = store
+        .spam_learn(&both, &other, SpamClass::Spam)
+        .await
+        .expect_err("other format");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert!(
+        spam_one(&store, SpamModel::Global, &[9])
+            .await
+            .tokens
+            .is_empty()
+    );
+
+    // The account's model goes with the account.
+    store
+        .spam_learn(&both, &spam, SpamClass::Spam)
+        .await
+        .expect("learn");
+    store.account_delete(acc.id).await.expect("delete");
+    let a = spam_one(&store, SpamModel::Account(acc.id), &[1, 2]).await;
+    assert_eq!(a.totals, SpamTotals::default());
+    assert!(a.tokens.is_empty());
+    assert_eq!(
+        spam_one(&store, SpamModel::Global, &[1]).await.tokens,
+        vec![(1, 0, 1)]
+    );
 }

@@ -258,9 +258,36 @@ pub trait LoginStore: Send + Sync {
     async fn login_sources(&self) -> Result<Vec<LoginSourceRecord>>;
 }
 
+/// Token counts of the spam classifier's models (the global one and per-account ones). The
+/// classifier (`filter` crate) makes the tokens; the store only counts them, durably, so that the
+/// server and the CLI (another process) share the models and a later PostgreSQL backend too.
+#[async_trait]
+pub trait SpamStore: Send + Sync {
+    /// Totals of each model of `models`, with the counts of those of `tokens` it has seen, all
+    /// read in one snapshot. A model that learned nothing has zero totals.
+    async fn spam_counts(&self, models: &[SpamModel], tokens: &[u64]) -> Result<Vec<SpamCounts>>;
+    /// Learns `sample` as `class` into each of `models`, in one transaction: counted once per
+    /// model however often it is learned; learned as the other class before, that is taken
+    /// back first. `Invalid` when a model holds tokens of another format (nothing changes).
+    async fn spam_learn(
+        &self,
+        models: &[SpamModel],
+        sample: &SpamSample,
+        class: SpamClass,
+    ) -> Result<Vec<SpamLearnOutcome>>;
+    /// Takes `sample` back out of each of `models` that learned it, in one transaction.
+    async fn spam_unlearn(
+        &self,
+        models: &[SpamModel],
+        sample: &SpamSample,
+    ) -> Result<Vec<SpamLearnOutcome>>;
+}
+
 /// Everything a backend provides.
 #[async_trait]
-pub trait Store: DirectoryStore + MailStore + QueueStore + KeyStore + LoginStore {
+pub trait Store:
+    DirectoryStore + MailStore + QueueStore + KeyStore + LoginStore + SpamStore
+{
     /// Checks the database and blob references; a healthy store reports no problems.
     async fn check_integrity(&self) -> Result<IntegrityReport>;
     /// Name of the backend, for logs ("sqlite", "postgres").

@@ -647,3 +647,65 @@ pub struct LoginSourceRecord {
     /// Unix seconds of the last successful login recorded.
     pub last_success: i64,
 }
+
+// ---------------------------------------------------------------- spam classifier models
+
+/// A statistical spam model: the server-wide one, or one account's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpamModel {
+    Global,
+    Account(AccountId),
+}
+
+/// The class a message is learned as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpamClass {
+    Ham,
+    Spam,
+}
+
+/// How many messages a model has learned, and the feature format it was trained with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpamTotals {
+    pub ham: u64,
+    pub spam: u64,
+    /// Feature format of the model (the classifier's version of its tokens); 0 while empty.
+    pub format: u32,
+}
+
+/// One model's totals and the counts of the tokens asked for (tokens it never saw are left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpamCounts {
+    pub model: SpamModel,
+    pub totals: SpamTotals,
+    /// (token, ham count, spam count).
+    pub tokens: Vec<(u64, u32, u32)>,
+}
+
+/// What learning or unlearning one message did to one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpamLearnOutcome {
+    /// Counted as the class asked for.
+    Learned,
+    /// It had been learned as the other class: that was taken back first.
+    Relearned,
+    /// Already learned as this class: nothing changed.
+    AlreadyLearned,
+    /// Unlearning: the message's counts were taken back.
+    Unlearned,
+    /// Unlearning a message this model never learned: nothing changed.
+    NotLearned,
+}
+
+/// One message to learn or unlearn: its identity and its tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpamSample {
+    /// Identifies the message, so learning it twice counts once (BLAKE3 of its bytes).
+    pub digest: [u8; 32],
+    /// Its unique feature hashes.
+    pub tokens: Vec<u64>,
+    /// Feature format the tokens were made with; a model refuses tokens of another format.
+    pub format: u32,
+}

@@ -56,6 +56,10 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "DNS resolution for outbound delivery and mail authentication.",
     },
     SectionDoc {
+        name: "classifier",
+        comment: "The content classifier's models (train with `facteur spam train`).",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -373,6 +377,26 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "dns",
         "nameservers",
         "Resolvers as \"IP:PORT\"; [] uses the system's (/etc/resolv.conf).",
+    ),
+    key(
+        "classifier",
+        "min_learned",
+        "Messages of each class (ham, spam) the global model must learn before it gives verdicts.",
+    ),
+    key(
+        "classifier",
+        "min_account_learned",
+        "Messages of each class an account's own model must learn before it is blended in.",
+    ),
+    key(
+        "classifier",
+        "account_weight_percent",
+        "Weight of a ready account model against the global one (0-100).",
+    ),
+    key(
+        "classifier",
+        "max_features",
+        "Unique features (tokens) read from one message; more costs more store reads.",
     ),
     key(
         "log",

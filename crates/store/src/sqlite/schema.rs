@@ -173,6 +173,34 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY(account_id, pattern)
     ) WITHOUT ROWID;
     "#,
+    // 9: the spam classifier's models. `model` is 0 for the global model, else an account id.
+    // Tokens are 64-bit hashes (stored as signed integers); a row is removed when both of its
+    // counts reach zero, so untraining leaves nothing behind. `spam_learned` records which
+    // messages (by digest) each model counted, and as what, so learning is idempotent and
+    // can be taken back.
+    r#"
+    CREATE TABLE spam_models(
+        model INTEGER PRIMARY KEY,
+        format INTEGER NOT NULL,
+        ham INTEGER NOT NULL DEFAULT 0,
+        spam INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL
+    );
+    CREATE TABLE spam_tokens(
+        model INTEGER NOT NULL,
+        token INTEGER NOT NULL,
+        ham INTEGER NOT NULL,
+        spam INTEGER NOT NULL,
+        PRIMARY KEY(model, token)
+    ) WITHOUT ROWID;
+    CREATE TABLE spam_learned(
+        model INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        class INTEGER NOT NULL,
+        learned INTEGER NOT NULL,
+        PRIMARY KEY(model, digest)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
