@@ -4,6 +4,21 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Where the data lives when `--data` is not given: a system service's folder for root (the
+/// Debian package's), the current folder otherwise (trying Facteur out as oneself).
+pub fn default_data_dir() -> PathBuf {
+    if crate::privileges::is_root() {
+        PathBuf::from(SYSTEM_DATA_DIR)
+    } else {
+        PathBuf::from(USER_DATA_DIR)
+    }
+}
+
+/// The data folder of a server started as root (and of the Debian package).
+pub const SYSTEM_DATA_DIR: &str = "/var/lib/facteur";
+/// The data folder of a server started as another user, relative to the current folder.
+pub const USER_DATA_DIR: &str = "facteur-data";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "facteur",
@@ -11,12 +26,13 @@ use clap::{Args, Parser, Subcommand};
     about = "Facteur: an all-in-one mail server"
 )]
 pub struct Cli {
-    /// Data folder: database, blobs, TLS files and the default config live here.
+    /// Data folder: database, blobs, TLS files and the default config live here (default:
+    /// ./facteur-data, or /var/lib/facteur when run as root, as the Debian package does).
     #[arg(
         long,
         global = true,
         env = "FACTEUR_DATA",
-        default_value = "facteur-data"
+        default_value_os_t = default_data_dir()
     )]
     pub data: PathBuf,
     /// Config file (default: <data>/facteur.toml).

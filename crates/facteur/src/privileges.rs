@@ -132,7 +132,63 @@ pub enum RunAs {
     User(SystemUser),
 }
 
-/// Decides, before anything is created as root, who `serve` will run as.
+/// Creates the default system user, as the Debian package's postinst does, so that a first start
+/// as root (`cargo run -- serve` on a fresh machine) serves unprivileged without a manual step.
+/// Only for the default name: a user an admin named must exist already (a typo must not create
+/// accounts). Tries `useradd`, then Debian's `adduser`.
+fn create_default_user(user: &str) -> Result<(), String> {
+    let attempts: [(&str, Vec<&str>); 2] = [
+        (
+            "useradd",
+            vec![
+                "--system",
+                "--user-group",
+                "--home-dir",
+                DEFAULT_HOME,
+                "--no-create-home",
+                "--shell",
+                NOLOGIN_SHELL,
+                user,
+            ],
+        ),
+        (
+            "adduser",
+            vec![
+                "--system",
+                "--group",
+                "--home",
+                DEFAULT_HOME,
+                "--no-create-home",
+                "--shell",
+                NOLOGIN_SHELL,
+                user,
+            ],
+        ),
+    ];
+    let mut why = Vec::new();
+    for (program, args) in attempts {
+        match std::process::Command::new(program)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+        {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) => why.push(format!(
+                "{program}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => why.push(format!("{program}: {e}")),
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// Home folder of the system user created at first start (the Debian package's data folder).
+const DEFAULT_HOME: &str = "/var/lib/facteur";
+const NOLOGIN_SHELL: &str = "/usr/sbin/nologin";
+
+/// Decides, before anything is created as root, who `serve` will run as. The default user
+/// (`facteur`) is created when it does not exist yet; a user named in the config must exist.
 pub fn plan(user: &str) -> Result<RunAs, Failure> {
     if !is_root() {
         return Ok(RunAs::Unchanged);
@@ -140,8 +196,20 @@ pub fn plan(user: &str) -> Result<RunAs, Failure> {
     if user == ROOT {
         return Ok(RunAs::Root);
     }
-    let found = user_by_name(user)
-        .map_err(|e| Failure::op(format!("cannot look up the user {user:?}: {e}")))?;
+    let lookup_user = || {
+        user_by_name(user)
+            .map_err(|e| Failure::op(format!("cannot look up the user {user:?}: {e}")))
+    };
+    let mut found = lookup_user()?;
+    if found.is_none() && user == crate::config::DEFAULT_USER {
+        match create_default_user(user) {
+            Ok(()) => {
+                tracing::info!(user, "created the system user the server runs as");
+                found = lookup_user()?;
+            }
+            Err(why) => tracing::warn!(user, error = %why, "cannot create the system user"),
+        }
+    }
     let Some(found) = found else {
         return Err(Failure::op(format!(
             "Facteur does not serve mail as root, and server.user {user:?} does not exist. \
@@ -161,6 +229,44 @@ pub fn plan(user: &str) -> Result<RunAs, Failure> {
         )));
     }
     Ok(RunAs::User(found))
+}
+
+/// Checks that `user` can reach `data`: every folder above it must let that user through
+/// (search permission). A data folder under /root, say, would be given to the user and then be
+/// out of its reach once root is dropped; better to say so before anything starts.
+pub fn check_reachable(data: &Path, user: &SystemUser) -> Result<(), Failure> {
+    let full = std::fs::canonicalize(data).map_err(|e| {
+        Failure::op(format!(
+            "cannot read the data folder {}: {e}",
+            data.display()
+        ))
+    })?;
+    for dir in full.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.mode();
+        let through = if meta.uid() == user.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !through {
+            return Err(Failure::op(format!(
+                "the server would run as {name:?}, which cannot reach the data folder {data}: \
+                 {dir} (mode {mode:04o}) is closed to it. Use a data folder it can reach (as root \
+                 the default is {DEFAULT_HOME}: `facteur --data {DEFAULT_HOME} serve`), let it \
+                 through (chmod o+x {dir}), or keep root with server.user = \"root\" (unsafe)",
+                name = user.name,
+                data = full.display(),
+                dir = dir.display(),
+                mode = mode & 0o7777,
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Makes `user` the owner of the data folder and its content, refusing a folder that belongs to a
@@ -335,6 +441,28 @@ mod tests {
         assert_eq!(user_by_uid(0).map(|u| u.name), Some("root".to_owned()));
         assert_eq!(user_by_name("no-such-user-facteur-test").unwrap(), None);
         assert_eq!(user_by_name("nul\0inside").unwrap(), None);
+    }
+
+    #[test]
+    fn reachability_follows_the_folders_above() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inner = dir.path().join("closed").join("data");
+        std::fs::create_dir_all(&inner).expect("mkdir");
+        let nobody = SystemUser {
+            name: "nobody-test".into(),
+            uid: 65_000,
+            gid: 65_000,
+        };
+        use std::os::unix::fs::PermissionsExt;
+        let closed = dir.path().join("closed");
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let err = check_reachable(&inner, &nobody).expect_err("closed folder above");
+        assert!(err.message.contains("closed"), "{}", err.message);
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        // The folders above the temporary one (/tmp, /) let everybody through.
+        check_reachable(&inner, &nobody).expect("reachable once o+x");
     }
 
     #[test]

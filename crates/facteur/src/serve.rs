@@ -143,7 +143,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let domain = cfg.server.primary_domain.clone();
     let ctx = Context::with_config(cli.data.clone(), cfg)?;
     let postmaster = ensure_primary_domain(&ctx, &domain).await?;
-    // Kept before any port is bound: a start that fails from here on does not lose it.
+    // Kept in a file at once (the ports are already bound, so what can still fail is rare: a
+    // disk that fills up); a start that fails from here on does not lose it.
     let password_file = match &postmaster {
         Some((address, password)) => Some(
             crate::setup::write_initial_password(&cli.data, address, password).map_err(|e| {
@@ -220,6 +221,7 @@ fn bind_then_drop_root(
     let user = args.user.as_deref().unwrap_or(&cfg.server.user);
     let run_as = privileges::plan(user)?;
     if let RunAs::User(u) = &run_as {
+        privileges::check_reachable(&cli.data, u)?;
         privileges::own_data_folder(&cli.data, u)?;
     }
     let prebound = if args.init_only {

@@ -1,5 +1,5 @@
 //! First start: the primary domain and host name given on the command line written into the config
-//! file, the postmaster's password kept in a file before any port is bound, warnings about a host
+//! file, the postmaster's password kept in a file as soon as it exists, warnings about a host
 //! name that is not a fully qualified domain name, and the "next steps" printed at the end.
 
 use std::io::Write;
@@ -11,11 +11,9 @@ use crate::cli::{Cli, ServeArgs};
 use crate::config::{self, Config};
 
 /// The postmaster's first password, in the data folder (mode 0600) until the admin deletes it. It
-/// is written before any port is bound, so a first start that fails afterwards (port taken) does
-/// not lose it.
+/// is written as soon as the account exists; the ports are bound before it is created, so a first
+/// start on a taken port creates no account at all.
 pub const INITIAL_PASSWORD_FILE: &str = "initial-postmaster-password";
-/// `--data` when neither the option nor FACTEUR_DATA is given (as in `cli.rs`).
-const DEFAULT_DATA: &str = "facteur-data";
 /// Mode of the password file: readable by the server's user only.
 const PASSWORD_FILE_MODE: u32 = 0o600;
 
@@ -271,7 +269,7 @@ fn shell_word(s: &str) -> String {
 /// pasted as they are.
 pub fn command_prefix(cli: &Cli) -> String {
     let mut s = String::from("facteur");
-    if cli.data != Path::new(DEFAULT_DATA) {
+    if cli.data != crate::cli::default_data_dir() {
         s.push_str(&format!(
             " --data {}",
             shell_word(&cli.data.display().to_string())

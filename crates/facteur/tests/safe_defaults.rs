@@ -481,6 +481,57 @@ fn started_as_root_without_the_user_it_refuses_and_says_how_to_create_it() {
     );
 }
 
+/// The README's first command, as root on a fresh machine: the default `server.user` ("facteur")
+/// is created when it does not exist yet (on a machine where it exists, as after the Debian
+/// package, it is used as it is), the data folder is given to it, and a data folder the user could
+/// not reach once root is dropped is refused before anything is created.
+#[test]
+fn started_as_root_with_the_default_user_it_is_created_and_the_folder_must_be_reachable() {
+    if !is_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = facteur(&dir.path().join("data"), None, &["serve", "--init-only"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        return;
+    }
+    // A data folder below a folder closed to others (as /root is).
+    let closed = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let data = closed.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("facteur.toml"), test_config("example.com", "")).expect("config");
+    let o = facteur(&data, None, &["serve", "--init-only"]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot reach the data folder") && err.contains("/var/lib/facteur"),
+        "{err}"
+    );
+    assert!(!data.join("facteur.db").exists(), "a store was created");
+
+    // Reachable: the user exists (made now if it was missing), owns the folder and its files.
+    let open = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let data = open.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("facteur.toml"), test_config("example.com", "")).expect("config");
+    let o = facteur(&data, None, &["serve", "--init-only"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let id = Command::new("id")
+        .args(["-u", "facteur"])
+        .output()
+        .expect("id");
+    assert!(id.status.success(), "the facteur user does not exist");
+    let uid: u32 = text(&id.stdout).trim().parse().expect("uid");
+    assert_ne!(uid, 0);
+    assert_eq!(
+        std::fs::metadata(data.join("facteur.db"))
+            .expect("db")
+            .uid(),
+        uid,
+        "the store belongs to the server's user"
+    );
+}
+
 #[tokio::test]
 async fn one_dual_stack_port_takes_ipv6_and_ipv4_clients() {
     let config = test_config("example.com", "").replacen(
