@@ -734,3 +734,51 @@ fn command_floods_close_the_session_and_write_a_bounded_log() {
     assert!(lines < 80, "{lines} lines:\n{}", tail(&text));
     println!("four floods of {N} commands wrote {written} bytes of log in {lines} lines");
 }
+
+/// A client that opens connections in a loop past its limit, and one that breaks TLS handshakes
+/// in a loop, cause one refusal each per connection; the log keeps a few lines per client, not one
+/// per connection.
+#[test]
+fn connection_floods_write_a_bounded_log() {
+    const N: usize = 300;
+    let (server, log) = logged_server(&config("[limits]\nmax_connections_per_ip = 1\n"));
+    let before = read(&log).len();
+    let smtp = server.addr("smtp");
+    // The one connection allowed, held open.
+    let _held = std::net::TcpStream::connect(smtp).expect("connect");
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..N {
+        if let Ok(mut s) = std::net::TcpStream::connect(smtp) {
+            use std::io::Read;
+            let mut b = [0u8; 256];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.read(&mut b);
+        }
+    }
+    // Garbage instead of a TLS ClientHello on the implicit TLS port, once per connection.
+    let imaps = server.addr("imaps");
+    for _ in 0..N {
+        if let Ok(mut s) = std::net::TcpStream::connect(imaps) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut b = [0u8; 64];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.read(&mut b);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let text = read(&log);
+    let new = &text[before.min(text.len())..];
+    let refused = new.matches("connection refused: limit reached").count();
+    let handshakes = new.matches("TLS handshake failed").count();
+    assert!(
+        (1..=5).contains(&refused),
+        "{refused} refusal lines for {N} refused connections:\n{}",
+        tail(new)
+    );
+    assert!(
+        (1..=5).contains(&handshakes),
+        "{handshakes} handshake lines for {N} broken handshakes:\n{}",
+        tail(new)
+    );
+}

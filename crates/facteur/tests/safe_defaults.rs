@@ -315,6 +315,44 @@ impl Drop for ThrowawayUser {
     }
 }
 
+/// Removes, when dropped, a user (and its group) that did not exist when it was noted.
+struct RemoveUserIfNew {
+    name: &'static str,
+    existed: bool,
+}
+
+impl RemoveUserIfNew {
+    fn note(name: &'static str) -> RemoveUserIfNew {
+        let existed = Command::new("id")
+            .arg(name)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(true);
+        RemoveUserIfNew { name, existed }
+    }
+}
+
+impl Drop for RemoveUserIfNew {
+    fn drop(&mut self) {
+        if self.existed {
+            return;
+        }
+        // userdel gives up at once when a parallel test holds /etc/passwd: retry.
+        for _ in 0..USERADD_TRIES {
+            let gone = Command::new("userdel")
+                .arg(self.name)
+                .output()
+                .map(|o| o.status.success() || o.status.code() == Some(6))
+                .unwrap_or(false);
+            if gone {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = Command::new("groupdel").arg(self.name).output();
+    }
+}
+
 /// (real, effective, saved, filesystem) IDs of the `Uid:` or `Gid:` line, and the `Groups:` line.
 fn proc_ids(pid: u32) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -508,7 +546,10 @@ fn started_as_root_with_the_default_user_it_is_created_and_the_folder_must_be_re
     );
     assert!(!data.join("facteur.db").exists(), "a store was created");
 
-    // Reachable: the user exists (made now if it was missing), owns the folder and its files.
+    // Reachable: the user exists (made now if it was missing), owns the folder and its files. A
+    // user this test made is removed at the end: the Debian package test that follows in
+    // scripts/test.sh needs a machine without it.
+    let _cleanup = RemoveUserIfNew::note("facteur");
     let open = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let data = open.path().join("data");

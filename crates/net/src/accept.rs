@@ -39,6 +39,11 @@ pub async fn write_timed<S: tokio::io::AsyncWrite + Unpin>(
     true
 }
 
+/// Connections refused at a limit, and failed TLS handshakes: a client causes one per connection
+/// it opens, so their lines are bounded (`crate::log::ConnEventLog`).
+static REFUSED: crate::log::ConnEventLog = crate::log::ConnEventLog::new();
+static HANDSHAKE_FAILED: crate::log::ConnEventLog = crate::log::ConnEventLog::new();
+
 /// Longest TLS handshake allowed (implicit TLS or after STARTTLS/STLS).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -59,7 +64,16 @@ pub async fn admit(
     match limiter.try_acquire(ip) {
         Ok(g) => Ok(Some(g)),
         Err(why) => {
-            tracing::info!(service, peer = %ip, limit = ?why, "connection refused: limit reached");
+            let v = REFUSED.record(ip, std::time::Instant::now());
+            if v.suppressed_before > 0 {
+                tracing::info!(
+                    not_logged = v.suppressed_before,
+                    "connections refused at a limit in the last minute, not logged one by one"
+                );
+            }
+            if v.log {
+                tracing::info!(service, peer = %ip, limit = ?why, "connection refused: limit reached");
+            }
             if !implicit_tls {
                 let _ = write_all(stream, refusal).await;
             }
@@ -76,18 +90,37 @@ pub async fn handshake(
     ip: Option<std::net::IpAddr>,
     service: &'static str,
 ) -> Option<MaybeTls> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::info!(service, peer = ip.map(tracing::field::display), error = %e, "TLS handshake failed");
-            None
+    let failed = |what: &str, error: Option<String>| {
+        let v = match ip {
+            Some(ip) => HANDSHAKE_FAILED.record(ip, std::time::Instant::now()),
+            None => crate::log::ConnEventVerdict {
+                log: true,
+                suppressed_before: 0,
+            },
+        };
+        if v.suppressed_before > 0 {
+            tracing::info!(
+                not_logged = v.suppressed_before,
+                "failed TLS handshakes in the last minute, not logged one by one"
+            );
         }
-        Err(_) => {
+        if v.log {
             tracing::info!(
                 service,
                 peer = ip.map(tracing::field::display),
-                "TLS handshake timed out"
+                error = error.as_deref(),
+                "{what}"
             );
+        }
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.upgrade(&tls.acceptor())).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            failed("TLS handshake failed", Some(e.to_string()));
+            None
+        }
+        Err(_) => {
+            failed("TLS handshake timed out", None);
             None
         }
     }
