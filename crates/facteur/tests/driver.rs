@@ -8,13 +8,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use common::raw::{self, Conn, Fill, Tls};
 
 const DOMAIN: &str = "example.com";
 const USER: &str = "alice@example.com";
@@ -25,59 +22,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------------
 // A line client over any byte stream.
 
-struct Conn<S> {
-    s: S,
-    buf: Vec<u8>,
-}
-
 impl<S: Read + Write> Conn<S> {
-    fn new(s: S) -> Conn<S> {
-        Conn { s, buf: Vec::new() }
-    }
-
-    /// False when the server is gone.
-    fn send(&mut self, bytes: &[u8]) -> bool {
-        self.s.write_all(bytes).is_ok() && self.s.flush().is_ok()
-    }
-
-    /// Reads once more; Some(false) when the server closed, None when the read timed out.
-    fn fill(&mut self) -> Option<bool> {
-        let mut tmp = [0u8; 8192];
-        match self.s.read(&mut tmp) {
-            Ok(0) => Some(false),
-            Ok(n) => {
-                self.buf.extend_from_slice(&tmp[..n]);
-                Some(true)
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-            Err(_) => Some(false),
-        }
-    }
-
-    /// A complete line already received, if any.
-    fn buffered_line(&mut self) -> Option<String> {
-        let p = self.buf.windows(2).position(|w| w == b"\r\n")?;
-        let l: Vec<u8> = self.buf.drain(..p + 2).collect();
-        Some(String::from_utf8_lossy(&l[..p]).into_owned())
-    }
-
-    /// One line; None when the server closed the connection.
-    fn line(&mut self) -> Option<String> {
-        loop {
-            if let Some(l) = self.buffered_line() {
-                return Some(l);
-            }
-            match self.fill() {
-                Some(true) => {}
-                Some(false) => return None,
-                None => panic!(
-                    "no line within the read timeout (received so far: {:?})",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-            }
-        }
-    }
-
     /// The last line of an SMTP reply (multi-line replies skipped to their end).
     fn reply(&mut self) -> Option<String> {
         loop {
@@ -89,7 +34,10 @@ impl<S: Read + Write> Conn<S> {
     }
 
     fn expect(&mut self, command: &str, code: &str) -> String {
-        assert!(self.send(format!("{command}\r\n").as_bytes()), "{command}");
+        assert!(
+            self.try_send(format!("{command}\r\n").as_bytes()),
+            "{command}"
+        );
         let r = self
             .reply()
             .unwrap_or_else(|| panic!("closed after {command:?}"));
@@ -111,15 +59,6 @@ impl<S: Read + Write> Conn<S> {
             }
         }
     }
-
-    /// Every line until the server closes.
-    fn rest(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Some(l) = self.line() {
-            out.push(l);
-        }
-        out
-    }
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -128,14 +67,7 @@ fn ip(s: &str) -> IpAddr {
 
 /// A TCP connection to `addr` from the loopback address `from`.
 fn tcp_from(addr: SocketAddr, from: IpAddr) -> std::io::Result<TcpStream> {
-    use socket2::{Domain, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    sock.bind(&SocketAddr::new(from, 0).into())?;
-    sock.connect_timeout(&addr.into(), IO_TIMEOUT)?;
-    let s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    Ok(s)
+    raw::try_tcp(addr, Some(from), IO_TIMEOUT)
 }
 
 fn conn_from(addr: SocketAddr, from: &str) -> Conn<TcpStream> {
@@ -154,60 +86,9 @@ fn greeted(addr: SocketAddr, from: &str) -> (Conn<TcpStream>, String) {
 // ---------------------------------------------------------------------------------------------
 // TLS client: rustls, accepting the server's self-signed certificate.
 
-#[derive(Debug)]
-struct AnyCert;
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
 fn tls(addr: SocketAddr) -> Conn<Tls> {
-    let cfg =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert))
-            .with_no_client_auth();
-    let name = ServerName::try_from("mx.example.com").expect("server name");
-    let mut c = ClientConnection::new(Arc::new(cfg), name).expect("client connection");
-    let mut tcp = tcp_from(addr, ip("127.0.0.1")).expect("connect");
-    while c.is_handshaking() {
-        c.complete_io(&mut tcp).expect("TLS handshake");
-    }
-    Conn::new(StreamOwned::new(c, tcp))
+    let tcp = tcp_from(addr, ip("127.0.0.1")).expect("connect");
+    Conn::new(raw::handshake(tcp, "mx.example.com"))
 }
 
 fn start(extra: &str) -> Server {
@@ -247,16 +128,16 @@ fn signal(server: &Server, sig: i32) {
 fn trickle(c: &mut Conn<TcpStream>, bytes: &[u8], gap: Duration) -> Option<(String, usize)> {
     c.s.set_read_timeout(Some(gap)).expect("timeout");
     for (i, b) in bytes.iter().enumerate() {
-        if !c.send(&[*b]) {
+        if !c.try_send(&[*b]) {
             break;
         }
         match c.fill() {
-            Some(true) => {
+            Fill::Data => {
                 c.s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
                 return c.reply().map(|r| (r, i + 1));
             }
-            Some(false) => return None,
-            None => {}
+            Fill::Closed => return None,
+            Fill::TimedOut => {}
         }
     }
     c.s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
@@ -297,7 +178,7 @@ async fn a_command_line_trickled_byte_by_byte_is_cut_at_the_command_timeout() {
     // the same deadline.
     let (mut c, _) = greeted(mx, "127.0.0.1");
     c.expect("EHLO client.test", "250");
-    assert!(c.send(&[b'A'; 600]));
+    assert!(c.try_send(&[b'A'; 600]));
     let r = c.reply().expect("reply to the overlong line");
     assert!(r.starts_with("500 5.5.6"), "{r:?}");
     let tail = [b'A'; 40];
@@ -308,7 +189,7 @@ async fn a_command_line_trickled_byte_by_byte_is_cut_at_the_command_timeout() {
     // A BDAT chunk trickled: the minimum data rate (100 B/s after 1 s) cuts it.
     let (mut c, _) = greeted(mx, "127.0.0.1");
     let ehlo = {
-        assert!(c.send(b"EHLO client.test\r\n"));
+        assert!(c.try_send(b"EHLO client.test\r\n"));
         let mut lines = Vec::new();
         loop {
             let l = c.line().expect("EHLO reply");
@@ -322,7 +203,7 @@ async fn a_command_line_trickled_byte_by_byte_is_cut_at_the_command_timeout() {
     assert!(ehlo.iter().any(|l| l.ends_with("CHUNKING")), "{ehlo:?}");
     c.expect("MAIL FROM:<sender@far.example>", "250");
     c.expect(&format!("RCPT TO:<{USER}>"), "250");
-    assert!(c.send(b"BDAT 1000 LAST\r\n"));
+    assert!(c.try_send(b"BDAT 1000 LAST\r\n"));
     let chunk = [b'x'; 60];
     let (reply, sent) = trickle(&mut c, &chunk, gap).expect("the server closed without a word");
     assert!(reply.starts_with("421 4.4.2"), "{reply:?}");
@@ -506,7 +387,7 @@ fn send_until_stopped(mx: SocketAddr, id: usize) -> Sent {
     };
     let mut c = Conn::new(s);
     let step = |c: &mut Conn<TcpStream>, bytes: &[u8], sent: &mut Sent| -> Option<String> {
-        if !bytes.is_empty() && !c.send(bytes) {
+        if !bytes.is_empty() && !c.try_send(bytes) {
             return None;
         }
         let r = c.reply()?;
@@ -591,7 +472,9 @@ async fn sigterm_closes_every_session_politely_and_loses_nothing() {
     let mut idle = tls(imaps);
     assert!(idle.line().expect("greeting").starts_with("* OK"));
     assert!(
-        idle.send(format!("a LOGIN {USER} {PASS}\r\na2 SELECT INBOX\r\na3 IDLE\r\n").as_bytes())
+        idle.try_send(
+            format!("a LOGIN {USER} {PASS}\r\na2 SELECT INBOX\r\na3 IDLE\r\n").as_bytes()
+        )
     );
     idle.tagged("a");
     idle.tagged("a2");
@@ -600,9 +483,9 @@ async fn sigterm_closes_every_session_politely_and_loses_nothing() {
     // A LOGIN in flight: the second failure from this address waits 6 s (auth.base_delay_ms).
     let mut login = tls(imaps);
     assert!(login.line().expect("greeting").starts_with("* OK"));
-    assert!(login.send(b"b1 LOGIN nobody@example.com wrong\r\n"));
+    assert!(login.try_send(b"b1 LOGIN nobody@example.com wrong\r\n"));
     assert!(login.tagged("b1").last().expect("b1").starts_with("b1 NO"));
-    assert!(login.send(b"b2 LOGIN nobody@example.com wrong\r\n"));
+    assert!(login.try_send(b"b2 LOGIN nobody@example.com wrong\r\n"));
 
     // Mail being sent and committed as the signal comes.
     let senders: Vec<_> = (0..4)
@@ -643,7 +526,7 @@ async fn sigterm_closes_every_session_politely_and_loses_nothing() {
         .expect("timeout");
     assert_eq!(
         login.fill(),
-        None,
+        Fill::TimedOut,
         "the LOGIN in flight was answered before its delay ended"
     );
     login

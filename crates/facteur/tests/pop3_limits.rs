@@ -16,13 +16,11 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use common::limits::{Mem, raise_nofile};
+use common::raw::{self, Conn, Tls};
 
 const DOMAIN: &str = "example.com";
 const HOSTNAME: &str = "mx.example.com";
@@ -42,49 +40,7 @@ const SUBJECTS: [&str; 2] = ["limits one", "limits two"];
 // ---------------------------------------------------------------------------------------------
 // A small POP3 client over any byte stream.
 
-struct Conn<S> {
-    s: S,
-    buf: Vec<u8>,
-}
-
 impl<S: Read + Write> Conn<S> {
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("write to server");
-        self.s.flush().expect("flush");
-    }
-
-    /// One CRLF-terminated line; None when the server closed the connection.
-    fn line(&mut self) -> Option<String> {
-        let mut from = 0;
-        loop {
-            if let Some(p) = self.buf[from..].windows(2).position(|w| w == b"\r\n") {
-                let l: Vec<u8> = self.buf.drain(..from + p + 2).collect();
-                return Some(String::from_utf8_lossy(&l[..from + p]).into_owned());
-            }
-            from = self.buf.len().saturating_sub(1);
-            let mut tmp = [0u8; 16 * 1024];
-            match self.s.read(&mut tmp) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionReset
-                            | ErrorKind::ConnectionAborted
-                            | ErrorKind::UnexpectedEof
-                            | ErrorKind::BrokenPipe
-                    ) =>
-                {
-                    return None;
-                }
-                Err(e) => panic!(
-                    "reading a reply: {e} (received so far: {:?})",
-                    String::from_utf8_lossy(&self.buf[..self.buf.len().min(500)])
-                ),
-            }
-        }
-    }
-
     fn reply(&mut self) -> String {
         self.line()
             .expect("server closed the connection instead of replying")
@@ -112,89 +68,16 @@ impl<S: Read + Write> Conn<S> {
             out.push(l);
         }
     }
-
-    /// Every line until the server closes the connection.
-    fn rest(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Some(l) = self.line() {
-            out.push(l);
-        }
-        out
-    }
-
-    /// Writes `data`, stopping quietly when the server closes mid-way (an accepted outcome).
-    fn flood(&mut self, data: &[u8]) {
-        for chunk in data.chunks(64 * 1024) {
-            if self
-                .s
-                .write_all(chunk)
-                .and_then(|_| self.s.flush())
-                .is_err()
-            {
-                break;
-            }
-        }
-    }
-}
-
-impl Conn<TcpStream> {
-    /// Writes `data` (see [`Conn::flood`]), then reads every line until the server closes.
-    fn flood_then_rest(&mut self, data: &[u8]) -> Vec<String> {
-        self.flood(data);
-        self.rest()
-    }
-}
-
-impl Conn<Tls> {
-    /// Like the plaintext one. After a failed write rustls would retry its pending write before
-    /// every read (and fail again), so what the server sent before closing is read from the
-    /// socket directly.
-    fn flood_then_rest(&mut self, data: &[u8]) -> Vec<String> {
-        self.flood(data);
-        loop {
-            match self.s.conn.read_tls(&mut self.s.sock) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let state = self.s.conn.process_new_packets();
-            let mut tmp = Vec::new();
-            let _ = self.s.conn.reader().read_to_end(&mut tmp);
-            self.buf.extend_from_slice(&tmp);
-            if state.is_err() {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&self.buf).into_owned();
-        self.buf.clear();
-        text.split_terminator("\r\n").map(str::to_string).collect()
-    }
 }
 
 /// A TCP connection to `addr`, from `from` when given (another loopback address).
 async fn tcp(addr: SocketAddr, from: Option<[u8; 4]>) -> TcpStream {
-    let s = match from {
-        None => TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}")),
-        Some(ip) => {
-            let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-            sock.bind(SocketAddr::new(IpAddr::from(ip), 0))
-                .expect("bind another loopback address");
-            let stream = sock.connect(addr).await.expect("connect from another IP");
-            let std = stream.into_std().expect("into_std");
-            std.set_nonblocking(false).expect("blocking");
-            std
-        }
-    };
-    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    s.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    s
+    raw::tcp(addr, from.map(IpAddr::from), IO_TIMEOUT)
 }
 
 /// Connects to the plaintext port and reads the +OK greeting.
 async fn greet(server: &Server, from: Option<[u8; 4]>) -> Conn<TcpStream> {
-    let mut c = Conn {
-        s: tcp(server.addr("pop3"), from).await,
-        buf: Vec::new(),
-    };
+    let mut c = Conn::new(tcp(server.addr("pop3"), from).await);
     let g = c.reply();
     assert!(g.starts_with("+OK "), "greeting: {g:?}");
     c
@@ -203,67 +86,13 @@ async fn greet(server: &Server, from: Option<[u8; 4]>) -> Conn<TcpStream> {
 // ---------------------------------------------------------------------------------------------
 // TLS client: rustls, accepting the server's self-signed certificate.
 
-#[derive(Debug)]
-struct AnyCert;
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-fn handshake(mut tcp: TcpStream) -> Tls {
-    let cfg =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert))
-            .with_no_client_auth();
-    let name = ServerName::try_from(HOSTNAME).expect("server name");
-    let mut conn = ClientConnection::new(Arc::new(cfg), name).expect("client connection");
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).expect("TLS handshake");
-    }
-    StreamOwned::new(conn, tcp)
+fn handshake(tcp: TcpStream) -> Tls {
+    raw::handshake(tcp, HOSTNAME)
 }
 
 /// Implicit TLS (pop3s) and the greeting.
 async fn greet_tls(server: &Server, from: Option<[u8; 4]>) -> Conn<Tls> {
-    let mut t = Conn {
-        s: handshake(tcp(server.addr("pop3s"), from).await),
-        buf: Vec::new(),
-    };
+    let mut t = Conn::new(handshake(tcp(server.addr("pop3s"), from).await));
     let g = t.reply();
     assert!(g.starts_with("+OK "), "greeting: {g:?}");
     t
@@ -295,55 +124,9 @@ fn deliver(server: &Server, message: &str) {
     assert!(r.starts_with("250"), "{r}");
 }
 
-fn proc_status_kb(pid: u32, key: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
-}
-
-/// The server's memory over one attack: VmRSS before, VmHWM (peak) after. The peak is reset at
-/// the start (`/proc/PID/clear_refs`, "5"), so it is the peak of this attack, not of start-up;
-/// if the reset is refused the peak can only be higher, never hide growth.
-struct Mem {
-    pid: u32,
-    before_kb: u64,
-    reset: bool,
-}
-
-impl Mem {
-    fn start(server: &Server) -> Mem {
-        let pid = server.child.as_ref().expect("server running").id();
-        let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
-        Mem {
-            pid,
-            before_kb: proc_status_kb(pid, "VmRSS:"),
-            reset,
-        }
-    }
-
-    /// Prints the figures and asserts the growth stays under [`MAX_RSS_GROWTH_KB`].
-    fn check(&self, what: &str) {
-        assert!(
-            std::path::Path::new(&format!("/proc/{}", self.pid)).exists(),
-            "the server process died during {what}"
-        );
-        let peak = proc_status_kb(self.pid, "VmHWM:");
-        let now = proc_status_kb(self.pid, "VmRSS:");
-        let growth = peak.saturating_sub(self.before_kb);
-        eprintln!(
-            "pop3_limits: {what}: server VmRSS before {} KiB, VmHWM during {peak} KiB (peak reset: {}), \
-             VmRSS after {now} KiB, growth {growth} KiB",
-            self.before_kb, self.reset
-        );
-        assert!(
-            growth < MAX_RSS_GROWTH_KB,
-            "{what}: the server's memory grew by {growth} KiB (VmRSS {} KiB before, peak {peak} KiB)",
-            self.before_kb
-        );
-    }
+/// Watches the server's memory over one attack (growth bounded by [`MAX_RSS_GROWTH_KB`]).
+fn mem_watch(server: &Server) -> Mem {
+    Mem::start(server, "pop3_limits", MAX_RSS_GROWTH_KB)
 }
 
 /// Another client is served: CAPA on the plaintext port, and over implicit TLS a login, STAT and
@@ -377,7 +160,7 @@ async fn ten_megabytes_without_a_line_end() {
     let server = start("");
     let data = vec![b'A'; TEN_MB];
 
-    let mem = Mem::start(&server);
+    let mem = mem_watch(&server);
     let mut c = greet(&server, None).await;
     assert_eq!(
         c.flood_then_rest(&data),
@@ -415,7 +198,7 @@ async fn ten_megabytes_without_a_line_end() {
 async fn a_hundred_thousand_pipelined_commands() {
     const N: usize = 100_000;
     let server = start("");
-    let mem = Mem::start(&server);
+    let mem = mem_watch(&server);
 
     // Before login, over plaintext: CAPA, one whole reply each, in order.
     let mut c = greet(&server, None).await;
@@ -460,7 +243,7 @@ async fn pipelined_retrievals_of_a_large_message() {
     }
     deliver(&server, &body);
     let large = SUBJECTS.len() + 1;
-    let mem = Mem::start(&server);
+    let mem = mem_watch(&server);
     let mut t = logged_in(&server, None).await;
     // 4,000 octets of commands, in one write: one read of the server's.
     let started = Instant::now();
@@ -483,29 +266,6 @@ async fn pipelined_retrievals_of_a_large_message() {
 // ---------------------------------------------------------------------------------------------
 // 2,000 idle sockets from one IP.
 
-/// Raises this process's open-file limit (the server, started after, inherits it) so that 2,000
-/// sockets fit; the per-IP limit, not a lack of descriptors, must be what refuses them.
-fn raise_nofile(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        }
-    }
-    assert!(
-        lim.rlim_cur >= want,
-        "RLIMIT_NOFILE {} (hard {}) is below {want}",
-        lim.rlim_cur,
-        lim.rlim_max
-    );
-}
-
 #[tokio::test]
 async fn two_thousand_idle_sockets_from_one_ip() {
     const SOCKETS: usize = 2_000;
@@ -515,14 +275,11 @@ async fn two_thousand_idle_sockets_from_one_ip() {
     let server = start(&format!(
         "[limits]\nmax_connections = 5000\nmax_connections_per_ip = {PER_IP}\n"
     ));
-    let mem = Mem::start(&server);
+    let mem = mem_watch(&server);
     let mut open = Vec::new();
     let (mut greeted, mut refused) = (0, 0);
     for _ in 0..SOCKETS {
-        let mut c = Conn {
-            s: tcp(server.addr("pop3"), None).await,
-            buf: Vec::new(),
-        };
+        let mut c = Conn::new(tcp(server.addr("pop3"), None).await);
         let first = c.reply();
         if first.starts_with("+OK ") {
             greeted += 1;
@@ -550,10 +307,7 @@ async fn two_thousand_idle_sockets_from_one_ip() {
     drop(open);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let mut c = Conn {
-            s: tcp(server.addr("pop3"), None).await,
-            buf: Vec::new(),
-        };
+        let mut c = Conn::new(tcp(server.addr("pop3"), None).await);
         if c.reply().starts_with("+OK ") {
             break;
         }
@@ -581,7 +335,7 @@ fn short_timeout_server() -> Server {
 #[tokio::test]
 async fn a_slowloris_client_is_cut_by_the_login_deadline() {
     let server = short_timeout_server();
-    let mem = Mem::start(&server);
+    let mem = mem_watch(&server);
     let mut c = greet(&server, None).await;
     let trickled = std::thread::spawn(move || {
         let started = Instant::now();
@@ -752,7 +506,7 @@ async fn a_client_that_never_reads_is_cut() {
         body.push_str("\r\n");
     }
     deliver(&server, &body);
-    let mem = Mem::start(&server);
+    let mem = mem_watch(&server);
     let wait = Duration::from_secs(3 * PRE_LOGIN_SECS);
 
     // Before login: CAPA.

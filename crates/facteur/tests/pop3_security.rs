@@ -8,15 +8,12 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Server;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use common::raw::{self, Conn, Tls};
 
 const DOMAIN: &str = "example.com";
 const HOSTNAME: &str = "mx.example.com";
@@ -28,47 +25,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------------------
 // A small POP3 client over any byte stream.
 
-struct Conn<S> {
-    s: S,
-    buf: Vec<u8>,
-}
-
 impl<S: Read + Write> Conn<S> {
-    fn send(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).expect("write to server");
-        self.s.flush().expect("flush");
-    }
-
-    /// One CRLF-terminated line; None when the server closed the connection.
-    fn line(&mut self) -> Option<String> {
-        loop {
-            if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let l: Vec<u8> = self.buf.drain(..p + 2).collect();
-                return Some(String::from_utf8_lossy(&l[..p]).into_owned());
-            }
-            let mut tmp = [0u8; 8192];
-            match self.s.read(&mut tmp) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionReset
-                            | ErrorKind::ConnectionAborted
-                            | ErrorKind::UnexpectedEof
-                            | ErrorKind::BrokenPipe
-                    ) =>
-                {
-                    return None;
-                }
-                Err(e) => panic!(
-                    "reading a reply: {e} (received so far: {:?})",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-            }
-        }
-    }
-
     fn reply(&mut self) -> String {
         self.line()
             .expect("server closed the connection instead of replying")
@@ -99,30 +56,15 @@ impl<S: Read + Write> Conn<S> {
         assert!(r.starts_with("+OK"), "{line:?} answered {r:?}");
         r
     }
-
-    /// Every line until the server closes the connection.
-    fn rest(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Some(l) = self.line() {
-            out.push(l);
-        }
-        out
-    }
 }
 
 fn tcp(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    s.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
-    s
+    raw::tcp(addr, None, IO_TIMEOUT)
 }
 
 /// Connects to the plaintext port and reads the +OK greeting.
 fn greet(addr: SocketAddr) -> Conn<TcpStream> {
-    let mut c = Conn {
-        s: tcp(addr),
-        buf: Vec::new(),
-    };
+    let mut c = Conn::new(tcp(addr));
     let g = c.reply();
     assert!(g.starts_with("+OK "), "greeting: {g:?}");
     c
@@ -131,59 +73,8 @@ fn greet(addr: SocketAddr) -> Conn<TcpStream> {
 // ---------------------------------------------------------------------------------------------
 // TLS client: rustls, accepting the server's self-signed certificate.
 
-#[derive(Debug)]
-struct AnyCert;
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-fn handshake(mut tcp: TcpStream) -> Tls {
-    let cfg =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert))
-            .with_no_client_auth();
-    let name = ServerName::try_from(HOSTNAME).expect("server name");
-    let mut conn = ClientConnection::new(Arc::new(cfg), name).expect("client connection");
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).expect("TLS handshake");
-    }
-    StreamOwned::new(conn, tcp)
+fn handshake(tcp: TcpStream) -> Tls {
+    raw::handshake(tcp, HOSTNAME)
 }
 
 /// Upgrades a plaintext connection whose STLS was just answered with +OK.
@@ -193,18 +84,12 @@ fn stls(c: Conn<TcpStream>) -> Conn<Tls> {
         "server sent plaintext after its +OK to STLS: {:?}",
         String::from_utf8_lossy(&c.buf)
     );
-    Conn {
-        s: handshake(c.s),
-        buf: Vec::new(),
-    }
+    Conn::new(handshake(c.s))
 }
 
 /// Implicit TLS (pop3s) and the greeting.
 fn greet_tls(addr: SocketAddr) -> Conn<Tls> {
-    let mut c = Conn {
-        s: handshake(tcp(addr)),
-        buf: Vec::new(),
-    };
+    let mut c = Conn::new(handshake(tcp(addr)));
     let g = c.reply();
     assert!(g.starts_with("+OK "), "greeting: {g:?}");
     c
@@ -440,8 +325,8 @@ async fn idle_timeouts_before_and_after_login_are_configurable() {
     let (lines, took) = until_closed(&mut c);
     assert_eq!(lines, ["-ERR Autologout; idle for too long"]);
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
-        "{took:?}"
+        took >= Duration::from_millis(900),
+        "closed before the timeout: {took:?}"
     );
     // After login: limits.idle_timeout_secs, and a timeout is not a QUIT (RFC 1939 §3): the
     // message marked deleted stays.
@@ -450,7 +335,8 @@ async fn idle_timeouts_before_and_after_login_are_configurable() {
     t.expect_ok("DELE 2");
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_millis(1200));
-    // Activity resets the timer.
+    // Activity resets the timer. (Only lower bounds are asserted: a loaded machine can close late,
+    // never early; a session that is not closed at all fails on its lines.)
     t.expect_ok("NOOP");
     let (lines, took) = until_closed(&mut t);
     assert_eq!(lines, ["-ERR Autologout; idle for too long"]);

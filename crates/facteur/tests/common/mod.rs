@@ -4,9 +4,11 @@
 
 pub mod dnsmasq;
 pub mod dnssec;
+pub mod limits;
 pub mod mail;
 pub mod pop3;
 pub mod postfix;
+pub mod raw;
 pub mod tmpfs;
 
 use std::collections::HashMap;
