@@ -531,6 +531,9 @@ fn started_as_root_with_the_default_user_it_is_created_and_the_folder_must_be_re
         assert!(o.status.success(), "{}", text(&o.stderr));
         return;
     }
+    // A user this test makes (the refusal below may already make it) is removed at the end: the
+    // Debian package test that follows in scripts/test.sh needs a machine without it.
+    let _cleanup = RemoveUserIfNew::note("facteur");
     // A data folder below a folder closed to others (as /root is).
     let closed = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
@@ -546,10 +549,7 @@ fn started_as_root_with_the_default_user_it_is_created_and_the_folder_must_be_re
     );
     assert!(!data.join("facteur.db").exists(), "a store was created");
 
-    // Reachable: the user exists (made now if it was missing), owns the folder and its files. A
-    // user this test made is removed at the end: the Debian package test that follows in
-    // scripts/test.sh needs a machine without it.
-    let _cleanup = RemoveUserIfNew::note("facteur");
+    // Reachable: the user exists (made now if it was missing), owns the folder and its files.
     let open = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let data = open.path().join("data");
