@@ -90,6 +90,9 @@ pub struct SmtpSection {
     /// Milliseconds to wait before the greeting; clients that talk first are dropped.
     pub greeting_delay_ms: u64,
     pub data_timeout_secs: u64,
+    /// NOOP, RSET, VRFY, EXPN and HELP allowed between accepted messages; further ones count as
+    /// bad commands.
+    pub max_junk_commands: u32,
     /// Bytes per second below which a DATA transfer is abandoned.
     pub min_data_rate: u64,
     /// SPF, DKIM, DMARC and ARC checks of mail received on port 25.
@@ -108,6 +111,7 @@ impl Default for SmtpSection {
             bare_newline: BareNewlinePolicy::Reject,
             greeting_delay_ms: 0,
             data_timeout_secs: 600,
+            max_junk_commands: 100,
             min_data_rate: 1024,
             inbound_auth: true,
             spool_threshold: smtp::spool::DEFAULT_SPOOL_THRESHOLD,

@@ -74,6 +74,7 @@ pub fn smtp_config(cfg: &Config) -> SmtpConfig {
         line_length: cfg.limits.smtp_line_length,
         text_line_length: cfg.limits.text_line_length,
         max_errors: cfg.limits.max_bad_commands,
+        max_junk_commands: cfg.smtp.max_junk_commands,
         command_timeout: Duration::from_secs(cfg.limits.command_timeout_secs),
         data_timeout: Duration::from_secs(cfg.smtp.data_timeout_secs),
         min_data_rate: cfg.smtp.min_data_rate,

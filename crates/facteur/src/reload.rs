@@ -41,6 +41,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "smtp.bare_newline",
     "smtp.greeting_delay_ms",
     "smtp.data_timeout_secs",
+    "smtp.max_junk_commands",
     "smtp.min_data_rate",
     "pop3.expire",
     "pop3.login_delay_secs",

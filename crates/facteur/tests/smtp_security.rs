@@ -1021,3 +1021,41 @@ async fn tls_versions_with_openssl_s_client() {
     );
     assert!(out.contains("221 2.0.0"), "QUIT inside TLS:\n{out}");
 }
+
+/// A client that only keeps its connection alive (NOOP just under every command timeout would
+/// hold a slot forever): past `smtp.max_junk_commands` NOOP/RSET/VRFY/HELP without a message,
+/// each one counts as a bad command and the session ends at `limits.max_bad_commands`. An
+/// accepted message starts the count again.
+#[tokio::test]
+async fn keep_alive_commands_without_mail_end_the_session() {
+    let server =
+        start_with_accounts("[smtp]\nmax_junk_commands = 5\n[limits]\nmax_bad_commands = 3\n");
+    let mut c = greet(server.addr("smtp"));
+    c.expect("EHLO client.test", 250);
+    for verb in ["NOOP", "RSET", "VRFY alice", "HELP", "NOOP"] {
+        let r = c.cmd(verb);
+        assert!(r.code < 400, "{verb} answered {:?}", r.lines);
+    }
+    // A message: the count starts again.
+    c.expect("MAIL FROM:<someone@far.test>", 250);
+    c.expect(&format!("RCPT TO:<alice@{DOMAIN}>"), 250);
+    c.expect("DATA", 354);
+    c.send(b"Subject: between keep-alives\r\n\r\nreal mail\r\n.\r\n");
+    assert_eq!(c.reply().code, 250);
+    for _ in 0..5 {
+        c.expect("NOOP", 250);
+    }
+    // Three more are three bad commands: the third is answered, then the session closes.
+    c.expect("NOOP", 250);
+    c.expect("NOOP", 250);
+    c.expect("NOOP", 250);
+    let closing = c.replies();
+    assert_eq!(closing.len(), 1, "{closing:?}");
+    assert_eq!(
+        (closing[0].code, closing[0].enhanced()),
+        (421, "4.7.0"),
+        "{:?}",
+        closing[0].lines
+    );
+    assert_eq!(inbox_len(&server, &format!("alice@{DOMAIN}")).await, 1);
+}

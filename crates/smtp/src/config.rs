@@ -27,6 +27,9 @@ pub struct SmtpConfig {
     pub text_line_length: usize,
     /// Errors (bad commands, refused recipients) before the connection is closed.
     pub max_errors: u32,
+    /// NOOP, RSET, VRFY, EXPN and HELP allowed between accepted messages before each further one
+    /// counts as an error.
+    pub max_junk_commands: u32,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
     /// Below this many bytes per second (averaged after `data_timeout / 10`), DATA is abandoned.
@@ -51,6 +54,7 @@ impl Default for SmtpConfig {
             line_length: 512,
             text_line_length: 1000,
             max_errors: 10,
+            max_junk_commands: 100,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
             min_data_rate: 1024,

@@ -89,6 +89,8 @@ pub struct Session<B: Backend> {
     auth: Option<AuthUser>,
     tx: Option<Transaction>,
     errors: u32,
+    /// NOOP, RSET, VRFY, EXPN and HELP since the last accepted message (see [`Session::junk`]).
+    junk: u32,
     data_started: Option<std::time::Instant>,
     /// Command lines read (SASL responses included), for the summary at the end of the session.
     commands: u64,
@@ -120,6 +122,7 @@ impl<B: Backend> Session<B> {
             auth: None,
             tx: None,
             errors: 0,
+            junk: 0,
             data_started: None,
             commands: 0,
             last_command: String::new(),
@@ -233,6 +236,20 @@ impl<B: Backend> Session<B> {
             );
             self.push(out, reply::too_many_errors());
             self.close(out);
+        }
+    }
+
+    /// Answers a command that moves no mail (NOOP, RSET, VRFY, EXPN, HELP). A client that sends
+    /// more than `max_junk_commands` of them without a message being accepted is holding a
+    /// connection slot, not sending mail (a NOOP every 299 s would keep a session forever under
+    /// the per-command timeout): each further one counts as a bad command, so the session ends at
+    /// `max_errors`. Postfix's `smtpd_junk_command_limit` does the same.
+    fn junk(&mut self, out: &mut Output, r: Reply) {
+        self.junk = self.junk.saturating_add(1);
+        if self.junk > self.cfg.max_junk_commands {
+            self.error(out, r)
+        } else {
+            self.push(out, r)
         }
     }
 
@@ -449,15 +466,15 @@ impl<B: Backend> Session<B> {
             Command::Bdat { size, last } => self.bdat(out, size, last).await,
             Command::Rset => {
                 self.tx = None;
-                self.push(out, reply::ok("OK"));
+                self.junk(out, reply::ok("OK"));
             }
-            Command::Noop => self.push(out, reply::ok("OK")),
+            Command::Noop => self.junk(out, reply::ok("OK")),
             Command::Quit => {
                 self.push(out, Reply::new(221, "2.0.0", "Bye"));
                 self.close(out);
             }
             // RFC 5321 §3.5.3 and §7.3: VRFY may answer 252 rather than disclose accounts.
-            Command::Vrfy(_) => self.push(
+            Command::Vrfy(_) => self.junk(
                 out,
                 Reply::new(
                     252,
@@ -465,8 +482,8 @@ impl<B: Backend> Session<B> {
                     "Cannot VRFY user, but will accept message and attempt delivery",
                 ),
             ),
-            Command::Expn(_) => self.push(out, Reply::new(502, "5.5.1", "EXPN not available")),
-            Command::Help => self.push(
+            Command::Expn(_) => self.junk(out, Reply::new(502, "5.5.1", "EXPN not available")),
+            Command::Help => self.junk(
                 out,
                 Reply::new(
                     214,
@@ -855,6 +872,7 @@ impl<B: Backend> Session<B> {
                     .into_iter()
                     .map(|r| match r {
                         Ok(()) => {
+                            self.junk = 0;
                             Reply::new(250, "2.0.0", format!("OK: queued as {}", envelope.id))
                         }
                         Err(r) => r,

@@ -262,6 +262,11 @@ pub(crate) const KEYS: &[KeyDoc] = &[
     ),
     key(
         "smtp",
+        "max_junk_commands",
+        "NOOP, RSET, VRFY, EXPN and HELP allowed between accepted messages; each further one counts as a bad command.",
+    ),
+    key(
+        "smtp",
         "min_data_rate",
         "Bytes per second below which a message transfer is abandoned.",
     ),
