@@ -186,7 +186,7 @@ r = command(s, f, "c", "FETCH 2 (BINARY.PEEK[])")
 assert b"BINARY[] ~{%d}\r\n" % len(msgs[1]) + msgs[1] + b")" in r, r[:200]
 # BINARY without PEEK sets \Seen.
 r = command(s, f, "d", "FETCH 3 (BINARY[1]<0.4>)")
-assert b"BINARY[1] {4}\r\nline" in r and b"FLAGS (\\Recent \\Seen)" in r, r
+assert b"BINARY[1]<0> {4}\r\nline" in r and b"FLAGS (\\Recent \\Seen)" in r, r
 command(s, f, "z", "LOGOUT")
 print("ok")
 "#,

@@ -1036,12 +1036,29 @@ impl<B: Backend> Session<B> {
         }
     }
 
+    /// Turns CONDSTORE on (ENABLE, or a CONDSTORE-enabling command: FETCH MODSEQ or
+    /// CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE, STATUS HIGHESTMODSEQ, ENABLE QRESYNC).
+    /// RFC 7162 §3.1: when that happens while a mailbox is selected, the client learns the
+    /// mailbox's HIGHESTMODSEQ once, in an untagged OK (SELECT/EXAMINE already send it).
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.enabled.condstore {
+            return;
+        }
+        self.enabled.condstore = true;
+        if let Some(sel) = self.selected.as_ref() {
+            self.out.extend_from_slice(
+                format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", sel.highest_modseq).as_bytes(),
+            );
+        }
+    }
+
     fn enable(&mut self, caps: &[CapabilityEnable<'static>]) -> Tagged {
         let mut newly = Vec::new();
         for c in caps {
             match c {
-                CapabilityEnable::CondStore if !self.enabled.condstore => {
-                    self.enabled.condstore = true;
+                CapabilityEnable::CondStore
+                    if !self.enabled.condstore && !newly.contains(&"CONDSTORE") =>
+                {
                     newly.push("CONDSTORE");
                 }
                 CapabilityEnable::Utf8(Utf8Kind::Accept) if !self.enabled.utf8 => {
@@ -1060,7 +1077,6 @@ impl<B: Backend> Session<B> {
                     } else if name.eq_ignore_ascii_case("QRESYNC") && !self.enabled.qresync {
                         // RFC 7162 §3.2.3: enabling QRESYNC implies CONDSTORE.
                         self.enabled.qresync = true;
-                        self.enabled.condstore = true;
                         newly.push("QRESYNC");
                     }
                 }
@@ -1072,6 +1088,9 @@ impl<B: Backend> Session<B> {
                 .extend_from_slice(format!("* ENABLED {}\r\n", newly.join(" ")).as_bytes());
         } else {
             self.out.extend_from_slice(b"* ENABLED\r\n");
+        }
+        if newly.iter().any(|n| *n == "CONDSTORE" || *n == "QRESYNC") {
+            self.enable_condstore();
         }
         ok("ENABLE completed")
     }

@@ -218,7 +218,7 @@ impl<B: Backend> Session<B> {
             return bad("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC");
         }
         if changed_since.is_some() || items.contains(&MessageDataItemName::ModSeq) {
-            self.enabled.condstore = true;
+            self.enable_condstore();
         }
         if changed_since.is_some() && !items.contains(&MessageDataItemName::ModSeq) {
             items.push(MessageDataItemName::ModSeq);
@@ -585,9 +585,14 @@ fn write_items(
                 let Ok(data) = binary::content(raw, a, section) else {
                     return Err(no(Some("UNKNOWN-CTE"), "Cannot decode the section"));
                 };
-                // RFC 9051 §9 (msg-att-static): the response names the section without
-                // the partial origin; the client knows which range it asked for.
-                let _ = write!(o, "BINARY[{}] ", binary::section_spec(section));
+                // RFC 3516 §4.2 and RFC 9051 §7.5.2: a partial answer names its origin, as
+                // BODY[]<origin> does (the ABNF of RFC 9051 §9 leaves it out, its prose and
+                // Dovecot and the clients put it in).
+                let _ = write!(o, "BINARY[{}]", binary::section_spec(section));
+                if let Some((origin, _)) = part {
+                    let _ = write!(o, "<{origin}>");
+                }
+                o.push(b' ');
                 binary::literal(o, partial(&data, *part));
             }
             MessageDataItemName::BinarySize { section } => {

@@ -412,7 +412,7 @@ impl<B: Backend> Session<B> {
                 StatusDataItemName::Deleted => format!("DELETED {}", st.deleted),
                 StatusDataItemName::Size => format!("SIZE {}", st.size),
                 StatusDataItemName::HighestModSeq => {
-                    self.enabled.condstore = true;
+                    self.enable_condstore();
                     format!("HIGHESTMODSEQ {}", st.highestmodseq)
                 }
                 StatusDataItemName::DeletedStorage => {

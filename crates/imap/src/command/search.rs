@@ -427,7 +427,7 @@ impl<B: Backend> Session<B> {
         }
         let with_modseq = uses_modseq(&key);
         if with_modseq {
-            self.enabled.condstore = true;
+            self.enable_condstore();
         }
         let Some(sel) = self.selected.as_ref() else {
             return Err(bad("No mailbox selected"));

@@ -63,7 +63,7 @@ impl<B: Backend> Session<B> {
             .map(|StoreModifier::UnchangedSince(n)| *n)
             .next();
         if unchanged_since.is_some() {
-            self.enabled.condstore = true;
+            self.enable_condstore();
         }
         let condstore = self.enabled.condstore;
         let Some(sel) = self.selected.as_ref() else {

@@ -113,19 +113,19 @@ async fn partial_ranges_count_decoded_bytes() {
     let (_f, mut s) = setup().await;
     let r = feed(&mut s, b"a FETCH 1 (BINARY.PEEK[2]<5.3>)\r\n").await;
     assert!(
-        contains(&r, b"* 1 FETCH (BINARY[2] {3}\r\nhel)\r\n"),
+        contains(&r, b"* 1 FETCH (BINARY[2]<5> {3}\r\nhel)\r\n"),
         "{}",
         show(&r)
     );
     let r = feed(&mut s, b"b FETCH 1 (BINARY.PEEK[2]<3.4>)\r\n").await;
     assert!(
-        contains(&r, b"* 1 FETCH (BINARY[2] ~{4}\r\n\x03\0he)\r\n"),
+        contains(&r, b"* 1 FETCH (BINARY[2]<3> ~{4}\r\n\x03\0he)\r\n"),
         "{}",
         show(&r)
     );
     let r = feed(&mut s, b"c FETCH 1 (BINARY.PEEK[1]<100.5>)\r\n").await;
     assert!(
-        contains(&r, b"* 1 FETCH (BINARY[1] {0}\r\n)\r\n"),
+        contains(&r, b"* 1 FETCH (BINARY[1]<100> {0}\r\n)\r\n"),
         "{}",
         show(&r)
     );

@@ -3,6 +3,7 @@
 
 mod binary;
 mod compress;
+mod condstore_enable;
 mod list;
 mod mailbox_notices;
 mod multiappend;

@@ -31,9 +31,22 @@ async fn esearch_return_options() {
     )
     .await;
     assert!(r.starts_with("* ESEARCH (TAG \"d\") COUNT 3\r\n"), "{r}");
-    // With CONDSTORE, MODSEQ of the messages returned.
+    // With CONDSTORE, MODSEQ of the messages returned; the search enables CONDSTORE, so the
+    // selected mailbox's HIGHESTMODSEQ comes first (RFC 7162 §3.1).
     let r = run(&mut s, "e SEARCH RETURN (MAX) MODSEQ 1\r\n").await;
-    assert!(r.starts_with("* ESEARCH (TAG \"e\") MAX 6 MODSEQ "), "{r}");
+    let mut lines = r.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("* OK [HIGHESTMODSEQ ")),
+        "{r}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("* ESEARCH (TAG \"e\") MAX 6 MODSEQ ")),
+        "{r}"
+    );
     let r = run(&mut s, "f SEARCH RETURN (FIRST) ALL\r\n").await;
     assert!(r.starts_with("f BAD"), "{r}");
     // Without RETURN an IMAP4rev1 client still gets SEARCH.

@@ -201,10 +201,15 @@ async fn charsets_errors_and_empty_results() {
         let r = run(&mut s, bad).await;
         assert!(r.starts_with("f BAD"), "{bad}: {r}");
     }
-    // With a MODSEQ criterion the SORT response carries the highest MODSEQ (RFC 7162 §3.1.5).
+    // With a MODSEQ criterion the SORT response carries the highest MODSEQ (RFC 7162 §3.1.5),
+    // after the HIGHESTMODSEQ of the mailbox that this first CONDSTORE-enabling command reports
+    // (§3.1).
     let r = run(&mut s, "g SORT (REVERSE ARRIVAL) UTF-8 MODSEQ 1\r\n").await;
+    assert!(line(&r, "g").starts_with("* OK [HIGHESTMODSEQ "), "{r}");
     assert!(
-        line(&r, "g").starts_with("* SORT 5 4 3 2 1 (MODSEQ "),
+        r.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("* SORT 5 4 3 2 1 (MODSEQ ")),
         "{r}"
     );
 }
