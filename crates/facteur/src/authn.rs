@@ -173,10 +173,16 @@ impl Signer for StoreSigner {
     }
 }
 
-/// The inbound check stages of the SMTP listeners: SPF, DKIM, DMARC and ARC first (when
+/// The inbound check stages of the SMTP listeners: the connection checks (DNS lists, reverse
+/// DNS, HELO, rate limits, greylisting), then SPF, DKIM, DMARC and ARC at the end of data (when
 /// `smtp.inbound_auth` is on); later filters join here.
-pub fn inbound_checks(cfg: &crate::config::Config, resolver: Authenticator) -> Pipeline {
+pub fn inbound_checks(
+    cfg: &crate::config::Config,
+    resolver: Authenticator,
+    store: store::DynStore,
+) -> Pipeline {
     let mut checks = Pipeline::default();
+    checks.push(crate::conncheck::check(cfg, resolver.clone(), store));
     if cfg.smtp.inbound_auth {
         checks.push(Arc::new(AuthCheck {
             verifier: Arc::new(MailAuthVerifier {

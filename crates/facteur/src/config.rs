@@ -5,6 +5,7 @@
 //! misspelt limit never silently falls back to its default. Errors name the key and its line.
 //! `docs/config.md` documents every key; a test keeps the two in step.
 
+mod conncheck;
 mod error;
 mod keys;
 mod size;
@@ -18,6 +19,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+pub use conncheck::{
+    ConnectionSection, DnsblSection, GreylistSection, HeloAction, Score, ZoneAction, ZoneConfig,
+    ZoneType, parse_network,
+};
 pub use error::{ConfigError, KeyHint};
 pub use net::tls::TlsMin;
 pub use size::parse_size;
@@ -70,6 +75,9 @@ pub struct Config {
     pub pop3: Pop3Section,
     pub dns: DnsSection,
     pub classifier: ClassifierSection,
+    pub connection: ConnectionSection,
+    pub dnsbl: DnsblSection,
+    pub greylist: GreylistSection,
     pub log: LogConfig,
 }
 
@@ -433,6 +441,9 @@ impl Config {
             pop3: Pop3Section::default(),
             dns: DnsSection::default(),
             classifier: ClassifierSection::default(),
+            connection: ConnectionSection::default(),
+            dnsbl: DnsblSection::default(),
+            greylist: GreylistSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -801,6 +812,7 @@ impl Config {
         );
         self.validate_listeners(errs);
         self.validate_queue(errs);
+        self.validate_conncheck(errs);
         let c = &self.classifier;
         check!(errs, at_least("classifier.min_learned", c.min_learned, 1));
         check!(

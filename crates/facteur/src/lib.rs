@@ -6,6 +6,7 @@ pub mod authn;
 pub mod ban_cmd;
 pub mod cli;
 pub mod config;
+pub mod conncheck;
 pub mod context;
 pub mod datadir;
 pub mod dkim_cmd;

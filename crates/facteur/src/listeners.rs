@@ -311,7 +311,7 @@ pub async fn start(
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
-        checks: crate::authn::inbound_checks(cfg, resolver),
+        checks: crate::authn::inbound_checks(cfg, resolver, ctx.store.clone()),
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
         processing: smtp::spool::ProcessingBudget::new(cfg.smtp.processing_memory),
     });

@@ -224,6 +224,55 @@ impl Authenticator {
     }
 }
 
+/// An A lookup's answer with the smallest TTL among its records (for callers that keep their
+/// own cache, such as the DNS blocklist check). `addrs` is empty for NXDOMAIN or no data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V4Answer {
+    pub addrs: Vec<std::net::Ipv4Addr>,
+    /// Seconds; `None` for a negative answer (the caller picks its negative-cache time).
+    pub ttl: Option<u32>,
+}
+
+impl Authenticator {
+    /// IPv4 addresses of `name` with their TTL (DNS blocklists, RFC 5782 §2.1).
+    pub async fn a_ttl(&self, name: &str) -> Result<V4Answer, DnsError> {
+        match self
+            .inner
+            .resolver()
+            .lookup(fqdn(name), RecordType::A)
+            .await
+        {
+            Ok(lookup) => {
+                let mut ttl: Option<u32> = None;
+                let mut addrs = Vec::new();
+                for r in lookup.answers() {
+                    if let RData::A(a) = &r.data {
+                        addrs.push(a.0);
+                        ttl = Some(ttl.map_or(r.ttl, |t| t.min(r.ttl)));
+                    }
+                }
+                Ok(V4Answer { addrs, ttl })
+            }
+            Err(e) if no_records(&e).is_some_and(is_settled) => Ok(V4Answer {
+                addrs: vec![],
+                ttl: None,
+            }),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+
+    /// Host names of the PTR records of `ip` (lower case, without the final dot); empty when
+    /// none (RFC 1035 §3.5, RFC 3596 §2.5).
+    pub async fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        let name = crate::mock::reverse_name(ip);
+        self.records(&name, RecordType::PTR, |data| match data {
+            RData::PTR(p) => Some(host_name(&p.0.to_ascii())),
+            _ => None,
+        })
+        .await
+    }
+}
+
 impl Authenticator {
     /// SRV records of `name` as "priority weight port target" (target without the final dot);
     /// empty when none. For `facteur dns --check`.

@@ -13,7 +13,7 @@ pub mod mock;
 pub mod verify;
 
 pub use dkim::{DkimAlgorithm, DkimError, DkimKey, SIGNED_HEADERS};
-pub use dns::{Authenticator, DnsError, DnsOptions, MxAnswer};
+pub use dns::{Authenticator, DnsError, DnsOptions, MxAnswer, V4Answer};
 pub use dnssec::{TlsaLookup, TlsaRecord};
 pub use verify::{
     ArcOutcome, AuthOutcome, DkimOutcome, DmarcOutcome, DmarcPolicy, SpfIdentity, SpfOutcome,

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod conn;
 pub mod data;
 pub mod delivery;
 pub mod id;

@@ -76,6 +76,7 @@ fn session<B: Backend + 'static>(svc: &Service<B>, mode: Mode, info: &ConnInfo) 
         session,
         cfg,
         service: mode.name(),
+        mode,
         peer: info.peer,
         line_started: None,
         transfer: None,
@@ -112,6 +113,7 @@ struct Smtp<B: Backend> {
     session: Session<B>,
     cfg: Arc<SmtpConfig>,
     service: &'static str,
+    mode: Mode,
     peer: Option<IpAddr>,
     /// When the first byte of the command line not yet complete arrived.
     line_started: Option<Instant>,
@@ -184,8 +186,14 @@ impl<B: Backend + 'static> Protocol for Smtp<B> {
         READ_CHUNK
     }
 
+    /// Only on the MX port: submission and LMTP clients are our own users and MTA, and a pause
+    /// would only slow them down.
     fn greeting_delay(&self) -> Duration {
-        self.cfg.greeting_delay
+        if self.mode == Mode::Mx {
+            self.cfg.greeting_delay
+        } else {
+            Duration::ZERO
+        }
     }
 
     fn premature(&mut self) -> Vec<u8> {

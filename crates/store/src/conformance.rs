@@ -58,6 +58,7 @@ macro_rules! conformance_tests {
             batch_per_account_quota_answers_each,
             given_analysis_is_cached_and_indexed,
             spam_models_learn_unlearn_and_stay_apart,
+            greylist_defers_then_passes_and_whitelists,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -2176,4 +2177,104 @@ pub async fn spam_models_learn_unlearn_and_stay_apart(h: &dyn Harness) {
         spam_one(&store, SpamModel::Global, &[1]).await.tokens,
         vec![(1, 0, 1)]
     );
+}
+
+/// Greylisting: first sight deferred, an early retry deferred, a retry after the delay passes,
+/// the network is whitelisted after enough passes, and everything expires (RFC 6647).
+pub async fn greylist_defers_then_passes_and_whitelists(h: &dyn Harness) {
+    let store = h.open().await;
+    let p = GreylistPolicy {
+        delay: 300,
+        retry_window: 3600,
+        pass_ttl: 86400,
+        whitelist_after: 2,
+        whitelist_ttl: 7 * 86400,
+    };
+    let net = "192.0.2.0/24";
+    let check = |s: &'static str, r: &'static str, now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .greylist_check(net, s, r, now, &p)
+                .await
+                .expect("greylist check")
+        }
+    };
+    let t = 1_000_000;
+    assert_eq!(
+        check("a@far.test", "u@here.test", t).await,
+        GreylistDecision::Deferred { retry_in: 300 }
+    );
+    assert_eq!(
+        check("a@far.test", "u@here.test", t + 100).await,
+        GreylistDecision::Deferred { retry_in: 200 },
+        "too early"
+    );
+    assert_eq!(
+        check("a@far.test", "u@here.test", t + 300).await,
+        GreylistDecision::Passed
+    );
+    assert_eq!(
+        check("a@far.test", "u@here.test", t + 400).await,
+        GreylistDecision::Passed,
+        "remembered"
+    );
+    // One pass is not enough to whitelist the network here: a new triplet is deferred.
+    assert_eq!(
+        check("b@far.test", "u@here.test", t + 400).await,
+        GreylistDecision::Deferred { retry_in: 300 }
+    );
+    assert_eq!(
+        check("b@far.test", "u@here.test", t + 800).await,
+        GreylistDecision::Passed
+    );
+    // Two passes: the whole network is whitelisted, across a restart.
+    drop(store);
+    let store = h.open().await;
+    assert_eq!(
+        store
+            .greylist_check(net, "c@far.test", "v@here.test", t + 900, &p)
+            .await
+            .expect("check"),
+        GreylistDecision::NetworkWhitelisted
+    );
+    // Another network is not.
+    assert!(matches!(
+        store
+            .greylist_check("198.51.100.0/24", "c@far.test", "v@here.test", t + 900, &p)
+            .await
+            .expect("check"),
+        GreylistDecision::Deferred { .. }
+    ));
+    let stats = store.greylist_stats().await.expect("stats");
+    assert_eq!((stats.pending, stats.passed, stats.networks), (1, 2, 1));
+    // A pending triplet never retried is forgotten after the retry window; a retry that comes
+    // too late starts again.
+    assert_eq!(
+        store
+            .greylist_check(
+                "198.51.100.0/24",
+                "c@far.test",
+                "v@here.test",
+                t + 900 + 3601,
+                &p
+            )
+            .await
+            .expect("check"),
+        GreylistDecision::Deferred { retry_in: 300 }
+    );
+    // Purging long after: everything went.
+    let later = t + 30 * 86400;
+    assert!(store.greylist_purge(later, &p).await.expect("purge") >= 4);
+    assert_eq!(
+        store.greylist_stats().await.expect("stats"),
+        GreylistStats::default()
+    );
+    assert!(matches!(
+        store
+            .greylist_check(net, "a@far.test", "u@here.test", later, &p)
+            .await
+            .expect("check"),
+        GreylistDecision::Deferred { .. }
+    ));
 }

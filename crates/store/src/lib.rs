@@ -283,10 +283,30 @@ pub trait SpamStore: Send + Sync {
     ) -> Result<Vec<SpamLearnOutcome>>;
 }
 
+/// Greylisting state (RFC 6647): triplets seen and client networks whitelisted after they
+/// retried, shared by every process and node using the store.
+#[async_trait]
+pub trait GreylistStore: Send + Sync {
+    /// Records an attempt of `sender` to `recipient` from `network` at `now` and says whether it
+    /// passes. A network is a client /24 or /64 in text form; sender and recipient are stored as
+    /// given (callers lowercase them).
+    async fn greylist_check(
+        &self,
+        network: &str,
+        sender: &str,
+        recipient: &str,
+        now: i64,
+        policy: &GreylistPolicy,
+    ) -> Result<GreylistDecision>;
+    /// Forgets what `policy` says has expired at `now`; returns how many records went.
+    async fn greylist_purge(&self, now: i64, policy: &GreylistPolicy) -> Result<u64>;
+    async fn greylist_stats(&self) -> Result<GreylistStats>;
+}
+
 /// Everything a backend provides.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + MailStore + QueueStore + KeyStore + LoginStore + SpamStore
+    DirectoryStore + MailStore + QueueStore + KeyStore + LoginStore + SpamStore + GreylistStore
 {
     /// Checks the database and blob references; a healthy store reports no problems.
     async fn check_integrity(&self) -> Result<IntegrityReport>;

@@ -709,3 +709,40 @@ pub struct SpamSample {
     /// Feature format the tokens were made with; a model refuses tokens of another format.
     pub format: u32,
 }
+
+// ---------------------------------------------------------------- greylisting
+
+/// How greylisting treats a (client network, sender, recipient) triplet (RFC 6647 §2.1). Times
+/// are in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreylistPolicy {
+    /// A retry is accepted this long after the first attempt, not sooner.
+    pub delay: i64,
+    /// A triplet never retried is forgotten this long after its first attempt.
+    pub retry_window: i64,
+    /// A triplet that passed is remembered this long after it was last seen.
+    pub pass_ttl: i64,
+    /// A client network whose triplets passed this many times is whitelisted as a whole (0: never).
+    pub whitelist_after: u32,
+    /// How long a whitelisted network stays whitelisted after it was last seen.
+    pub whitelist_ttl: i64,
+}
+
+/// What greylisting says about one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GreylistDecision {
+    /// The client network retried properly before: accepted without looking at the triplet.
+    NetworkWhitelisted,
+    /// The triplet passed (now or earlier).
+    Passed,
+    /// First sight, or a retry too early: try again in `retry_in` seconds.
+    Deferred { retry_in: i64 },
+}
+
+/// Counts of the greylisting state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GreylistStats {
+    pub pending: u64,
+    pub passed: u64,
+    pub networks: u64,
+}

@@ -60,6 +60,18 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "The content classifier's models (train with `facteur spam train`).",
     },
     SectionDoc {
+        name: "connection",
+        comment: "Checks of clients on the SMTP (MX) port before their message: reverse DNS, HELO, rate limits.",
+    },
+    SectionDoc {
+        name: "dnsbl",
+        comment: "DNS blocklists and allowlists (none by default). Each zone: { zone = \"list.example\", type = \"ip\"|\"domain\", action = \"score\"|\"reject\"|\"allow\", score = 1.0, codes = [\"127.0.0.2\"] }.",
+    },
+    SectionDoc {
+        name: "greylist",
+        comment: "Greylisting of unknown (client network, sender, recipient) triplets on the SMTP port (RFC 6647).",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -402,6 +414,113 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "classifier",
         "max_features",
         "Unique features (tokens) read from one message; more costs more store reads.",
+    ),
+    key(
+        "connection",
+        "trusted_networks",
+        "Networks (\"192.0.2.0/24\", \"2001:db8::/32\") whose clients skip every connection check and greylisting.",
+    ),
+    key(
+        "connection",
+        "dns_budget_ms",
+        "Time for the DNS lookups of one check stage together; a lookup out of time gives no verdict.",
+    ),
+    key(
+        "connection",
+        "fcrdns_score",
+        "Score of a client whose reverse DNS name does not resolve back to it (0: not looked up).",
+    ),
+    key(
+        "connection",
+        "helo_forged",
+        "A HELO naming an address other than the client's, or our own name: \"reject\", \"score\" or \"off\".",
+    ),
+    key(
+        "connection",
+        "helo_forged_score",
+        "Score of a forged HELO when helo_forged = \"score\".",
+    ),
+    key(
+        "connection",
+        "helo_not_fqdn",
+        "A HELO that is neither a full domain name nor an address literal: \"reject\", \"score\" or \"off\".",
+    ),
+    key(
+        "connection",
+        "helo_not_fqdn_score",
+        "Score of such a HELO when helo_not_fqdn = \"score\".",
+    ),
+    key(
+        "connection",
+        "rate_window_secs",
+        "Window of the per-client rate limits.",
+    ),
+    key(
+        "connection",
+        "rate_messages",
+        "Messages (MAIL commands) per client address (IPv6: /64) and window; 0: no limit.",
+    ),
+    key(
+        "connection",
+        "rate_recipients",
+        "Recipients per client address (IPv6: /64) and window; 0: no limit.",
+    ),
+    key("dnsbl", "zones", "DNS lists to query; [] queries none."),
+    key("dnsbl", "cache_entries", "Answers cached at most."),
+    key(
+        "dnsbl",
+        "cache_max_ttl_secs",
+        "Longest time an answer is cached (its own TTL if shorter).",
+    ),
+    key(
+        "dnsbl",
+        "cache_negative_ttl_secs",
+        "How long a \"not listed\" answer is cached.",
+    ),
+    key(
+        "greylist",
+        "enabled",
+        "Greylist unknown triplets: the first attempt gets 451 4.7.1.",
+    ),
+    key(
+        "greylist",
+        "delay_secs",
+        "A retry is accepted this long after the first attempt.",
+    ),
+    key(
+        "greylist",
+        "retry_window_secs",
+        "An attempt never retried is forgotten after this long.",
+    ),
+    key(
+        "greylist",
+        "pass_ttl_days",
+        "A triplet that passed is remembered this many days after it was last used.",
+    ),
+    key(
+        "greylist",
+        "whitelist_after",
+        "Passed retries after which the client network is no longer greylisted (0: never).",
+    ),
+    key(
+        "greylist",
+        "whitelist_days",
+        "A whitelisted network stays so this many days after it was last seen.",
+    ),
+    key(
+        "greylist",
+        "allow_networks",
+        "Networks never greylisted (besides connection.trusted_networks and DNSWL-listed clients).",
+    ),
+    key(
+        "greylist",
+        "ipv4_prefix",
+        "IPv4 prefix length of a client network.",
+    ),
+    key(
+        "greylist",
+        "ipv6_prefix",
+        "IPv6 prefix length of a client network.",
     ),
     key(
         "log",

@@ -150,7 +150,7 @@ fn unknown_section_and_top_level_key() {
     );
     assert_eq!(
         err("\n[zzz]\na = 5\n"),
-        "facteur.toml:2: unknown section [zzz] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, classifier, log)"
+        "facteur.toml:2: unknown section [zzz] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, classifier, connection, dnsbl, greylist, log)"
     );
     assert_eq!(
         err("hostname = \"x\"\n"),
@@ -449,4 +449,36 @@ fn server_user_must_be_a_user_name() {
             "{bad:?}: {e}"
         );
     }
+}
+
+#[test]
+fn connection_checks_sections() {
+    let c = parse(
+        "[connection]\ntrusted_networks = [\"10.0.0.0/8\", \"2001:db8::1\"]\nhelo_forged = \"score\"\n\
+         [dnsbl]\nzones = [{ zone = \"zen.example.\", action = \"reject\", codes = [\"127.0.0.2\"] },\n\
+         { zone = \"wl.example\", type = \"ip\", action = \"allow\", score = -2.5 }]\n\
+         [greylist]\nenabled = true\n",
+        "t",
+    )
+    .unwrap();
+    let cc = c.conn_checks();
+    assert_eq!(cc.trusted.len(), 2);
+    assert_eq!(cc.zones[0].zone, "zen.example");
+    assert_eq!(cc.zones[1].score, -2.5);
+    assert_eq!(cc.helo_forged, smtp::conn::Action::Score(3.0));
+    assert!(cc.greylist.is_some());
+    assert!(Config::default().conn_checks().greylist.is_none());
+    assert!(Config::default().conn_checks().zones.is_empty());
+
+    let e = err("[dnsbl]\nzones = [{ zone = \"bl.example\", codes = [\"10.0.0.2\"] }]\n");
+    assert!(
+        e.contains("dnsbl.zones") && e.contains("127.0.0.0/8"),
+        "{e}"
+    );
+    let e = err("[connection]\ntrusted_networks = [\"10.0.0.0/33\"]\n");
+    assert!(e.contains("connection.trusted_networks"), "{e}");
+    let e = err("[greylist]\ndelay_secs = 600\nretry_window_secs = 60\n");
+    assert!(e.contains("greylist.retry_window_secs"), "{e}");
+    let e = err("[connection]\nfcrdns_score = nan\n");
+    assert!(e.contains("connection.fcrdns_score"), "{e}");
 }

@@ -16,6 +16,9 @@ pub enum Record<'a> {
     Srv(&'a str, &'a str, u16, u16, u16),
     /// alias, target (the target must be known to dnsmasq, e.g. by an Addr record)
     Cname(&'a str, &'a str),
+    /// domain, upstream server: queries for names under the domain go there (a silent one
+    /// makes them time out)
+    Forward(&'a str, SocketAddr),
 }
 
 pub struct Dnsmasq {
@@ -94,6 +97,7 @@ impl Dnsmasq {
                         format!("--srv-host={n},{t},{port},{prio},{w}")
                     }
                     Record::Cname(a, t) => format!("--cname={a},{t}"),
+                    Record::Forward(d, up) => format!("--server=/{d}/{}#{}", up.ip(), up.port()),
                 });
             }
             let child = Command::new(bin)

@@ -5,6 +5,7 @@ mod blobs;
 mod directory;
 mod dkim;
 mod fts;
+mod greylist;
 mod logins;
 mod mailbox;
 mod messages;
