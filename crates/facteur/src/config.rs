@@ -10,6 +10,7 @@ mod keys;
 mod size;
 #[cfg(test)]
 mod tests;
+mod threats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use toml::de::{DeTable, DeValue};
 pub use error::{ConfigError, KeyHint};
 pub use net::tls::TlsMin;
 pub use size::parse_size;
+pub use threats::{AntivirusSection, AttachmentsSection, PhishingSection};
 
 /// The system user `serve` switches to when started as root (the Debian package creates it).
 pub const DEFAULT_USER: &str = "facteur";
@@ -70,6 +72,9 @@ pub struct Config {
     pub pop3: Pop3Section,
     pub dns: DnsSection,
     pub classifier: ClassifierSection,
+    pub attachments: AttachmentsSection,
+    pub antivirus: AntivirusSection,
+    pub phishing: PhishingSection,
     pub log: LogConfig,
 }
 
@@ -429,6 +434,9 @@ impl Config {
             pop3: Pop3Section::default(),
             dns: DnsSection::default(),
             classifier: ClassifierSection::default(),
+            attachments: AttachmentsSection::default(),
+            antivirus: AntivirusSection::default(),
+            phishing: PhishingSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -797,6 +805,8 @@ impl Config {
         );
         self.validate_listeners(errs);
         self.validate_queue(errs);
+        self.attachments.validate(errs);
+        self.antivirus.validate(errs);
         let c = &self.classifier;
         check!(errs, at_least("classifier.min_learned", c.min_learned, 1));
         check!(
