@@ -36,12 +36,14 @@ fn main() -> Result<()> {
     };
     let rounds: usize = args.get(2).map_or(Ok(3), |r| r.parse())?;
     let mut messages = Vec::new();
+    let mut groups: Vec<&str> = Vec::new();
     for group in ["easy-ham-1", "hard-ham-1", "spam-1"] {
         let dir = Path::new(corpus).join(group);
         for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
             let raw = std::fs::read(e?.path())?;
             if (MIN_SIZE..=MAX_SIZE).contains(&raw.len()) {
                 messages.push(raw);
+                groups.push(group);
             }
         }
     }
@@ -114,5 +116,17 @@ fn main() -> Result<()> {
         findings / rounds,
         signals / rounds
     );
+    // Which heuristics fire on which group (the score each adds is in malware::phishing).
+    let mut fired: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for (p, g) in prepared.iter().zip(&groups) {
+        let mut seen: Vec<&str> = analyze(p, &ours).iter().map(|s| s.symbol).collect();
+        seen.dedup();
+        for s in seen {
+            *fired.entry((*g, s)).or_default() += 1;
+        }
+    }
+    for ((g, s), n) in fired {
+        println!("{g}: {s} in {n} messages");
+    }
     Ok(())
 }
