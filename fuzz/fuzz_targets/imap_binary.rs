@@ -20,22 +20,12 @@ fuzz_target!(|data: &[u8]| {
             binary::size(data, &a, path),
         ) else {
             // Unknown encoding: both refuse, and check() says so before anything is sent.
-            assert!(
-                binary::check(&a, path).is_err(),
-                "check passed where decoding refused: {path:?}"
-            );
+            assert!(binary::check(&a, path).is_err(), "check passed where decoding refused: {path:?}");
             continue;
         };
         assert!(binary::check(&a, path).is_ok());
-        assert_eq!(
-            size,
-            content.len(),
-            "BINARY.SIZE differs from BINARY[] for {path:?}"
-        );
-        assert!(
-            content.len() <= data.len(),
-            "decoding grew the data for {path:?}"
-        );
+        assert_eq!(size, content.len(), "BINARY.SIZE differs from BINARY[] for {path:?}");
+        assert!(content.len() <= data.len(), "decoding grew the data for {path:?}");
     }
 });
 

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use imap::ImapConfig;
 use imap::backend::{AuthOutcome, AuthUser, Backend};
 use imap::session::{Event, Session, SessionInfo};
+use imap::ImapConfig;
 use libfuzzer_sys::fuzz_target;
 use store::DynStore;
 
@@ -21,10 +21,7 @@ struct AnyLogin {
 #[async_trait]
 impl Backend for AnyLogin {
     async fn authenticate(&self, _: Option<IpAddr>, user: &str, _: &str) -> AuthOutcome {
-        AuthOutcome::Ok(AuthUser {
-            account_id: self.account,
-            address: user.to_string(),
-        })
+        AuthOutcome::Ok(AuthUser { account_id: self.account, address: user.to_string() })
     }
     fn store(&self) -> &DynStore {
         &self.store
@@ -43,47 +40,26 @@ struct World {
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
-        let store: DynStore = Arc::new(
-            store::sqlite::Sqlite::open(dir.path(), store::sqlite::SqliteOptions::default())
-                .expect("store"),
-        );
+        let store: DynStore =
+            Arc::new(store::sqlite::Sqlite::open(dir.path(), store::sqlite::SqliteOptions::default()).expect("store"));
         let account = rt.block_on(async {
             let (acc, inbox) = store::conformance::account(&store, "fuzz").await;
             for i in 0..5 {
-                store::conformance::append(&store, inbox.id, store::conformance::sample(i, "fuzz"))
-                    .await
-                    .expect("append");
+                store::conformance::append(&store, inbox.id, store::conformance::sample(i, "fuzz")).await.expect("append");
             }
             acc.id
         });
-        World {
-            rt,
-            backend: Arc::new(AnyLogin { store, account }),
-            _dir: dir,
-        }
+        World { rt, backend: Arc::new(AnyLogin { store, account }), _dir: dir }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, input)) = data.split_first() else {
-        return;
-    };
+    let Some((&ctl, input)) = data.split_first() else { return };
     let w = world();
-    let cfg = ImapConfig {
-        max_message_size: 4096,
-        ..ImapConfig::default()
-    };
-    let info = SessionInfo {
-        peer: None,
-        tls: ctl & 1 != 0,
-        starttls: ctl & 1 == 0,
-    };
+    let cfg = ImapConfig { max_message_size: 4096, ..ImapConfig::default() };
+    let info = SessionInfo { peer: None, tls: ctl & 1 != 0, starttls: ctl & 1 == 0 };
     let mut session = Session::new(Arc::new(cfg), w.backend.clone(), info);
     let _ = session.greeting();
     let chunk = 1 + usize::from(ctl >> 2) * 5;

@@ -17,28 +17,17 @@ const PREFIXES: &[&[u8]] = &[
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, raw)) = data.split_first() else {
-        return;
-    };
+    let Some((&ctl, raw)) = data.split_first() else { return };
     let prefix = PREFIXES[ctl as usize % PREFIXES.len()];
     // Small limits in half the runs, so the fallbacks (header and text budgets) are reached.
     let limits = if ctl & 0x80 != 0 {
-        Limits {
-            max_search_text: 200,
-            max_header_bytes: 300,
-            max_parts: 8,
-            max_depth: 3,
-        }
+        Limits { max_search_text: 200, max_header_bytes: 300, max_parts: 8, max_depth: 3 }
     } else {
         Limits::default()
     };
     let p = Prepared::new(raw.to_vec().into(), &limits);
     let full = analyze_unguarded(&[prefix, raw].concat(), &limits);
-    assert_eq!(
-        p.analysis_with_prefix(prefix),
-        full,
-        "derived analysis differs"
-    );
+    assert_eq!(p.analysis_with_prefix(prefix), full, "derived analysis differs");
 
     let urls = p.urls();
     assert!(urls.len() <= MAX_URLS);

@@ -10,9 +10,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() > MAX_POLICY_BYTES {
         return;
     }
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
+    let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(p) = parse(text) {
         assert!(p.max_age <= MAX_AGE_LIMIT);
         for mx in &p.mx {

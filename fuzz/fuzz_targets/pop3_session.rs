@@ -58,27 +58,15 @@ struct World {
 fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
-        let store: DynStore = Arc::new(
-            store::sqlite::Sqlite::open(dir.path(), store::sqlite::SqliteOptions::default())
-                .expect("store"),
-        );
+        let store: DynStore =
+            Arc::new(store::sqlite::Sqlite::open(dir.path(), store::sqlite::SqliteOptions::default()).expect("store"));
         let (account, inbox) = rt.block_on(async {
             let (acc, inbox) = store::conformance::account(&store, "fuzz").await;
             (acc.id, inbox.id)
         });
-        World {
-            rt,
-            store,
-            account,
-            inbox,
-            _dir: dir,
-        }
+        World { rt, store, account, inbox, _dir: dir }
     })
 }
 
@@ -92,16 +80,9 @@ fn message(i: usize) -> Arc<[u8]> {
 
 /// Tops the INBOX up to [`MESSAGES`].
 async fn refill(w: &World) {
-    let have = w
-        .store
-        .messages(w.inbox, 1..=u32::MAX)
-        .await
-        .expect("messages")
-        .len();
+    let have = w.store.messages(w.inbox, 1..=u32::MAX).await.expect("messages").len();
     for i in have..MESSAGES {
-        store::conformance::append(&w.store, w.inbox, message(i))
-            .await
-            .expect("append");
+        store::conformance::append(&w.store, w.inbox, message(i)).await.expect("append");
     }
 }
 
@@ -123,20 +104,12 @@ fn starts_body(line: &[u8]) -> bool {
 /// multi-line body is dot-stuffed (inside it, a line starting with "." is ".." or the end).
 fn check_framing(out: &[u8], in_body: &mut bool) {
     for line in out.split_inclusive(|&b| b == b'\n') {
-        assert!(
-            line.ends_with(b"\r\n"),
-            "line without CRLF: {:?}",
-            String::from_utf8_lossy(line)
-        );
+        assert!(line.ends_with(b"\r\n"), "line without CRLF: {:?}", String::from_utf8_lossy(line));
         if *in_body {
             if line == b".\r\n" {
                 *in_body = false;
             } else {
-                assert!(
-                    !line.starts_with(b".") || line.starts_with(b".."),
-                    "unstuffed: {:?}",
-                    String::from_utf8_lossy(line)
-                );
+                assert!(!line.starts_with(b".") || line.starts_with(b".."), "unstuffed: {:?}", String::from_utf8_lossy(line));
             }
             continue;
         }
@@ -150,16 +123,10 @@ fn check_framing(out: &[u8], in_body: &mut bool) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, input)) = data.split_first() else {
-        return;
-    };
+    let Some((&ctl, input)) = data.split_first() else { return };
     let w = world();
     let cfg = Pop3Config {
-        expire: if ctl & 2 != 0 {
-            Expire::Days(0)
-        } else {
-            Expire::Never
-        },
+        expire: if ctl & 2 != 0 { Expire::Days(0) } else { Expire::Never },
         login_delay: (ctl & 4 != 0).then_some(Duration::from_secs(60)),
         ..Pop3Config::default()
     };
@@ -169,11 +136,7 @@ fuzz_target!(|data: &[u8]| {
         locks: MaildropLocks::default(),
         login_times: LoginTimes::default(),
     });
-    let info = SessionInfo {
-        peer: None,
-        tls: ctl & 1 != 0,
-        starttls: ctl & 1 == 0,
-    };
+    let info = SessionInfo { peer: None, tls: ctl & 1 != 0, starttls: ctl & 1 == 0 };
     let chunk = 1 + usize::from(ctl >> 3) * 3;
     w.rt.block_on(async {
         refill(w).await;

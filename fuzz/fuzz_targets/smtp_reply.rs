@@ -16,11 +16,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(reply.to_string().starts_with(&reply.code.to_string()));
         }
         Err(ParseError::Incomplete) => {
-            assert!(
-                data.len() <= MAX_REPLY_BYTES + MAX_REPLY_LINE,
-                "{} bytes",
-                data.len()
-            );
+            assert!(data.len() <= MAX_REPLY_BYTES + MAX_REPLY_LINE, "{} bytes", data.len());
         }
         Err(ParseError::Malformed(_)) => {}
     }

@@ -25,16 +25,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(hashes.len(), n, "features are unique");
     for i in 0..f.len() {
         let name = f.describe(i);
-        assert!(
-            name.len() <= 4 * 1024,
-            "feature name too long: {}",
-            name.len()
-        );
+        assert!(name.len() <= 4 * 1024, "feature name too long: {}", name.len());
     }
-    assert_eq!(
-        filter::extract(data, &analysis, &limits).tokens(),
-        f.tokens()
-    );
+    assert_eq!(filter::extract(data, &analysis, &limits).tokens(), f.tokens());
     // The OSB form too (off by default, still supported).
     let osb = filter::Limits {
         osb_window: 5,
