@@ -15,8 +15,9 @@ fi
 # tests start their own throwaway instances on loopback ports.
 # systemd (systemd-analyze), adduser, passwd (useradd), util-linux (setpriv) and init-system-helpers:
 # the Debian package test (scripts/test-deb.sh) and the privilege tests (tests/safe_defaults.rs).
+# clamav-daemon: the clamd that tests/malware_checks.rs starts with its own signatures.
 need_pkgs=(postfix openssl python3 swaks isync curl dnsmasq-base sslscan fetchmail getmail6 nsd unbound ldnsutils
-  bsdutils fail2ban systemd adduser passwd util-linux init-system-helpers)
+  bsdutils fail2ban systemd adduser passwd util-linux init-system-helpers clamav-daemon)
 if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   missing=()
   for p in "${need_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

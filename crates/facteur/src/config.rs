@@ -11,6 +11,7 @@ mod keys;
 mod size;
 #[cfg(test)]
 mod tests;
+mod threats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub use conncheck::{
 pub use error::{ConfigError, KeyHint};
 pub use net::tls::TlsMin;
 pub use size::parse_size;
+pub use threats::{AntivirusSection, AttachmentsSection, PhishingSection};
 
 /// The system user `serve` switches to when started as root (the Debian package creates it).
 pub const DEFAULT_USER: &str = "facteur";
@@ -78,6 +80,9 @@ pub struct Config {
     pub connection: ConnectionSection,
     pub dnsbl: DnsblSection,
     pub greylist: GreylistSection,
+    pub attachments: AttachmentsSection,
+    pub antivirus: AntivirusSection,
+    pub phishing: PhishingSection,
     pub log: LogConfig,
 }
 
@@ -444,6 +449,9 @@ impl Config {
             connection: ConnectionSection::default(),
             dnsbl: DnsblSection::default(),
             greylist: GreylistSection::default(),
+            attachments: AttachmentsSection::default(),
+            antivirus: AntivirusSection::default(),
+            phishing: PhishingSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -813,6 +821,8 @@ impl Config {
         self.validate_listeners(errs);
         self.validate_queue(errs);
         self.validate_conncheck(errs);
+        self.attachments.validate(errs);
+        self.antivirus.validate(errs);
         let c = &self.classifier;
         check!(errs, at_least("classifier.min_learned", c.min_learned, 1));
         check!(

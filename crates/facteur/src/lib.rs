@@ -22,6 +22,7 @@ pub mod send_as_cmd;
 pub mod serve;
 pub mod setup;
 pub mod spam_cmd;
+pub mod threats;
 
 use std::process::ExitCode;
 

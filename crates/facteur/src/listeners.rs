@@ -311,7 +311,11 @@ pub async fn start(
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
-        checks: crate::authn::inbound_checks(cfg, resolver, ctx.store.clone()),
+        checks: {
+            let mut checks = crate::authn::inbound_checks(cfg, resolver, ctx.store.clone());
+            crate::threats::add_checks(&mut checks, cfg, &ctx.directory);
+            checks
+        },
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
         processing: smtp::spool::ProcessingBudget::new(cfg.smtp.processing_memory),
     });

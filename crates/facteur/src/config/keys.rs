@@ -72,6 +72,18 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "Greylisting of unknown (client network, sender, recipient) triplets on the SMTP port (RFC 6647).",
     },
     SectionDoc {
+        name: "attachments",
+        comment: "Dangerous attachments (also inside zip archives): \"reject\", \"quarantine\", \"junk\" or \"tag\" per kind; per recipient domain in [attachments.domains.\"DOMAIN\"].",
+    },
+    SectionDoc {
+        name: "antivirus",
+        comment: "ClamAV: every message is streamed to clamd (INSTREAM) when `clamd` is set.",
+    },
+    SectionDoc {
+        name: "phishing",
+        comment: "Phishing heuristics on mail from outside: scores and reasons for the verdict.",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -521,6 +533,111 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "greylist",
         "ipv6_prefix",
         "IPv6 prefix length of a client network.",
+    ),
+    key(
+        "attachments",
+        "inspect",
+        "Inspect attachments of mail from outside (port 25, LMTP).",
+    ),
+    key(
+        "attachments",
+        "executable",
+        "Programs (PE, ELF, Mach-O by content; .exe, .scr, .msi, .jar, ... by name).",
+    ),
+    key(
+        "attachments",
+        "script",
+        "Scripts and shortcuts Windows runs (.js, .vbs, .ps1, .bat, .hta, .lnk, ...).",
+    ),
+    key(
+        "attachments",
+        "disk_image",
+        "Disk images (ISO, IMG, VHD, VHDX, DMG).",
+    ),
+    key(
+        "attachments",
+        "macros",
+        "Office documents with VBA macros (OLE or OOXML with vbaProject.bin, .docm, .xlsm, ...).",
+    ),
+    key(
+        "attachments",
+        "disguised",
+        "Names made to mislead: double extensions (invoice.pdf.exe), bidirectional control characters, code under a document's name.",
+    ),
+    key(
+        "attachments",
+        "credential_form",
+        "HTML or SVG attachments with a password field.",
+    ),
+    key(
+        "attachments",
+        "unscannable",
+        "What could not be inspected: encrypted or damaged archives, anything past the limits below (zip bombs).",
+    ),
+    key(
+        "attachments",
+        "max_attachments",
+        "Attachments inspected per message; more are unscannable.",
+    ),
+    key(
+        "attachments",
+        "max_file_size",
+        "Decoded bytes inspected per attachment or archive entry.",
+    ),
+    key(
+        "attachments",
+        "max_archive_depth",
+        "Archives inside archives looked into (0: archives are unscannable).",
+    ),
+    key(
+        "attachments",
+        "max_archive_entries",
+        "Entries inspected per archive; more make it unscannable.",
+    ),
+    key(
+        "attachments",
+        "max_archive_size",
+        "Bytes decompressed from archives per message, all entries and levels together.",
+    ),
+    key(
+        "attachments",
+        "max_archive_ratio",
+        "Largest decompressed-to-compressed ratio of an archive entry (beyond: a zip bomb).",
+    ),
+    key(
+        "attachments",
+        "domains",
+        "Per recipient domain, the actions that differ, e.g. { \"lab.example\" = { executable = \"tag\" } }.",
+    ),
+    key(
+        "antivirus",
+        "clamd",
+        "clamd's socket: an absolute path (LocalSocket) or \"HOST:PORT\" (TCPSocket); \"\": no antivirus.",
+    ),
+    key(
+        "antivirus",
+        "timeout_secs",
+        "Time budget for one message: connect, send, answer.",
+    ),
+    key(
+        "antivirus",
+        "fail_open",
+        "When clamd cannot answer: true delivers unscanned (logged), false answers 451 4.7.1 so the sender retries.",
+    ),
+    key(
+        "antivirus",
+        "max_size",
+        "Messages larger than this are delivered unscanned (clamd's StreamMaxLength, 25M by default).",
+    ),
+    key(
+        "phishing",
+        "heuristics",
+        "Score deceptive links, look-alike domains, impersonated staff names and password forms.",
+    ),
+    key(
+        "phishing",
+        "protected_names",
+        "Display names that mail from outside may not use, besides the accounts' own (e.g. [\"Managing Director\"]).",
     ),
     key(
         "log",
