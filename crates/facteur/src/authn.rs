@@ -174,8 +174,13 @@ impl Signer for StoreSigner {
 }
 
 /// The inbound check stages of the SMTP listeners: SPF, DKIM, DMARC and ARC first (when
-/// `smtp.inbound_auth` is on); later filters join here.
-pub fn inbound_checks(cfg: &crate::config::Config, resolver: Authenticator) -> Pipeline {
+/// `smtp.inbound_auth` is on), then the allow and block lists and the content classifier (when
+/// `verdict.enabled` is on).
+pub fn inbound_checks(
+    cfg: &crate::config::Config,
+    resolver: Authenticator,
+    store: &DynStore,
+) -> Pipeline {
     let mut checks = Pipeline::default();
     if cfg.smtp.inbound_auth {
         checks.push(Arc::new(AuthCheck {
@@ -184,6 +189,9 @@ pub fn inbound_checks(cfg: &crate::config::Config, resolver: Authenticator) -> P
                 hostname: cfg.server.hostname.clone(),
             }),
         }));
+    }
+    for c in crate::content::checks(cfg, store) {
+        checks.push(c);
     }
     checks
 }

@@ -10,6 +10,7 @@ mod keys;
 mod size;
 #[cfg(test)]
 mod tests;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -70,6 +71,7 @@ pub struct Config {
     pub pop3: Pop3Section,
     pub dns: DnsSection,
     pub classifier: ClassifierSection,
+    pub verdict: verdict::VerdictSection,
     pub log: LogConfig,
 }
 
@@ -429,6 +431,7 @@ impl Config {
             pop3: Pop3Section::default(),
             dns: DnsSection::default(),
             classifier: ClassifierSection::default(),
+            verdict: verdict::VerdictSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -821,6 +824,10 @@ impl Config {
                     c.max_features
                 ),
             ));
+        }
+
+        for (key, message) in self.verdict.problems() {
+            errs.push(invalid(key, message));
         }
 
         check!(errs, not_empty("tls.cert", &self.tls.cert));

@@ -66,6 +66,7 @@ pub async fn fixture() -> Fixture {
             ..ThrottleConfig::default()
         })),
         user_sessions: net::limits::UserSessions::new(3),
+        learner: None,
     });
     Fixture {
         _dir: dir,
