@@ -513,3 +513,57 @@ c.logout()
     assert_eq!(v["global"]["spam"], 2, "{v}");
     assert_eq!(v["global"]["ham"], 1, "{v}");
 }
+
+/// A check's own quarantine (here a block list entry with `block_action = "quarantine"`, as a
+/// malware scan would give) holds the message whatever its score, and `delete` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checks_quarantine_holds_whatever_the_score() {
+    let server = Server::start_with("example.com", "[verdict]\nblock_action = \"quarantine\"\n");
+    server.add_account("alice@example.com", PW);
+    ok(&server.admin(&[
+        "spam",
+        "block",
+        "add",
+        "pest.test",
+        "--account",
+        "alice@example.com",
+    ]));
+    let ham = message(false, 8000).replace("\r\n", "\n");
+    python(
+        &server,
+        &format!("assert send(\"alice@example.com\", {ham:?}, \"a@pest.test\") == (250, \"\")\n"),
+    );
+    assert!(
+        folder(&server, "alice@example.com", "INBOX")
+            .await
+            .is_empty()
+    );
+    assert!(
+        folder(&server, "alice@example.com", "Junk")
+            .await
+            .is_empty()
+    );
+    let list = json(&server.admin(&[
+        "--json",
+        "quarantine",
+        "list",
+        "--account",
+        "alice@example.com",
+    ]));
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert!(
+        list[0]["reasons"]
+            .as_str()
+            .is_some_and(|r| r.contains("BLOCKLISTED"))
+    );
+    let id = list[0]["id"].as_i64().expect("id").to_string();
+    ok(&server.admin(&["quarantine", "delete", &id]));
+    let list = json(&server.admin(&["--json", "quarantine", "list"]));
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    assert!(
+        folder(&server, "alice@example.com", "INBOX")
+            .await
+            .is_empty()
+    );
+}
