@@ -173,16 +173,23 @@ impl Signer for StoreSigner {
     }
 }
 
-/// The inbound check stages of the SMTP listeners: the connection checks (DNS lists, reverse
-/// DNS, HELO, rate limits, greylisting), then SPF, DKIM, DMARC and ARC at the end of data (when
-/// `smtp.inbound_auth` is on); later filters join here.
+/// The inbound check stages of the SMTP listeners, in order: the connection checks (DNS lists,
+/// reverse DNS, HELO, rate limits, greylisting); at the end of data SPF, DKIM, DMARC and ARC (when
+/// `smtp.inbound_auth` is on), the attachment, antivirus and phishing checks, then the allow and
+/// block lists and the content classifier (when `verdict.enabled` is on), which see what the
+/// earlier stages found.
 pub fn inbound_checks(
     cfg: &crate::config::Config,
     resolver: Authenticator,
-    store: store::DynStore,
+    store: &DynStore,
+    directory: &directory::Directory,
 ) -> Pipeline {
     let mut checks = Pipeline::default();
-    checks.push(crate::conncheck::check(cfg, resolver.clone(), store));
+    checks.push(crate::conncheck::check(
+        cfg,
+        resolver.clone(),
+        store.clone(),
+    ));
     if cfg.smtp.inbound_auth {
         checks.push(Arc::new(AuthCheck {
             verifier: Arc::new(MailAuthVerifier {
@@ -190,6 +197,10 @@ pub fn inbound_checks(
                 hostname: cfg.server.hostname.clone(),
             }),
         }));
+    }
+    crate::threats::add_checks(&mut checks, cfg, directory);
+    for c in crate::content::checks(cfg, store) {
+        checks.push(c);
     }
     checks
 }

@@ -80,6 +80,9 @@ pub enum Command {
     /// The content classifier: train it on your mail, test a message, see its models.
     #[command(subcommand)]
     Spam(SpamCmd),
+    /// Messages held back by the inbound checks: list, show, release to the INBOX, delete.
+    #[command(subcommand)]
+    Quarantine(QuarantineCmd),
     /// Print the DNS records a mail domain needs, in zone-file syntax; with --check, compare them
     /// with the DNS.
     Dns {
@@ -170,6 +173,63 @@ pub enum SpamCmd {
         #[arg(long, value_name = "ADDRESS")]
         account: Option<String>,
     },
+    /// Senders (user@domain, @domain) and client IPs or CIDR blocks whose mail is never junked,
+    /// quarantined or refused for its score (DMARC reject and malware still apply).
+    #[command(subcommand)]
+    Allow(ListCmd),
+    /// Senders and client IPs or CIDR blocks whose mail is refused (or junked or quarantined,
+    /// see verdict.block_action).
+    #[command(subcommand)]
+    Block(ListCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListCmd {
+    /// Add an entry to the list of a domain or an account.
+    Add {
+        /// user@domain, @domain, an IP address or a CIDR block.
+        pattern: String,
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// Remove an entry.
+    Remove {
+        pattern: String,
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// The entries of a domain or an account (of all without either).
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCmd {
+    /// Held messages, oldest first (those for one account with --account).
+    List {
+        #[arg(long, value_name = "ADDRESS")]
+        account: Option<String>,
+    },
+    /// A held message's details and header (the whole message with --raw).
+    Show {
+        id: i64,
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Deliver a held message to its recipients' INBOX (and remote forwards), then forget it.
+    Release { id: i64 },
+    /// Delete a held message.
+    Delete { id: i64 },
+    /// Delete the messages past their expiry now (the server does it every hour).
+    Expire,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ mod size;
 #[cfg(test)]
 mod tests;
 mod threats;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -83,6 +84,7 @@ pub struct Config {
     pub attachments: AttachmentsSection,
     pub antivirus: AntivirusSection,
     pub phishing: PhishingSection,
+    pub verdict: verdict::VerdictSection,
     pub log: LogConfig,
 }
 
@@ -452,6 +454,7 @@ impl Config {
             attachments: AttachmentsSection::default(),
             antivirus: AntivirusSection::default(),
             phishing: PhishingSection::default(),
+            verdict: verdict::VerdictSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -847,6 +850,10 @@ impl Config {
                     c.max_features
                 ),
             ));
+        }
+
+        for (key, message) in self.verdict.problems() {
+            errs.push(invalid(key, message));
         }
 
         check!(errs, not_empty("tls.cert", &self.tls.cert));

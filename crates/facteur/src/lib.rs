@@ -7,15 +7,18 @@ pub mod ban_cmd;
 pub mod cli;
 pub mod config;
 pub mod conncheck;
+pub mod content;
 pub mod context;
 pub mod datadir;
 pub mod dkim_cmd;
 pub mod dns_cmd;
 pub mod listeners;
+pub mod lists_cmd;
 pub mod lockfile;
 pub mod logging;
 pub mod outbound;
 pub mod privileges;
+pub mod quarantine_cmd;
 pub mod queue_cmd;
 pub mod reload;
 pub mod send_as_cmd;
@@ -154,6 +157,7 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Queue(cmd) => queue_cmd::run(&cli, cmd).await,
         Command::Dkim(cmd) => dkim_cmd::run(&cli, cmd).await,
         Command::Spam(cmd) => spam_cmd::run(&cli, cmd).await,
+        Command::Quarantine(cmd) => quarantine_cmd::run(&cli, cmd).await,
         Command::Dns { domain, check } => dns_cmd::run(&cli, domain, *check).await,
     }
 }

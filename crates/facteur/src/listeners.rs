@@ -311,13 +311,10 @@ pub async fn start(
         hostname: cfg.server.hostname.clone(),
         queue_wake: Some(ctx.queue_wake.clone()),
         srs: Some(crate::outbound::srs(ctx)?),
-        checks: {
-            let mut checks = crate::authn::inbound_checks(cfg, resolver, ctx.store.clone());
-            crate::threats::add_checks(&mut checks, cfg, &ctx.directory);
-            checks
-        },
+        checks: crate::authn::inbound_checks(cfg, resolver, &ctx.store, &ctx.directory),
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
         processing: smtp::spool::ProcessingBudget::new(cfg.smtp.processing_memory),
+        verdicts: Arc::new(cfg.verdict.rules()),
     });
     let budgets = Budgets::new(cfg);
     let user_sessions = UserSessions::new(cfg.limits.max_connections_per_user);
@@ -343,6 +340,10 @@ pub async fn start(
             directory: ctx.directory.clone(),
             throttle: throttle.clone(),
             user_sessions: user_sessions.clone(),
+            learner: Some(Arc::new(crate::content::UserLearner {
+                store: ctx.store.clone(),
+                classifier: filter::Classifier::new(cfg.classifier.settings()),
+            })),
         }),
         tls: Some(tls.clone()),
     });

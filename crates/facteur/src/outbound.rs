@@ -151,6 +151,7 @@ pub fn start(
         checks: smtp::pipeline::Pipeline::default(),
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
         processing: smtp::spool::ProcessingBudget::new(ctx.config.smtp.processing_memory),
+        verdicts: Default::default(),
     });
     let q = Queue::new(
         ctx.store.clone(),

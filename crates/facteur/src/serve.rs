@@ -189,6 +189,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
         ));
         crate::outbound::start(&ctx, throttle, resolver.clone())?;
         crate::dkim_cmd::start_publication_watch(&ctx, resolver);
+        crate::quarantine_cmd::start_expiry(&ctx);
         (bound, Some(running))
     };
     print_banner(cli, &ctx, &first, &bound, args.init_only);

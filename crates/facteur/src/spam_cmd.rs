@@ -386,6 +386,11 @@ fn verdict_text(v: &Verdict) -> String {
 }
 
 pub async fn run(cli: &Cli, cmd: &SpamCmd) -> Result<(), Failure> {
+    match cmd {
+        SpamCmd::Allow(c) => return crate::lists_cmd::run(cli, store::ListKind::Allow, c).await,
+        SpamCmd::Block(c) => return crate::lists_cmd::run(cli, store::ListKind::Block, c).await,
+        _ => {}
+    }
     let ctx = Context::open(cli).await?;
     let classifier = Classifier::new(ctx.config.classifier.settings());
     match cmd {
@@ -466,6 +471,7 @@ pub async fn run(cli: &Cli, cmd: &SpamCmd) -> Result<(), Failure> {
             let v = totals_json(&ctx, account).await?;
             emit(cli, v.clone(), || totals_text(&v));
         }
+        SpamCmd::Allow(_) | SpamCmd::Block(_) => {}
     }
     Ok(())
 }

@@ -114,7 +114,8 @@ async fn bdat_chunks_are_stored_exactly() {
     assert_eq!(msgs.len(), 2);
     assert_eq!(common::strip_trace(&msgs[0]), message, "{}", text(&msgs[0]));
     assert!(
-        text(&msgs[0]).starts_with("Return-Path: <x@far.test>\r\nReceived: from raw.test"),
+        text(&msgs[0]).starts_with("Return-Path: <x@far.test>\r\nX-Spam-Status: ")
+            && text(&msgs[0]).contains("\r\nX-Spam-Score: 0.0\r\nReceived: from raw.test"),
         "{}",
         text(&msgs[0])
     );

@@ -363,7 +363,8 @@ open(out + "/m1", "wb").write(m1); open(out + "/m2", "wb").write(m2)
     assert_eq!(jose.len(), 2, "both messages reached josé");
     for m in &jose {
         assert!(
-            text(m).starts_with("Return-Path: <rené@far.test>\r\nReceived: from client.test"),
+            text(m).starts_with("Return-Path: <rené@far.test>\r\nX-Spam-Status: ")
+                && text(m).contains("\r\nX-Spam-Score: 0.0\r\nReceived: from client.test"),
             "{}",
             text(m)
         );

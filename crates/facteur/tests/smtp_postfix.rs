@@ -82,11 +82,13 @@ async fn postfix_relays_to_the_mx_port() {
     assert_eq!(msgs.len(), 1, "exactly one copy");
     let (head, body) = split(&msgs[0]);
 
-    // Facteur's trace: Return-Path first, then its Received naming Postfix (HELO name and IP); Postfix
+    // Facteur's trace: Return-Path first, its spam verdict, then its Received naming Postfix (HELO name and IP); Postfix
     // used STARTTLS ("may") against Facteur's self-signed certificate, hence ESMTPS.
     assert!(
         head.starts_with(
-            "Return-Path: <sender@postfix-peer.test>\r\nReceived: from postfix-peer.test ([127.0.0.1])\r\n\tby mx.example.com (Facteur) with ESMTPS"
+            "Return-Path: <sender@postfix-peer.test>\r\nX-Spam-Status: No, score=0.0 required=5.0\r\n\
+             \ttests=BAYES_UNTRAINED\r\nX-Spam-Score: 0.0\r\n\
+             Received: from postfix-peer.test ([127.0.0.1])\r\n\tby mx.example.com (Facteur) with ESMTPS"
         ),
         "{head}"
     );

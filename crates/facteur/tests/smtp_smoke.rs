@@ -65,7 +65,8 @@ print("ok")
     let first = String::from_utf8_lossy(&msgs[0]);
     assert!(
         first.starts_with(
-            "Return-Path: <sender@far.test>\r\nReceived: from client.test ([127.0.0.1])"
+            "Return-Path: <sender@far.test>\r\nX-Spam-Status: No, score=0.0 required=5.0\r\n\
+             \ttests=BAYES_UNTRAINED\r\nX-Spam-Score: 0.0\r\nReceived: from client.test ([127.0.0.1])"
         ),
         "{first}"
     );

@@ -17,6 +17,7 @@ pub mod bayes;
 pub mod features;
 mod hash;
 pub mod html;
+pub mod lists;
 pub mod tokens;
 pub mod url;
 

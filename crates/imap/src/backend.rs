@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use directory::{Directory, LoginOutcome};
 use net::limits::UserSessions;
 use net::throttle::LoginThrottle;
-use store::{AccountId, DynStore};
+use store::{AccountId, DynStore, MailboxId, SpamClass, Uid};
 
 /// An authenticated user of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,15 @@ pub enum AuthOutcome {
     Unavailable,
 }
 
+/// Learning from what users do (implemented by the binary over the content classifier, so this
+/// crate depends on no filter): a message filed into Junk is spam, one taken out of Junk (to
+/// anything but Trash) is ham. Called after the COPY or MOVE succeeded, before its reply, with
+/// the messages' new place; a failure is the learner's to log, never the client's.
+#[async_trait]
+pub trait Learner: Send + Sync {
+    async fn learn(&self, account: AccountId, mailbox: MailboxId, uids: &[Uid], class: SpamClass);
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync {
     async fn authenticate(&self, peer: Option<IpAddr>, user: &str, password: &str) -> AuthOutcome;
@@ -40,6 +49,10 @@ pub trait Backend: Send + Sync {
     fn user_sessions(&self) -> Option<&UserSessions> {
         None
     }
+    /// Who learns from messages moved into and out of Junk, if anyone.
+    fn learner(&self) -> Option<&dyn Learner> {
+        None
+    }
 }
 
 /// The real backend: store, directory and the login throttle shared with the other protocols.
@@ -49,6 +62,8 @@ pub struct MailBackend {
     pub throttle: Arc<LoginThrottle>,
     /// Logged-in sessions per user (`limits.max_connections_per_user`).
     pub user_sessions: UserSessions,
+    /// Learning from moves into and out of Junk.
+    pub learner: Option<Arc<dyn Learner>>,
 }
 
 #[async_trait]
@@ -76,6 +91,10 @@ impl Backend for MailBackend {
 
     fn user_sessions(&self) -> Option<&UserSessions> {
         Some(&self.user_sessions)
+    }
+
+    fn learner(&self) -> Option<&dyn Learner> {
+        self.learner.as_deref()
     }
 
     async fn over_quota(&self, account: AccountId, bytes: u64, messages: u64) -> bool {

@@ -92,10 +92,16 @@ impl Check for AuthCheck {
 /// compared case-insensitively. Only the header section is touched. `None` when there is none to
 /// remove (the message needs no copy).
 pub fn strip_forged_results(message: &[u8], authserv_id: &str) -> Option<Vec<u8>> {
+    strip_fields(message, |f| is_ours(f, authserv_id))
+}
+
+/// Removes the header fields (each given whole, with its continuation lines) for which `remove`
+/// is true. Only the header section is touched. `None` when none matched (no copy is made).
+pub fn strip_fields(message: &[u8], remove: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let end = message::header_end(message);
     let (head, body) = message.split_at(end);
     let mut fields = Vec::new();
-    let mut forged = false;
+    let mut dropped = false;
     let mut i = 0;
     while i < head.len() {
         // One field: this line plus its continuation lines (starting with space or tab).
@@ -113,14 +119,14 @@ pub fn strip_forged_results(message: &[u8], authserv_id: &str) -> Option<Vec<u8>
             }
         }
         let field = &head[i..j];
-        if is_ours(field, authserv_id) {
-            forged = true;
+        if remove(field) {
+            dropped = true;
         } else {
             fields.push(field);
         }
         i = j;
     }
-    if !forged {
+    if !dropped {
         return None;
     }
     let mut out = Vec::with_capacity(message.len());
@@ -131,7 +137,13 @@ pub fn strip_forged_results(message: &[u8], authserv_id: &str) -> Option<Vec<u8>
     Some(out)
 }
 
-fn is_ours(field: &[u8], authserv_id: &str) -> bool {
+/// The name of a header field given whole (`Name: value...`), trimmed.
+pub fn field_name(field: &[u8]) -> Option<&[u8]> {
+    let colon = field.iter().position(|&b| b == b':')?;
+    Some(field[..colon].trim_ascii())
+}
+
+pub(crate) fn is_ours(field: &[u8], authserv_id: &str) -> bool {
     let Some(colon) = field.iter().position(|&b| b == b':') else {
         return false;
     };

@@ -27,6 +27,7 @@ use crate::received;
 use crate::reply::{self, Reply};
 use crate::spool::{MessageData, ProcessingBudget};
 pub use crate::target::StoreTarget;
+use crate::verdict;
 
 /// Messages up to this size are analysed on the async thread: a thread hop costs more than that.
 const ANALYSE_INLINE_MAX: usize = 64 * 1024;
@@ -46,6 +47,8 @@ pub struct MailBackend {
     pub signer: Option<Arc<dyn crate::checks::Signer>>,
     /// Memory of the messages being analysed, checked and stored, all deliveries together.
     pub processing: Arc<ProcessingBudget>,
+    /// Score thresholds (verdicts on the MX port) and quarantine retention.
+    pub verdicts: Arc<crate::verdict::Rules>,
 }
 
 fn relay_denied() -> Reply {
@@ -365,9 +368,18 @@ impl Backend for MailBackend {
                 return refuse_all(reply::local_error());
             }
         };
-        // RFC 8601 §5: a border MTA removes Authentication-Results fields that claim to be ours.
+        // RFC 8601 §5: a border MTA removes Authentication-Results fields that claim to be ours;
+        // with verdicts on, so do the spam fields we write.
         let raw = match env.mode {
-            Mode::Mx => crate::checks::strip_forged_results(&raw, &self.hostname).unwrap_or(raw),
+            Mode::Mx => {
+                let spam_fields = self.verdicts.enabled;
+                crate::checks::strip_fields(&raw, |f| {
+                    crate::checks::is_ours(f, &self.hostname)
+                        || (spam_fields
+                            && crate::checks::field_name(f).is_some_and(verdict::is_spam_field))
+                })
+                .unwrap_or(raw)
+            }
             _ => raw,
         };
         let prepared = self.prepare(raw).await;
@@ -387,8 +399,31 @@ impl Backend for MailBackend {
             None
         };
         if let Err(e) = self.checks.content(env, &prepared, &mut state).await {
+            log_decision(env, &prepared, &state, "reject", Some(&e));
             return refuse_all(e.reply);
         }
+        // The verdict over the total score (MX only: submissions are our own users' mail).
+        let decision = if env.mode == Mode::Mx && self.verdicts.enabled {
+            let d = verdict::decide(&state, self.thresholds(env).await);
+            if d.action == verdict::Action::Reject {
+                let e = CheckError::new(
+                    "verdict",
+                    550,
+                    "5.7.1",
+                    "Message refused: it was classified as spam",
+                    format!("score {:.2} >= {:.2}", state.score, d.thresholds.reject),
+                );
+                log_decision(env, &prepared, &state, "reject", Some(&e));
+                return refuse_all(e.reply);
+            }
+            state.headers.push_str(&verdict::headers(&state, &d));
+            if let verdict::Action::Deliver(disp) = d.action {
+                state.disposition = disp;
+            }
+            Some(d)
+        } else {
+            None
+        };
 
         let now = store::now_unix();
         // Trace fields: the checks' fields (Authentication-Results, RFC 8601 §5: above our
@@ -411,22 +446,140 @@ impl Backend for MailBackend {
             head.insert_str(0, &sig);
         }
 
-        let mut target = StoreTarget::new(self, env, now);
-        for (i, rcpt) in env.recipients.iter().enumerate() {
-            target.add_rcpt(i, rcpt).await;
-        }
-        target.body(&prepared, head, state.disposition).await;
-        let results = target.commit().await;
-        if results.iter().any(Result::is_ok) && !state.reasons.is_empty() {
-            tracing::info!(
-                id = %env.id,
-                score = state.score,
-                reasons = ?state.reasons.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-                junk = state.disposition == Disposition::Junk,
-                "check verdict"
-            );
+        let action = match state.disposition {
+            Disposition::Accept => "inbox",
+            Disposition::Junk => "junk",
+            Disposition::Quarantine => "quarantine",
+        };
+        let results = if state.disposition == Disposition::Quarantine {
+            self.quarantine(env, &prepared, head, &state, now).await
+        } else {
+            let mut target = StoreTarget::new(self, env, now);
+            for (i, rcpt) in env.recipients.iter().enumerate() {
+                target.add_rcpt(i, rcpt).await;
+            }
+            target.body(&prepared, head, state.disposition).await;
+            target.commit().await
+        };
+        if results.iter().any(Result::is_ok)
+            && (decision.is_some()
+                || !state.reasons.is_empty()
+                || state.disposition != Disposition::Accept)
+        {
+            log_decision(env, &prepared, &state, action, None);
         }
         results
+    }
+}
+
+/// The one log line of a message's verdict: ids, score, every reason with its points, and what
+/// was done (`inbox`, `junk`, `quarantine`, `reject`, with the refusing check).
+fn log_decision(
+    env: &Envelope,
+    msg: &Prepared,
+    state: &crate::pipeline::CheckState,
+    action: &str,
+    refused: Option<&CheckError>,
+) {
+    tracing::info!(
+        id = %env.id,
+        message_id = msg.analysis().envelope.message_id.as_deref().unwrap_or(""),
+        service = env.mode.name(),
+        peer = env.peer.map(tracing::field::display),
+        from = %env.from,
+        score = format_args!("{:.2}", state.score),
+        reasons = %verdict::reasons_text(&state.reasons),
+        action,
+        check = refused.map(|e| e.check),
+        detail = refused.map(|e| tracing::field::display(&e.detail)),
+        "verdict"
+    );
+}
+
+impl MailBackend {
+    /// The transaction's thresholds: each recipient's (account, else domain, else default),
+    /// the most lenient of them (one verdict per transaction, see [`verdict::Thresholds::lenient`]).
+    async fn thresholds(&self, env: &Envelope) -> verdict::Thresholds {
+        let rules = &self.verdicts;
+        let mut out: Option<verdict::Thresholds> = None;
+        for rcpt in &env.recipients {
+            let domain = rcpt
+                .address
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            let mut accounts = Vec::new();
+            if !rules.accounts.is_empty() {
+                for &id in &rcpt.target.local {
+                    if let Ok(Some(acc)) = self.store.account_get_by_id(id).await {
+                        accounts.push(acc.address());
+                    }
+                }
+            }
+            let t = rules.for_recipient(domain, &accounts);
+            out = Some(out.map_or(t, |o| o.lenient(t)));
+        }
+        out.unwrap_or(rules.default)
+    }
+
+    /// Holds the message in the store's quarantine for every recipient (local accounts, and
+    /// remote ones reached through an alias); one durable write, so the 250 that follows means
+    /// the message is kept.
+    async fn quarantine(
+        &self,
+        env: &Envelope,
+        msg: &Prepared,
+        head: String,
+        state: &crate::pipeline::CheckState,
+        now: i64,
+    ) -> Vec<Result<(), Reply>> {
+        let n = env.recipients.len();
+        let mut accounts: Vec<i64> = Vec::new();
+        let mut remote: Vec<(String, String)> = Vec::new();
+        for rcpt in &env.recipients {
+            for &a in &rcpt.target.local {
+                if !accounts.contains(&a) {
+                    accounts.push(a);
+                }
+            }
+            for ext in &rcpt.target.external {
+                let sender = if ext.eq_ignore_ascii_case(&rcpt.address) {
+                    env.from.clone()
+                } else {
+                    self.forwarding_sender(&env.from, now).await
+                };
+                if !remote.iter().any(|(_, a)| a.eq_ignore_ascii_case(ext)) {
+                    remote.push((sender, ext.clone()));
+                }
+            }
+        }
+        let a = msg.analysis();
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(msg.raw());
+        let q = store::NewQuarantine {
+            smtp_id: env.id.clone(),
+            message_id: a.envelope.message_id.clone(),
+            sender: env.from.clone(),
+            recipients: env.recipients.iter().map(|r| r.address.clone()).collect(),
+            accounts,
+            remote,
+            subject: a.envelope.subject.clone().unwrap_or_default(),
+            score: state.score,
+            reasons: verdict::reasons_text(&state.reasons),
+            raw,
+            created: now,
+            expires: now.saturating_add(self.verdicts.retention_secs),
+        };
+        match self.store.quarantine_add(&q).await {
+            Ok(qid) => {
+                tracing::info!(id = %env.id, quarantine = qid, "message held in quarantine");
+                vec![Ok(()); n]
+            }
+            Err(e) => {
+                tracing::error!(id = %env.id, error = %e, "message not stored in quarantine");
+                vec![Err(store_reply(&e)); n]
+            }
+        }
     }
 }
 

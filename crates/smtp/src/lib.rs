@@ -22,6 +22,7 @@ pub mod session;
 pub mod spool;
 pub mod srs;
 pub mod target;
+pub mod verdict;
 
 pub use backend::{Backend, Mode};
 pub use config::{BareNewline, SmtpConfig};

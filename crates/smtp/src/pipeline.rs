@@ -63,6 +63,9 @@ pub enum Disposition {
     Accept,
     /// The recipients' Junk folder (RFC 6154 `\Junk`), INBOX for an account without one.
     Junk,
+    /// Held in the store's quarantine (listed, released or deleted with `facteur quarantine`,
+    /// expired after `quarantine.retention_days`), for every recipient of the transaction.
+    Quarantine,
 }
 
 /// One contribution to a message's score, for the log and (later) the spam headers.
@@ -254,9 +257,12 @@ impl Pipeline {
         message: &Prepared,
         state: &mut CheckState,
     ) -> Result<(), CheckError> {
+        // A refusal here is logged by delivery, in the one line of the message's verdict.
         for c in &self.checks {
-            let v = c.content(envelope, message).await;
-            absorb(Stage::Content, envelope.peer, v, state)?;
+            match c.content(envelope, message).await {
+                Ok(v) => state.add(v),
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

@@ -120,7 +120,9 @@ impl<'a> StoreTarget<'a> {
             let accounts = std::mem::take(&mut self.accounts);
             for (acc, rcpts) in &accounts {
                 let folder = match disposition {
-                    Disposition::Junk => self.backend.junk(*acc).await,
+                    // Quarantined messages never reach a target (delivery holds them); were one
+                    // to, Junk is the safe place.
+                    Disposition::Junk | Disposition::Quarantine => self.backend.junk(*acc).await,
                     Disposition::Accept => self.backend.inbox(*acc).await,
                 };
                 match folder {

@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             given_analysis_is_cached_and_indexed,
             spam_models_learn_unlearn_and_stay_apart,
             greylist_defers_then_passes_and_whitelists,
+            quarantine_and_sender_lists_lifecycle,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -2277,4 +2278,120 @@ pub async fn greylist_defers_then_passes_and_whitelists(h: &dyn Harness) {
             .expect("check"),
         GreylistDecision::Deferred { .. }
     ));
+}
+
+/// Quarantine: held messages keep their bytes and destinations, are listed per account, deleted
+/// once, and expire; allow and block lists per domain and account, removed with their owner.
+pub async fn quarantine_and_sender_lists_lifecycle(h: &dyn Harness) {
+    let store = h.open().await;
+    let (acc, _) = account(&store, "held").await;
+    let q = NewQuarantine {
+        smtp_id: "abc".into(),
+        message_id: Some("<m@x.test>".into()),
+        sender: "s@x.test".into(),
+        recipients: vec!["held@example.com".into(), "fwd@example.com".into()],
+        accounts: vec![acc.id],
+        remote: vec![("srs@example.com".into(), "out@else.test".into())],
+        subject: "hi".into(),
+        score: 12.5,
+        reasons: "BAYES_SPAM(10.0)".into(),
+        raw: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+        created: 100,
+        expires: 200,
+    };
+    let id = store.quarantine_add(&q).await.expect("add");
+    let id2 = store
+        .quarantine_add(&NewQuarantine {
+            accounts: vec![],
+            expires: 300,
+            ..q.clone()
+        })
+        .await
+        .expect("add");
+    let (rec, raw) = store.quarantine_get(id).await.expect("get").expect("found");
+    assert_eq!(raw, q.raw);
+    assert_eq!(rec.size, q.raw.len() as u64);
+    assert_eq!(rec.accounts, vec![acc.id]);
+    assert_eq!(rec.remote, q.remote);
+    assert_eq!(rec.recipients, q.recipients);
+    assert_eq!(rec.message_id.as_deref(), Some("<m@x.test>"));
+    assert_eq!(store.quarantine_list(None).await.expect("list").len(), 2);
+    let mine = store.quarantine_list(Some(acc.id)).await.expect("list");
+    assert_eq!(mine.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(store.quarantine_expire(199).await.expect("expire"), 0);
+    assert_eq!(store.quarantine_expire(200).await.expect("expire"), 1);
+    assert!(store.quarantine_get(id).await.expect("get").is_none());
+    store.quarantine_delete(id2).await.expect("delete");
+    assert!(matches!(
+        store.quarantine_delete(id2).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let dom = ListScope::Domain("example.test".into());
+    let mine = ListScope::Account(acc.id);
+    store
+        .list_add(&dom, ListKind::Block, "@Spam.test")
+        .await
+        .expect("add");
+    store
+        .list_add(&mine, ListKind::Allow, "friend@spam.test")
+        .await
+        .expect("add");
+    store
+        .list_add(&mine, ListKind::Block, "192.0.2.0/24")
+        .await
+        .expect("add");
+    assert!(matches!(
+        store.list_add(&dom, ListKind::Block, "@spam.test").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store
+            .list_add(
+                &ListScope::Account(acc.id + 1000),
+                ListKind::Allow,
+                "a@b.test"
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .list_add(
+                &ListScope::Domain("nowhere.test".into()),
+                ListKind::Allow,
+                "a@b.test"
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let all = store
+        .list_entries(&[dom.clone(), mine.clone()])
+        .await
+        .expect("entries");
+    let got: Vec<_> = all
+        .iter()
+        .map(|e| (e.scope.clone(), e.kind, e.pattern.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (dom.clone(), ListKind::Block, "@spam.test"),
+            (mine.clone(), ListKind::Allow, "friend@spam.test"),
+            (mine.clone(), ListKind::Block, "192.0.2.0/24"),
+        ]
+    );
+    store
+        .list_remove(&mine, ListKind::Block, "192.0.2.0/24")
+        .await
+        .expect("remove");
+    assert!(matches!(
+        store
+            .list_remove(&mine, ListKind::Block, "192.0.2.0/24")
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.account_delete(acc.id).await.expect("delete account");
+    let left = store.list_entries(&[dom, mine]).await.expect("entries");
+    assert_eq!(left.len(), 1, "the account's lists went with it");
 }

@@ -303,10 +303,40 @@ pub trait GreylistStore: Send + Sync {
     async fn greylist_stats(&self) -> Result<GreylistStats>;
 }
 
+/// What the inbound filters keep: messages held in quarantine, and the allow and block lists
+/// of domains and accounts. Shared with the CLI (another process) like everything here.
+#[async_trait]
+pub trait FilterStore: Send + Sync {
+    /// Holds a message durably; returns its id.
+    async fn quarantine_add(&self, q: &NewQuarantine) -> Result<i64>;
+    /// Held messages, oldest first; only those for `account` when given.
+    async fn quarantine_list(&self, account: Option<AccountId>) -> Result<Vec<QuarantineRecord>>;
+    /// A held message and its bytes.
+    async fn quarantine_get(&self, id: i64) -> Result<Option<(QuarantineRecord, Vec<u8>)>>;
+    /// `NotFound` when there is no such message.
+    async fn quarantine_delete(&self, id: i64) -> Result<()>;
+    /// Deletes the messages whose expiry is at or before `now`; returns how many.
+    async fn quarantine_expire(&self, now: i64) -> Result<u64>;
+
+    /// `AlreadyExists` when the entry is there already; `NotFound` for an unknown account.
+    async fn list_add(&self, scope: &ListScope, kind: ListKind, pattern: &str) -> Result<()>;
+    /// `NotFound` when the entry does not exist.
+    async fn list_remove(&self, scope: &ListScope, kind: ListKind, pattern: &str) -> Result<()>;
+    /// The entries of every scope of `scopes` (both kinds), sorted by scope, kind, pattern.
+    async fn list_entries(&self, scopes: &[ListScope]) -> Result<Vec<ListEntry>>;
+}
+
 /// Everything a backend provides.
 #[async_trait]
 pub trait Store:
-    DirectoryStore + MailStore + QueueStore + KeyStore + LoginStore + SpamStore + GreylistStore
+    DirectoryStore
+    + MailStore
+    + QueueStore
+    + KeyStore
+    + LoginStore
+    + SpamStore
+    + GreylistStore
+    + FilterStore
 {
     /// Checks the database and blob references; a healthy store reports no problems.
     async fn check_integrity(&self) -> Result<IntegrityReport>;

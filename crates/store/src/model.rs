@@ -746,3 +746,87 @@ pub struct GreylistStats {
     pub passed: u64,
     pub networks: u64,
 }
+
+// ---------------------------------------------------------------- quarantine and sender lists
+
+/// A message held back by the inbound checks (quarantined), as it would have been delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewQuarantine {
+    /// The SMTP transaction id (the `queued as` of the reply), for logs.
+    pub smtp_id: String,
+    /// The header Message-ID, when the message has one.
+    pub message_id: Option<String>,
+    /// Envelope sender (empty for the null reverse-path).
+    pub sender: String,
+    /// Recipients as the client gave them, for listing.
+    pub recipients: Vec<String>,
+    /// Local accounts the message was for: release puts a copy in each one's INBOX.
+    pub accounts: Vec<AccountId>,
+    /// Remote recipients (forwards through an alias) as (envelope sender, address): release
+    /// queues the message to them.
+    pub remote: Vec<(String, String)>,
+    pub subject: String,
+    /// Total score of the checks, and the reasons ("NAME(score) ...").
+    pub score: f64,
+    pub reasons: String,
+    /// The message with its trace fields, without `Return-Path` (added per local copy).
+    pub raw: Vec<u8>,
+    pub created: i64,
+    /// Unix seconds after which the expiry job deletes it.
+    pub expires: i64,
+}
+
+/// A held message, without its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    pub id: i64,
+    pub smtp_id: String,
+    pub message_id: Option<String>,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub accounts: Vec<AccountId>,
+    pub remote: Vec<(String, String)>,
+    pub subject: String,
+    pub score: f64,
+    pub reasons: String,
+    pub size: u64,
+    pub created: i64,
+    pub expires: i64,
+}
+
+/// Allow or block list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    Allow,
+    Block,
+}
+
+impl ListKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListKind::Allow => "allow",
+            ListKind::Block => "block",
+        }
+    }
+}
+
+/// Whose list an entry is on: a domain's (every account of it) or one account's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListScope {
+    /// A domain name, lowercase.
+    Domain(String),
+    Account(AccountId),
+}
+
+/// One entry of an allow or block list: a sender address (`user@domain`), a sender domain
+/// (`@domain`, matching its subdomains too) or an IP address or CIDR block. Stored lowercase;
+/// the checks parse it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEntry {
+    pub scope: ListScope,
+    pub kind: ListKind,
+    pub pattern: String,
+    pub created: i64,
+}

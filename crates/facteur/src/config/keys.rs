@@ -84,6 +84,10 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "Phishing heuristics on mail from outside: scores and reasons for the verdict.",
     },
     SectionDoc {
+        name: "verdict",
+        comment: "What the inbound checks' total score does to mail received on port 25 (thresholds are points; \"off\" turns an action off).",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -638,6 +642,51 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "phishing",
         "protected_names",
         "Display names that mail from outside may not use, besides the accounts' own (e.g. [\"Managing Director\"]).",
+    ),
+    key(
+        "verdict",
+        "enabled",
+        "Run the classifier, the allow and block lists and the verdict on port 25, with X-Spam-* header fields.",
+    ),
+    key(
+        "verdict",
+        "junk",
+        "Score from which a message goes to the Junk folder.",
+    ),
+    key(
+        "verdict",
+        "quarantine",
+        "Score from which a message is held in quarantine (facteur quarantine list).",
+    ),
+    key(
+        "verdict",
+        "reject",
+        "Score from which a message is refused at the end of data with 550 5.7.1.",
+    ),
+    key(
+        "verdict",
+        "allow_score",
+        "Points an allow list match adds; the score then never junks, quarantines or refuses.",
+    ),
+    key(
+        "verdict",
+        "block_action",
+        "What a block list match does: \"reject\", \"junk\" or \"quarantine\".",
+    ),
+    key(
+        "verdict",
+        "quarantine_days",
+        "Days a quarantined message is kept before it is deleted.",
+    ),
+    key(
+        "verdict",
+        "domains",
+        "Per recipient domain: [verdict.domains.\"example.com\"] with junk/quarantine/reject.",
+    ),
+    key(
+        "verdict",
+        "accounts",
+        "Per account: [verdict.accounts.\"user@example.com\"] with junk/quarantine/reject.",
     ),
     key(
         "log",

@@ -344,7 +344,7 @@ pub async fn inbox(store: &store::DynStore, address: &str) -> Vec<Vec<u8>> {
 
 /// The message as the client sent it: the stored copy without what the server put in front —
 /// Return-Path, then (on submission) our DKIM-Signature fields, (on port 25) our
-/// Authentication-Results, and our Received field, each possibly folded.
+/// Authentication-Results and X-Spam-* fields, and our Received field, each possibly folded.
 pub fn strip_trace(stored: &[u8]) -> &[u8] {
     assert!(
         stored.starts_with(b"Return-Path: <"),
@@ -370,7 +370,8 @@ pub fn strip_trace(stored: &[u8]) -> &[u8] {
         let field = &stored[i..end];
         let ours = field.starts_with(b"Return-Path:")
             || field.starts_with(b"DKIM-Signature:")
-            || field.starts_with(b"Authentication-Results:");
+            || field.starts_with(b"Authentication-Results:")
+            || field.starts_with(b"X-Spam-");
         if ours {
             i = end;
             continue;

@@ -7,7 +7,7 @@ use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::sequence::SequenceSet;
-use store::{ExpungeFilter, FlagOp, Flags, StoreError, Uid};
+use store::{ExpungeFilter, FlagOp, Flags, SpamClass, SpecialUse, StoreError, Uid};
 
 use crate::backend::Backend;
 use crate::encode;
@@ -239,6 +239,24 @@ impl<B: Backend> Session<B> {
         };
         let src: Vec<Uid> = copied.mapping.iter().map(|(s, _)| *s).collect();
         let dst: Vec<Uid> = copied.mapping.iter().map(|(_, d)| *d).collect();
+        // Learning from the user: into Junk is spam, out of Junk (not to Trash) is ham.
+        if let Some(learner) = self.backend.learner()
+            && !dst.is_empty()
+        {
+            let source_junk = self
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.mailbox.special_use == Some(SpecialUse::Junk));
+            let class = match dest.special_use {
+                Some(SpecialUse::Junk) if !source_junk => Some(SpamClass::Spam),
+                Some(SpecialUse::Junk) | Some(SpecialUse::Trash) => None,
+                _ if source_junk => Some(SpamClass::Ham),
+                _ => None,
+            };
+            if let Some(class) = class {
+                learner.learn(self.account(), dest.id, &dst, class).await;
+            }
+        }
         let code = format!(
             "COPYUID {} {} {}",
             copied.uidvalidity,

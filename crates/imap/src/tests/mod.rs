@@ -67,6 +67,7 @@ pub async fn fixture() -> Fixture {
             ..ThrottleConfig::default()
         })),
         user_sessions: net::limits::UserSessions::new(3),
+        learner: None,
     });
     Fixture {
         _dir: dir,

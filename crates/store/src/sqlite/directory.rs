@@ -157,6 +157,7 @@ impl DirectoryStore for Sqlite {
                     )));
                 }
                 exec(tx.conn, "DELETE FROM aliases WHERE domain_id = ?1", [id]).map_err(db_err)?;
+                super::filters::delete_domain(tx.conn, &name)?;
                 exec(tx.conn, "DELETE FROM domains WHERE id = ?1", [id]).map_err(db_err)?;
                 Ok(())
             })
@@ -334,6 +335,7 @@ impl DirectoryStore for Sqlite {
                 .map_err(db_err)?;
                 exec(tx.conn, "DELETE FROM send_as WHERE account_id = ?1", [id]).map_err(db_err)?;
                 super::spam::delete_model(tx.conn, id)?;
+                super::filters::delete_account(tx.conn, id)?;
                 exec(tx.conn, "DELETE FROM accounts WHERE id = ?1", [id]).map_err(db_err)?;
                 Ok(())
             })

@@ -4,6 +4,7 @@
 mod blobs;
 mod directory;
 mod dkim;
+mod filters;
 mod fts;
 mod greylist;
 mod logins;

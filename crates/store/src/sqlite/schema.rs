@@ -201,9 +201,38 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY(model, digest)
     ) WITHOUT ROWID;
     "#,
-    // 10: reserved for the verdicts work (quarantine), merged separately: the lead replaces this
-    // empty placeholder with that migration.
+    // 10: messages held in quarantine by the inbound checks (the bytes as they would have been
+    // delivered; `accounts` and `remote` say where a release delivers them), and the allow and
+    // block lists of domains (`scope` = 'd:' + name) and accounts ('a:' + id).
     r#"
+    CREATE TABLE quarantine(
+        id INTEGER PRIMARY KEY,
+        smtp_id TEXT NOT NULL,
+        message_id TEXT,
+        sender TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        accounts TEXT NOT NULL,
+        remote TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        score REAL NOT NULL,
+        reasons TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        expires INTEGER NOT NULL
+    );
+    CREATE INDEX quarantine_expires ON quarantine(expires);
+    CREATE TABLE quarantine_accounts(
+        account_id INTEGER NOT NULL,
+        quarantine_id INTEGER NOT NULL REFERENCES quarantine(id) ON DELETE CASCADE,
+        PRIMARY KEY(account_id, quarantine_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE sender_lists(
+        scope TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        PRIMARY KEY(scope, kind, pattern)
+    ) WITHOUT ROWID;
     "#,
     // 11: greylisting (RFC 6647). A triplet is the client network (/24 or /64), the sender and
     // the recipient; `passed` is when a retry was accepted (NULL while pending). A network whose
