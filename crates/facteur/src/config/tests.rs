@@ -68,12 +68,23 @@ fn default_toml_round_trips() {
             Config::default_for(privileged)
         );
         // Every key is written, each after a comment.
+        // (Several sections have a key of the same name, e.g. `enabled`: look in its section.)
         for doc in KEYS {
+            let header = format!("\n[{}]\n", doc.section);
+            let section = text
+                .find(&header)
+                .unwrap_or_else(|| panic!("[{}] missing", doc.section));
             let line = format!("\n{} = ", doc.key);
-            let at = text
-                .find(&line)
-                .unwrap_or_else(|| panic!("{} missing", doc.key));
-            assert!(text[..at].ends_with(&format!("# {}", doc.comment)));
+            let at = section
+                + text[section..]
+                    .find(&line)
+                    .unwrap_or_else(|| panic!("{}.{} missing", doc.section, doc.key));
+            assert!(
+                text[..at].ends_with(&format!("# {}", doc.comment)),
+                "{}.{}",
+                doc.section,
+                doc.key
+            );
         }
     }
 }
