@@ -20,6 +20,7 @@ pub mod reload;
 pub mod send_as_cmd;
 pub mod serve;
 pub mod setup;
+pub mod sieve_cmd;
 pub mod spam_cmd;
 
 use std::process::ExitCode;
@@ -152,6 +153,7 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Queue(cmd) => queue_cmd::run(&cli, cmd).await,
         Command::Dkim(cmd) => dkim_cmd::run(&cli, cmd).await,
         Command::Spam(cmd) => spam_cmd::run(&cli, cmd).await,
+        Command::Sieve(cmd) => sieve_cmd::run(&cli, cmd).await,
         Command::Dns { domain, check } => dns_cmd::run(&cli, domain, *check).await,
     }
 }

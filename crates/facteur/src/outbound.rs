@@ -151,6 +151,8 @@ pub fn start(
         checks: smtp::pipeline::Pipeline::default(),
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
         processing: smtp::spool::ProcessingBudget::new(ctx.config.smtp.processing_memory),
+        // DSNs are our own messages: no script runs on them.
+        sieve: None,
     });
     let q = Queue::new(
         ctx.store.clone(),

@@ -60,6 +60,10 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "The content classifier's models (train with `facteur spam train`).",
     },
     SectionDoc {
+        name: "sieve",
+        comment: "Sieve filtering at delivery (scripts: `facteur sieve`).",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -397,6 +401,32 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "classifier",
         "max_features",
         "Unique features (tokens) read from one message; more costs more store reads.",
+    ),
+    key(
+        "sieve",
+        "enabled",
+        "Run the domains' and accounts' active scripts at delivery.",
+    ),
+    key("sieve", "max_script_size", "Bytes of one script."),
+    key(
+        "sieve",
+        "max_scripts",
+        "Scripts one account or domain may keep.",
+    ),
+    key(
+        "sieve",
+        "max_instructions",
+        "Instructions one run may execute (the CPU limit).",
+    ),
+    key(
+        "sieve",
+        "max_redirects",
+        "Redirect actions one run may take.",
+    ),
+    key(
+        "sieve",
+        "redirects_per_day",
+        "Redirects one account's scripts may send per day (UTC).",
     ),
     key(
         "log",
