@@ -180,6 +180,69 @@ assert n == 1 and "No thanks, said bob" in raws[0] and "multipart/report" in raw
     assert!(String::from_utf8_lossy(&log_check.stdout).contains("broken\t"));
 }
 
+/// `facteur sieve check` names the line and column of an error (exit status 2); `facteur sieve
+/// test` prints the actions a script would take; the CLI refuses to delete the active script.
+#[test]
+fn check_and_test_commands() {
+    let server = Server::start("example.test");
+    server.add_account("bob@example.test", PW);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.sieve");
+    std::fs::write(
+        &bad,
+        "require \"fileinto\";\nif true {\n  fileinto \"x\"\n}\n",
+    )
+    .expect("write");
+    let out = server.admin(&["sieve", "check", bad.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4, column"), "{err}");
+    let script = dir.path().join("good.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"imap4flags\"];\nif header :contains \"subject\" \"hi\" { fileinto :flags \"\\\\Seen\" \"Greetings\"; }\nredirect \"x@far.test\";\n",
+    )
+    .expect("write");
+    let message = dir.path().join("m.eml");
+    std::fs::write(
+        &message,
+        "From: a@far.test\r\nSubject: hi there\r\n\r\nbody\r\n",
+    )
+    .expect("write");
+    let out = server.admin(&[
+        "sieve",
+        "test",
+        script.to_str().expect("path"),
+        message.to_str().expect("path"),
+        "--to",
+        "bob@example.test",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["fileinto \"Greetings\" flags \\Seen", "redirect x@far.test"],
+        "{text}"
+    );
+    let out = server.admin(&[
+        "sieve",
+        "put",
+        "bob@example.test",
+        "main",
+        script.to_str().expect("path"),
+        "--activate",
+    ]);
+    assert!(out.status.success());
+    let out = server.admin(&["sieve", "delete", "bob@example.test", "main"]);
+    assert_eq!(out.status.code(), Some(1), "the active script stays");
+    let out = server.admin(&["sieve", "get", "bob@example.test"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Greetings"));
+}
+
 /// Vacation answers once per sender, never to a list or an auto-reply, with
 /// `Auto-Submitted: auto-replied` and the null sender; redirect :copy to a local account, and a
 /// plain redirect to a remote address queued with an SRS sender.
