@@ -77,6 +77,9 @@ pub enum Command {
     /// DKIM signing keys of our domains.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// Sieve scripts of accounts (user@domain) and domains (the admin's, run first).
+    #[command(subcommand)]
+    Sieve(SieveCmd),
     /// The content classifier: train it on your mail, test a message, see its models.
     #[command(subcommand)]
     Spam(SpamCmd),
@@ -92,6 +95,53 @@ pub enum Command {
         /// keys whose records are seen start signing.
         #[arg(long)]
         check: bool,
+    },
+}
+
+/// TARGET is an account (`user@domain`) or a domain (`example.com`: the admin's scripts, whose
+/// active one runs before each account's).
+#[derive(Debug, Subcommand)]
+pub enum SieveCmd {
+    /// Store a script (FILE, or - for standard input) after checking it; replaces one of the
+    /// same name.
+    Put {
+        target: String,
+        name: String,
+        file: PathBuf,
+        /// Make it the active script too.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Print a script (the active one without NAME).
+    Get {
+        target: String,
+        name: Option<String>,
+    },
+    /// The scripts with their sizes; the active one is marked.
+    List { target: String },
+    /// Make NAME the active script (the one that runs at delivery).
+    Activate { target: String, name: String },
+    /// Leave no script active.
+    Deactivate { target: String },
+    /// Delete a script (not the active one).
+    Delete { target: String, name: String },
+    Rename {
+        target: String,
+        from: String,
+        to: String,
+    },
+    /// Check a script file: errors with line and column (exit status 2).
+    Check { file: PathBuf },
+    /// Print what a script would do with a message (nothing is stored or sent).
+    Test {
+        file: PathBuf,
+        message: PathBuf,
+        /// Envelope sender.
+        #[arg(long, default_value = "sender@example.net")]
+        from: String,
+        /// Envelope recipient (the script's account).
+        #[arg(long, default_value = "user@example.com")]
+        to: String,
     },
 }
 

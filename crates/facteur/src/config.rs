@@ -85,6 +85,7 @@ pub struct Config {
     pub antivirus: AntivirusSection,
     pub phishing: PhishingSection,
     pub verdict: verdict::VerdictSection,
+    pub sieve: SieveSection,
     pub log: LogConfig,
 }
 
@@ -306,6 +307,52 @@ impl ClassifierSection {
     }
 }
 
+/// Sieve filtering at delivery and the scripts users and admins upload (crate `sievefilter`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SieveSection {
+    /// Run the domains' and accounts' active scripts at delivery.
+    pub enabled: bool,
+    /// Bytes of one script.
+    pub max_script_size: usize,
+    /// Scripts one account (or domain) may keep.
+    pub max_scripts: usize,
+    /// Instructions one run may execute (the CPU limit).
+    pub max_instructions: usize,
+    /// `redirect` actions one run may take.
+    pub max_redirects: usize,
+    /// Redirects one account's scripts may send per day (UTC).
+    pub redirects_per_day: u32,
+}
+
+/// The largest script size an admin may allow.
+const MAX_SIEVE_SCRIPT_SIZE: usize = 1024 * 1024;
+
+impl Default for SieveSection {
+    fn default() -> Self {
+        let l = sievefilter::Limits::default();
+        SieveSection {
+            enabled: true,
+            max_script_size: l.max_script_size,
+            max_scripts: 20,
+            max_instructions: l.max_instructions,
+            max_redirects: l.max_redirects,
+            redirects_per_day: 100,
+        }
+    }
+}
+
+impl SieveSection {
+    pub fn limits(&self) -> sievefilter::Limits {
+        sievefilter::Limits {
+            max_script_size: self.max_script_size,
+            max_instructions: self.max_instructions,
+            max_redirects: self.max_redirects,
+            ..sievefilter::Limits::default()
+        }
+    }
+}
+
 /// DNS resolution for outbound delivery and mail authentication.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -455,6 +502,7 @@ impl Config {
             antivirus: AntivirusSection::default(),
             phishing: PhishingSection::default(),
             verdict: verdict::VerdictSection::default(),
+            sieve: SieveSection::default(),
             log: LogConfig::default(),
         }
     }
@@ -855,6 +903,25 @@ impl Config {
         for (key, message) in self.verdict.problems() {
             errs.push(invalid(key, message));
         }
+        let sv = &self.sieve;
+        check!(
+            errs,
+            at_least("sieve.max_script_size", sv.max_script_size, 64)
+        );
+        if sv.max_script_size > MAX_SIEVE_SCRIPT_SIZE {
+            errs.push(invalid(
+                "sieve.max_script_size",
+                format!(
+                    "{} is above the maximum of {MAX_SIEVE_SCRIPT_SIZE}",
+                    sv.max_script_size
+                ),
+            ));
+        }
+        check!(errs, at_least("sieve.max_scripts", sv.max_scripts, 1));
+        check!(
+            errs,
+            at_least("sieve.max_instructions", sv.max_instructions, 100)
+        );
 
         check!(errs, not_empty("tls.cert", &self.tls.cert));
         check!(errs, not_empty("tls.key", &self.tls.key));

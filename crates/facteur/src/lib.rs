@@ -24,6 +24,7 @@ pub mod reload;
 pub mod send_as_cmd;
 pub mod serve;
 pub mod setup;
+pub mod sieve_cmd;
 pub mod spam_cmd;
 pub mod threats;
 
@@ -158,6 +159,7 @@ async fn run(cli: cli::Cli) -> Result<(), Failure> {
         Command::Dkim(cmd) => dkim_cmd::run(&cli, cmd).await,
         Command::Spam(cmd) => spam_cmd::run(&cli, cmd).await,
         Command::Quarantine(cmd) => quarantine_cmd::run(&cli, cmd).await,
+        Command::Sieve(cmd) => sieve_cmd::run(&cli, cmd).await,
         Command::Dns { domain, check } => dns_cmd::run(&cli, domain, *check).await,
     }
 }

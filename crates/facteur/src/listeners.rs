@@ -315,6 +315,13 @@ pub async fn start(
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
         processing: smtp::spool::ProcessingBudget::new(cfg.smtp.processing_memory),
         verdicts: Arc::new(cfg.verdict.rules()),
+        sieve: cfg.sieve.enabled.then(|| smtp::sieve::SieveSettings {
+            engine: Arc::new(sievefilter::Engine::new(
+                cfg.sieve.limits(),
+                &cfg.server.hostname,
+            )),
+            redirects_per_day: cfg.sieve.redirects_per_day,
+        }),
     });
     let budgets = Budgets::new(cfg);
     let user_sessions = UserSessions::new(cfg.limits.max_connections_per_user);

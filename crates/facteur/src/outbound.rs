@@ -152,6 +152,8 @@ pub fn start(
         signer: Some(Arc::new(crate::authn::StoreSigner::new(ctx.store.clone()))),
         processing: smtp::spool::ProcessingBudget::new(ctx.config.smtp.processing_memory),
         verdicts: Default::default(),
+        // DSNs are our own messages: no script runs on them.
+        sieve: None,
     });
     let q = Queue::new(
         ctx.store.clone(),

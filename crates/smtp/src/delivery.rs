@@ -49,6 +49,8 @@ pub struct MailBackend {
     pub processing: Arc<ProcessingBudget>,
     /// Score thresholds (verdicts on the MX port) and quarantine retention.
     pub verdicts: Arc<crate::verdict::Rules>,
+    /// Sieve scripts of domains and accounts, run for each local recipient (none: keep).
+    pub sieve: Option<crate::sieve::SieveSettings>,
 }
 
 fn relay_denied() -> Reply {
@@ -452,14 +454,63 @@ impl Backend for MailBackend {
             Disposition::Quarantine => "quarantine",
         };
         let results = if state.disposition == Disposition::Quarantine {
+            // Held for an administrator: no script runs until it is released.
             self.quarantine(env, &prepared, head, &state, now).await
         } else {
+            // Sieve, after the checks and the verdict (it sees their fields and spamtest sees
+            // the score), before the one write.
+            let mut plan = match &self.sieve {
+                Some(s) if env.recipients.iter().any(|r| !r.target.local.is_empty()) => {
+                    Some(self.sieve_plan(s, env, &prepared, &state, &head).await)
+                }
+                _ => None,
+            };
+            let mut late_rejects: Vec<(i64, String)> = Vec::new();
+            if let Some(p) = &plan
+                && !p.rejected.is_empty()
+            {
+                // RFC 5429 §2.1: refuse in the protocol when we can. Outside LMTP one reply
+                // answers every recipient: possible when every recipient refuses.
+                let every = env.recipients.iter().all(|r| {
+                    r.target.external.is_empty()
+                        && !r.target.local.is_empty()
+                        && r.target.local.iter().all(|a| p.rejected.contains_key(a))
+                });
+                if env.mode != Mode::Lmtp && every {
+                    let reason = p.rejected.values().next().cloned().unwrap_or_default();
+                    tracing::info!(id = %env.id, reason = %reason, "refused by a Sieve reject");
+                    return refuse_all(Self::reject_reply(&reason));
+                }
+                if env.mode != Mode::Lmtp {
+                    late_rejects = p.rejected.iter().map(|(a, r)| (*a, r.clone())).collect();
+                }
+            }
+            let outgoing = match &mut plan {
+                Some(p) => std::mem::take(&mut p.outgoing),
+                None => Vec::new(),
+            };
             let mut target = StoreTarget::new(self, env, now);
             for (i, rcpt) in env.recipients.iter().enumerate() {
                 target.add_rcpt(i, rcpt).await;
             }
-            target.body(&prepared, head, state.disposition).await;
-            target.commit().await
+            if !outgoing.is_empty() {
+                let (appends, enqueue) = self.outgoing_batch(outgoing, &env.id, now).await;
+                target.add_extra(appends, enqueue);
+            }
+            target
+                .body(&prepared, head, state.disposition, plan.as_ref())
+                .await;
+            let results = target.commit().await;
+            if results.iter().any(Result::is_ok) {
+                for (acc, reason) in late_rejects {
+                    let who = match self.store.account_get_by_id(acc).await {
+                        Ok(Some(a)) => a.address(),
+                        _ => continue,
+                    };
+                    self.reject_dsn(env, &who, &reason).await;
+                }
+            }
+            results
         };
         if results.iter().any(Result::is_ok)
             && (decision.is_some()

@@ -19,6 +19,7 @@ pub mod received;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod sieve;
 pub mod spool;
 pub mod srs;
 pub mod target;

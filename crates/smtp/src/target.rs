@@ -13,6 +13,7 @@ use crate::backend::{Envelope, Mode, Recipient};
 use crate::delivery::{MailBackend, over_quota, store_reply};
 use crate::pipeline::Disposition;
 use crate::reply::Reply;
+use crate::sieve::Plan;
 
 /// Where an accepted message goes, maddy's delivery target over the store: recipients are added
 /// one by one (each may fail on its own), the body once, and [`StoreTarget::commit`] is the one
@@ -105,7 +106,15 @@ impl<'a> StoreTarget<'a> {
 
     /// The message: `trace` goes on top of every copy, `Return-Path:` on top of local ones
     /// (RFC 5321 §4.4); local copies go to INBOX, or Junk for [`Disposition::Junk`].
-    pub async fn body(&mut self, msg: &Prepared, trace: String, disposition: Disposition) {
+    /// With a Sieve `plan`, each account's copies are the ones its scripts chose (none when they
+    /// discarded or refused it); under LMTP a refusal answers that account's recipients.
+    pub(crate) async fn body(
+        &mut self,
+        msg: &Prepared,
+        trace: String,
+        disposition: Disposition,
+        plan: Option<&Plan>,
+    ) {
         let trace: Arc<[u8]> = trace.into_bytes().into();
         if !self.accounts.is_empty() {
             let head: Arc<[u8]> = [
@@ -119,6 +128,38 @@ impl<'a> StoreTarget<'a> {
             self.size = raw.len();
             let accounts = std::mem::take(&mut self.accounts);
             for (acc, rcpts) in &accounts {
+                if let Some(plan) = plan {
+                    if let Some(reason) = plan.rejected.get(acc) {
+                        if self.env.mode == Mode::Lmtp {
+                            for &i in rcpts {
+                                self.results[i] = Err(MailBackend::reject_reply(reason));
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some(copies) = plan.copies.get(acc) {
+                        for c in copies {
+                            let raw = match &c.edited {
+                                Some(edited) => RawMessage::new(
+                                    format!("Return-Path: <{}>\r\n", self.env.from)
+                                        .into_bytes()
+                                        .into(),
+                                    edited.clone(),
+                                ),
+                                None => raw.clone(),
+                            };
+                            self.batch.appends.push(AppendRequest {
+                                mailbox_id: c.mailbox,
+                                raw,
+                                flags: c.flags,
+                                keywords: c.keywords.clone(),
+                                internal_date: self.now,
+                            });
+                            self.append_accounts.push(*acc);
+                        }
+                        continue;
+                    }
+                }
                 let folder = match disposition {
                     // Quarantined messages never reach a target (delivery holds them); were one
                     // to, Junk is the safe place.
@@ -163,6 +204,18 @@ impl<'a> StoreTarget<'a> {
                 });
             }
         }
+    }
+
+    /// Messages the recipients' scripts send (forwards, vacation replies), stored and queued in
+    /// the same durable write as the message.
+    pub(crate) fn add_extra(&mut self, appends: Vec<AppendRequest>, enqueue: Vec<NewQueueEntry>) {
+        self.batch.appends.extend(appends);
+        // Not any recipient's copy: no account for quota answers.
+        self.append_accounts.extend(std::iter::repeat_n(
+            -1,
+            self.batch.appends.len() - self.append_accounts.len(),
+        ));
+        self.batch.enqueue.extend(enqueue);
     }
 
     /// Nothing is stored; the replies say why.

@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             spam_models_learn_unlearn_and_stay_apart,
             greylist_defers_then_passes_and_whitelists,
             quarantine_and_sender_lists_lifecycle,
+            sieve_scripts_lifecycle,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -2394,4 +2395,162 @@ pub async fn quarantine_and_sender_lists_lifecycle(h: &dyn Harness) {
     store.account_delete(acc.id).await.expect("delete account");
     let left = store.list_entries(&[dom, mine]).await.expect("entries");
     assert_eq!(left.len(), 1, "the account's lists went with it");
+}
+
+/// Sieve scripts: put, replace, one active per owner, delete/rename rules, quotas on the count,
+/// owners apart; vacation/duplicate state answers once until it expires; the redirect cap.
+pub async fn sieve_scripts_lifecycle(h: &dyn Harness) {
+    let store = h.open().await;
+    let (acc, _) = account(&store, "sifter").await;
+    let me = SieveOwner::Account(acc.id);
+    let dom = SieveOwner::Domain("example.test".into());
+    let put = |owner: &SieveOwner, name: &str, text: &str| NewSieveScript {
+        owner: owner.clone(),
+        name: name.into(),
+        content: text.as_bytes().to_vec(),
+        compiled: Some(b"c".to_vec()),
+        compiled_format: "f1".into(),
+        now: 100,
+    };
+    store
+        .sieve_put(&put(&me, "a", "keep;"), Some(2))
+        .await
+        .expect("put a");
+    store
+        .sieve_put(&put(&me, "b", "discard;"), Some(2))
+        .await
+        .expect("put b");
+    assert!(matches!(
+        store.sieve_put(&put(&me, "c", "keep;"), Some(2)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Replacing an existing name is not a new script.
+    store
+        .sieve_put(&put(&me, "b", "stop;"), Some(2))
+        .await
+        .expect("replace b");
+    store
+        .sieve_put(&put(&dom, "a", "fileinto \"x\";"), None)
+        .await
+        .expect("put dom");
+    assert!(store.sieve_active(&me).await.expect("active").is_none());
+    store
+        .sieve_activate(&me, Some("b"))
+        .await
+        .expect("activate");
+    let active = store.sieve_active(&me).await.expect("active").expect("one");
+    assert_eq!(
+        (active.name.as_str(), active.content.as_slice()),
+        ("b", &b"stop;"[..])
+    );
+    assert_eq!(active.compiled.as_deref(), Some(&b"c"[..]));
+    assert!(
+        store
+            .sieve_active(&dom)
+            .await
+            .expect("dom active")
+            .is_none()
+    );
+    store.sieve_activate(&me, Some("a")).await.expect("switch");
+    let list = store.sieve_list(&me).await.expect("list");
+    assert_eq!(
+        list.iter()
+            .map(|s| (s.name.as_str(), s.size, s.active))
+            .collect::<Vec<_>>(),
+        vec![("a", 5, true), ("b", 5, false)]
+    );
+    assert!(matches!(
+        store.sieve_activate(&me, Some("zz")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.sieve_delete(&me, "a").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.sieve_rename(&me, "b", "a").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    store
+        .sieve_rename(&me, "a", "main")
+        .await
+        .expect("rename active");
+    assert_eq!(
+        store.sieve_active(&me).await.expect("a").expect("a").name,
+        "main"
+    );
+    store.sieve_delete(&me, "b").await.expect("delete");
+    assert!(matches!(
+        store.sieve_delete(&me, "b").await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.sieve_activate(&me, None).await.expect("deactivate");
+    assert!(store.sieve_active(&me).await.expect("none").is_none());
+    assert_eq!(
+        store
+            .sieve_get(&dom, "a")
+            .await
+            .expect("get")
+            .expect("dom a")
+            .content,
+        b"fileinto \"x\";"
+    );
+
+    assert!(
+        !store
+            .sieve_seen(acc.id, "v:x@y", 10, 20)
+            .await
+            .expect("first")
+    );
+    assert!(
+        store
+            .sieve_seen(acc.id, "v:x@y", 15, 30)
+            .await
+            .expect("again")
+    );
+    assert!(
+        !store
+            .sieve_seen(acc.id, "v:x@y", 20, 30)
+            .await
+            .expect("expired")
+    );
+    assert!(
+        !store
+            .sieve_seen(acc.id, "v:z@y", 20, 30)
+            .await
+            .expect("other key")
+    );
+
+    assert_eq!(
+        store
+            .sieve_redirects_take(acc.id, 7, 2, 3)
+            .await
+            .expect("take"),
+        2
+    );
+    assert_eq!(
+        store
+            .sieve_redirects_take(acc.id, 7, 2, 3)
+            .await
+            .expect("take"),
+        1
+    );
+    assert_eq!(
+        store
+            .sieve_redirects_take(acc.id, 7, 1, 3)
+            .await
+            .expect("take"),
+        0
+    );
+    assert_eq!(
+        store
+            .sieve_redirects_take(acc.id, 8, 1, 3)
+            .await
+            .expect("next day"),
+        1
+    );
+
+    store.account_delete(acc.id).await.expect("delete account");
+    assert!(store.sieve_list(&me).await.expect("list").is_empty());
+    assert_eq!(store.sieve_list(&dom).await.expect("dom list").len(), 1);
 }

@@ -326,6 +326,45 @@ pub trait FilterStore: Send + Sync {
     async fn list_entries(&self, scopes: &[ListScope]) -> Result<Vec<ListEntry>>;
 }
 
+/// Sieve scripts (RFC 5228) of accounts and domains, and the state scripts keep between
+/// deliveries: vacation replies sent (RFC 5230 §4.2), duplicate ids (RFC 7352), redirects per day.
+#[async_trait]
+pub trait SieveStore: Send + Sync {
+    /// Adds or replaces a script (keeping whether it is active). With `max_scripts`, a new name
+    /// beyond that many scripts of the owner is refused with `Invalid`.
+    async fn sieve_put(&self, script: &NewSieveScript, max_scripts: Option<usize>) -> Result<()>;
+    async fn sieve_get(&self, owner: &SieveOwner, name: &str) -> Result<Option<SieveScript>>;
+    /// The owner's active script, if any.
+    async fn sieve_active(&self, owner: &SieveOwner) -> Result<Option<SieveScript>>;
+    /// Names, sizes and which is active, by name.
+    async fn sieve_list(&self, owner: &SieveOwner) -> Result<Vec<SieveScriptInfo>>;
+    /// Makes `name` the active script (RFC 5804 §2.8), or none with `None`. `NotFound`.
+    async fn sieve_activate(&self, owner: &SieveOwner, name: Option<&str>) -> Result<()>;
+    /// `NotFound`; `Invalid` for the active script (RFC 5804 §2.10).
+    async fn sieve_delete(&self, owner: &SieveOwner, name: &str) -> Result<()>;
+    /// `NotFound`, `AlreadyExists` (RFC 5804 §2.11.1).
+    async fn sieve_rename(&self, owner: &SieveOwner, from: &str, to: &str) -> Result<()>;
+    /// Records `key` for the account until `expires` and returns `false`, or returns `true` when
+    /// it is recorded already and not expired at `now` (then nothing changes). Atomic, so two
+    /// deliveries at once answer one vacation only.
+    async fn sieve_seen(
+        &self,
+        account: AccountId,
+        key: &str,
+        now: i64,
+        expires: i64,
+    ) -> Result<bool>;
+    /// Takes up to `wanted` redirects from the account's allowance of `cap` for `day`; returns
+    /// how many were granted (and counted).
+    async fn sieve_redirects_take(
+        &self,
+        account: AccountId,
+        day: i64,
+        wanted: u32,
+        cap: u32,
+    ) -> Result<u32>;
+}
+
 /// Everything a backend provides.
 #[async_trait]
 pub trait Store:
@@ -337,6 +376,7 @@ pub trait Store:
     + SpamStore
     + GreylistStore
     + FilterStore
+    + SieveStore
 {
     /// Checks the database and blob references; a healthy store reports no problems.
     async fn check_integrity(&self) -> Result<IntegrityReport>;

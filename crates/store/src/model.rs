@@ -811,6 +811,25 @@ impl ListKind {
     }
 }
 
+/// Who a Sieve script belongs to: an account (its personal scripts) or a domain (the admin's
+/// scripts, run before every account's of the domain).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SieveOwner {
+    Account(AccountId),
+    /// Lowercase domain name.
+    Domain(String),
+}
+
+impl SieveOwner {
+    /// The key the store files scripts under.
+    pub fn key(&self) -> String {
+        match self {
+            SieveOwner::Account(id) => format!("a:{id}"),
+            SieveOwner::Domain(d) => format!("d:{}", d.to_ascii_lowercase()),
+        }
+    }
+}
+
 /// Whose list an entry is on: a domain's (every account of it) or one account's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -829,4 +848,34 @@ pub struct ListEntry {
     pub kind: ListKind,
     pub pattern: String,
     pub created: i64,
+}
+
+/// A script to store: its text and, when the caller compiled it, the compiled form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSieveScript {
+    pub owner: SieveOwner,
+    pub name: String,
+    pub content: Vec<u8>,
+    pub compiled: Option<Vec<u8>>,
+    /// Which compiler made `compiled` (it is ignored when another one reads it).
+    pub compiled_format: String,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SieveScript {
+    pub owner: SieveOwner,
+    pub name: String,
+    pub content: Vec<u8>,
+    pub compiled: Option<Vec<u8>>,
+    pub compiled_format: String,
+    pub active: bool,
+    pub updated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SieveScriptInfo {
+    pub name: String,
+    pub size: u64,
+    pub active: bool,
 }

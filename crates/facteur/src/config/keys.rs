@@ -88,6 +88,10 @@ pub(crate) const SECTIONS: &[SectionDoc] = &[
         comment: "What the inbound checks' total score does to mail received on port 25 (thresholds are points; \"off\" turns an action off).",
     },
     SectionDoc {
+        name: "sieve",
+        comment: "Sieve filtering at delivery (scripts: `facteur sieve`).",
+    },
+    SectionDoc {
         name: "log",
         comment: "Logging.",
     },
@@ -687,6 +691,32 @@ pub(crate) const KEYS: &[KeyDoc] = &[
         "verdict",
         "accounts",
         "Per account: [verdict.accounts.\"user@example.com\"] with junk/quarantine/reject.",
+    ),
+    key(
+        "sieve",
+        "enabled",
+        "Run the domains' and accounts' active scripts at delivery.",
+    ),
+    key("sieve", "max_script_size", "Bytes of one script."),
+    key(
+        "sieve",
+        "max_scripts",
+        "Scripts one account or domain may keep.",
+    ),
+    key(
+        "sieve",
+        "max_instructions",
+        "Instructions one run may execute (the CPU limit).",
+    ),
+    key(
+        "sieve",
+        "max_redirects",
+        "Redirect actions one run may take.",
+    ),
+    key(
+        "sieve",
+        "redirects_per_day",
+        "Redirects one account's scripts may send per day (UTC).",
     ),
     key(
         "log",

@@ -161,7 +161,7 @@ fn unknown_section_and_top_level_key() {
     );
     assert_eq!(
         err("\n[zzz]\na = 5\n"),
-        "facteur.toml:2: unknown section [zzz] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, classifier, connection, dnsbl, greylist, attachments, antivirus, phishing, verdict, log)"
+        "facteur.toml:2: unknown section [zzz] (expected one of the sections server, listeners, tls, store, limits, auth, smtp, queue, pop3, dns, classifier, connection, dnsbl, greylist, attachments, antivirus, phishing, verdict, sieve, log)"
     );
     assert_eq!(
         err("hostname = \"x\"\n"),

@@ -336,6 +336,7 @@ impl DirectoryStore for Sqlite {
                 exec(tx.conn, "DELETE FROM send_as WHERE account_id = ?1", [id]).map_err(db_err)?;
                 super::spam::delete_model(tx.conn, id)?;
                 super::filters::delete_account(tx.conn, id)?;
+                super::sieve::delete_account(tx.conn, id)?;
                 exec(tx.conn, "DELETE FROM accounts WHERE id = ?1", [id]).map_err(db_err)?;
                 Ok(())
             })

@@ -12,6 +12,7 @@ mod mailbox;
 mod messages;
 mod queue;
 pub mod schema;
+mod sieve;
 mod spam;
 mod writer;
 

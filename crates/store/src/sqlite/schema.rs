@@ -256,6 +256,36 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_seen INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 12: Sieve scripts (RFC 5228) per owner: 'a:<account id>' or 'd:<domain>'. At most one active
+    // script per owner. `compiled` is the compiled form (JSON of sieve-rs's program) made at
+    // upload, `compiled_format` the interpreter version that made it (recompiled when it differs).
+    // `sieve_seen` keeps vacation (RFC 5230 §4.2) and duplicate (RFC 7352) state per account,
+    // `sieve_redirects` counts redirects per account and day (the daily cap).
+    r#"
+    CREATE TABLE sieve_scripts(
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        content BLOB NOT NULL,
+        compiled BLOB,
+        compiled_format TEXT NOT NULL DEFAULT '',
+        active INTEGER NOT NULL DEFAULT 0,
+        updated INTEGER NOT NULL,
+        PRIMARY KEY(owner, name)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX sieve_one_active ON sieve_scripts(owner) WHERE active;
+    CREATE TABLE sieve_seen(
+        account_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        expires INTEGER NOT NULL,
+        PRIMARY KEY(account_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE sieve_redirects(
+        account_id INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY(account_id, day)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
