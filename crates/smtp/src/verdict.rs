@@ -166,10 +166,21 @@ pub fn decide(state: &CheckState, t: Thresholds) -> Decision {
     }
 }
 
-/// A reason's name as a header token: letters, digits and `_` only.
+/// A reason's name as a header token: letters, digits and `_` (`DNSBL:bl.example` becomes
+/// `DNSBL_bl_example`); other characters become `_`, whitespace and controls are dropped.
 fn token(name: &str) -> String {
     name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .filter(|c| c.is_ascii_graphic())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(64)
+        .collect()
+}
+
+/// A reason's name for the log and the quarantine list: as the check named it (`DNSBL:bl.example`,
+/// `ATTACH_EXECUTABLE`), printable ASCII without spaces or parentheses.
+fn log_token(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '(' && *c != ')')
         .take(64)
         .collect()
 }
@@ -224,7 +235,7 @@ pub fn is_spam_field(name: &[u8]) -> bool {
 pub fn reasons_text(reasons: &[Reason]) -> String {
     reasons
         .iter()
-        .map(|r| format!("{}({:+.2})", token(&r.name), r.score))
+        .map(|r| format!("{}({:+.2})", log_token(&r.name), r.score))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -321,7 +332,7 @@ mod tests {
             h.starts_with("X-Spam-Status: Yes, score=7.3 required=5.0\r\n\ttests="),
             "{h}"
         );
-        assert!(h.contains("BADXEvil1"), "{h}");
+        assert!(h.contains("BADX_Evil_1"), "{h}");
         assert!(!h.contains("X-Evil:"), "{h}");
         assert!(h.contains("X-Spam-Score: 7.3\r\n"));
         assert!(h.ends_with("X-Spam-Flag: YES\r\n"));
