@@ -155,7 +155,8 @@ fn wait_for(path: &Path, what: &str, pred: impl Fn(&str) -> bool) -> String {
     loop {
         let text = read(path);
         if text.lines().any(&pred) {
-            return text;
+            // Read again: a predicate may read the file itself, and see more than `text`.
+            return read(path);
         }
         assert!(
             Instant::now() < deadline,
